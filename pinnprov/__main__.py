@@ -1,0 +1,5 @@
+import sys
+
+from pinnprov.cli import main
+
+sys.exit(main())

@@ -1,0 +1,28 @@
+"""Config precedence, defined once: explicit value, then environment variable, then default.
+
+A bad explicit or environment value raises ValueError naming the key; the CLI turns it into one line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def resolve(key: str, explicit: object | None, env_var: str | None, default: T, parse: Callable[[str], T]) -> T:
+    """Return the setting `key` by precedence; `parse` converts strings (from flags, files or the environment)."""
+    if explicit is not None:
+        source, raw = key, explicit
+    elif env_var and os.environ.get(env_var, "") != "":
+        source, raw = env_var, os.environ[env_var]
+    else:
+        return default
+    if not isinstance(raw, str):
+        return raw  # already typed (from a config file or a Python caller)
+    try:
+        return parse(raw)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: invalid value {raw!r} ({error})") from None
