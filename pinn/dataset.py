@@ -61,7 +61,8 @@ class TraveltimeData:
     def sha256(self) -> str:
         """Content hash of the picks and domain: the data set's identity in provenance."""
         digest = hashlib.sha256()
-        digest.update(np.asarray([self.domain.x_min, self.domain.x_max, self.domain.z_min, self.domain.z_max]).tobytes())
+        bounds = [self.domain.x_min, self.domain.x_max, self.domain.z_min, self.domain.z_max]
+        digest.update(np.asarray(bounds).tobytes())
         for array in (self.sources, self.receivers, self.traveltimes):
             digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
         return digest.hexdigest()

@@ -1,0 +1,44 @@
+"""Activation functions by name: one registry, each entry a factory that makes one layer's activation.
+
+Why factories: adaptive activations (Jagtap et al. 2020) carry a trainable slope per layer, so every layer needs
+its own instance; fixed ones simply return the same function. A factory returns either a plain callable or a
+`tf.Module` (whose variables then train with the network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from pinnprov.registry import Registry
+
+ActivationFn = Callable[[tf.Tensor], tf.Tensor]
+ActivationFactory = Callable[[], ActivationFn]
+
+ACTIVATIONS: Registry[ActivationFactory] = Registry("activation")
+
+ACTIVATIONS.add("tanh", lambda: tf.tanh)
+ACTIVATIONS.add("sine", lambda: tf.sin)
+ACTIVATIONS.add("sigmoid", lambda: tf.sigmoid)
+ACTIVATIONS.add("relu", lambda: tf.nn.relu)
+ACTIVATIONS.add("swish", lambda: tf.nn.silu)
+
+
+class AdaptiveTanh(tf.Module):
+    """tanh(n a x) with a trainable slope a per layer, initialised so that n a = 1 (plain tanh at start).
+
+    The scale factor n speeds up the slope's own learning (Jagtap, Kawaguchi & Karniadakis 2020).
+    """
+
+    SCALE = 10.0
+
+    def __init__(self) -> None:
+        super().__init__(name="adaptive_tanh")
+        self.slope = tf.Variable(1.0 / self.SCALE, dtype=tf.float32, name="slope")
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.tanh(self.SCALE * self.slope * x)
+
+
+ACTIVATIONS.add("adaptive_tanh", AdaptiveTanh)

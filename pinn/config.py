@@ -1,0 +1,224 @@
+"""Every knob of a training run in one validated dataclass.
+
+Why one dataclass: the CLI, config files, benchmarks and tests all build the same object, validation lives in
+one place (a bad value raises ValueError naming the key), and `hyperparameters()` gives the flat dict of scalars
+that provenance records at run start, keyed by the suffixes of the `pinn.hp.*` names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pinn.observer import HyperparameterValue
+
+STOPPING_RULES = ("none", "discrepancy", "holdout")
+SOURCE_SAMPLING = ("sources", "domain")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one run. Defaults are the tuned benchmark configuration (see bench/accuracy.py)."""
+
+    # optimisation
+    optimizer: str = "adam"
+    activation: str = "tanh"
+    velocity_activation: str = ""  # "" = same as `activation`
+    epochs: int = 20000
+    lr_schedule: str = "exponential_decay"
+    lr_initial: float = 1e-3
+    lr_decay_rate: float = 0.99
+    lr_decay_steps: int = 1000
+    lr_staircase: bool = False
+    lr_report_every: int = 0  # schedule Adapted events every N steps; 0 = once per decay period
+    lbfgs_steps: int = 0  # optional L-BFGS phase after the first optimiser
+    lbfgs_memory: int = 20
+    # loss
+    weight_residual: float = 1.0
+    weight_boundary: float = 1.0
+    weight_data: float = 1.0
+    weight_smoothness: float = 0.0  # extra regulariser on v: mean |grad v|^2 (nondimensional), reported in extra
+    weight_tv: float = 0.0  # extra regulariser on v: mean |grad v| (total variation), reported in extra
+    data_loss: str = "relative"  # "relative": ((phi - t) / t)^2 ; "absolute": ((phi - t) / T)^2
+    residual_form: str = "hamiltonian"  # see pinn.fee.RESIDUAL_FORMS
+    # networks
+    tau_layers: int = 8
+    tau_units: int = 20
+    velocity_layers: int = 8
+    velocity_units: int = 20
+    velocity_fourier_features: int = 0  # random Fourier features of xr for v (0 = raw coordinates)
+    velocity_fourier_scale: float = 1.0
+    velocity_min_m_s: float = 0.0  # output bounds of v; 0 = derived from the data's apparent velocities
+    velocity_max_m_s: float = 0.0
+    # collocation
+    collocation_count: int = 2000
+    collocation_resample: bool = True  # draw fresh points at every chunk
+    source_sampling: str = "sources"  # collocation sources: the data's shot points or anywhere in the domain
+    ray_fraction: float = 0.0  # share of collocation receivers drawn near the straight rays of the picks
+    ray_width: float = 0.05  # std of their offset from the ray (nondimensional, i.e. times L)
+    boundary_points: int = 200  # extra points x where tau(x, x) = 1/v(x) is enforced besides the sources
+    # stopping (data only: the true model never chooses epochs)
+    stopping: str = "discrepancy"
+    noise_level_s: float = 0.0  # 0 = the data set's own noise_rms_s (benchmark) if known
+    discrepancy_factor: float = 1.0
+    holdout_fraction: float = 0.0
+    holdout_patience: int = 2000
+    # execution
+    seed: int = 1234
+    steps_per_call: int = 100  # K optimiser steps per compiled call; observers/steering polled in between
+    jit_compile: bool = False
+    threads: int = 0  # TensorFlow intra/inter-op threads; 0 = TensorFlow's default
+    experiment: str = "default"
+    run_name: str = ""  # "" = "<optimizer>-<activation>-<yyyymmdd-hhmmss>-<4 hex>"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a dict (config file, JSON); an unknown key or a value of the wrong type is a ValueError."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name not in known:
+                raise ValueError(f"unknown config key {key!r}")
+            kwargs[name] = _coerce(name, known[name].type, value)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def velocity_activation_name(self) -> str:
+        return self.velocity_activation or self.activation
+
+    def hyperparameters(self) -> dict[str, HyperparameterValue]:
+        """Flat dict of scalars; keys are the suffixes of instrumentation.vocabulary's pinn.hp.* names."""
+        hp: dict[str, HyperparameterValue] = {
+            "optimizer": self.optimizer,
+            "activation": self.activation,
+            "activation.velocity": self.velocity_activation_name,
+            "epochs": self.epochs,
+            "lr.schedule": self.lr_schedule,
+            "lr.initial": self.lr_initial,
+            "lr.decay_rate": self.lr_decay_rate,
+            "lr.decay_steps": self.lr_decay_steps,
+            "lr.staircase": self.lr_staircase,
+            "lbfgs.steps": self.lbfgs_steps,
+            "lbfgs.memory": self.lbfgs_memory,
+            "loss.weight.residual": self.weight_residual,
+            "loss.weight.boundary": self.weight_boundary,
+            "loss.weight.data": self.weight_data,
+            "loss.weight.smoothness": self.weight_smoothness,
+            "loss.weight.tv": self.weight_tv,
+            "loss.data": self.data_loss,
+            "loss.residual_form": self.residual_form,
+            "network.tau.layers": self.tau_layers,
+            "network.tau.units": self.tau_units,
+            "network.velocity.layers": self.velocity_layers,
+            "network.velocity.units": self.velocity_units,
+            "network.velocity.fourier_features": self.velocity_fourier_features,
+            "network.velocity.fourier_scale": self.velocity_fourier_scale,
+            "network.velocity.min_m_s": self.velocity_min_m_s,
+            "network.velocity.max_m_s": self.velocity_max_m_s,
+            "collocation.count": self.collocation_count,
+            "collocation.resample": self.collocation_resample,
+            "collocation.source_sampling": self.source_sampling,
+            "collocation.boundary_points": self.boundary_points,
+            "collocation.ray_fraction": self.ray_fraction,
+            "collocation.ray_width": self.ray_width,
+            "stopping.rule": self.stopping,
+            "stopping.noise_level_s": self.noise_level_s,
+            "stopping.discrepancy_factor": self.discrepancy_factor,
+            "stopping.holdout_fraction": self.holdout_fraction,
+            "stopping.holdout_patience": self.holdout_patience,
+            "seed": self.seed,
+            "steps_per_call": self.steps_per_call,
+            "jit_compile": self.jit_compile,
+            "threads": self.threads,
+        }
+        return hp
+
+
+def _coerce(name: str, annotation: object, value: Any) -> Any:
+    """Accept the obvious spellings from YAML/JSON (ints for floats); reject anything else naming the key."""
+    kind = str(annotation)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ValueError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name}: expected a number, got {value!r}")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _validate(config: TrainConfig) -> None:
+    from pinn.activations import ACTIVATIONS
+    from pinn.fee import RESIDUAL_FORMS
+    from pinn.optimizers import OPTIMIZERS
+    from pinn.schedule import SCHEDULES
+
+    def require(condition: bool, key: str, message: str) -> None:
+        if not condition:
+            raise ValueError(f"{key}: {message} (got {getattr(config, key)!r})")
+
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and value != value:  # NaN sneaks past every comparison below
+            raise ValueError(f"{f.name}: must be a number, got NaN")
+    ACTIVATIONS.get(config.activation)
+    if config.velocity_activation:
+        ACTIVATIONS.get(config.velocity_activation)
+    OPTIMIZERS.get(config.optimizer)
+    SCHEDULES.get(config.lr_schedule)
+    require(config.epochs >= 1, "epochs", "must be at least 1")
+    require(0 < config.lr_initial < 10, "lr_initial", "must be in (0, 10)")
+    require(0 < config.lr_decay_rate <= 1, "lr_decay_rate", "must be in (0, 1]")
+    require(config.lr_decay_steps >= 1, "lr_decay_steps", "must be at least 1")
+    require(config.lr_report_every >= 0, "lr_report_every", "must be >= 0")
+    require(config.lbfgs_steps >= 0, "lbfgs_steps", "must be >= 0")
+    require(1 <= config.lbfgs_memory <= 200, "lbfgs_memory", "must be in [1, 200]")
+    for key in ("weight_residual", "weight_boundary", "weight_data", "weight_smoothness", "weight_tv"):
+        require(getattr(config, key) >= 0 and getattr(config, key) < float("inf"), key, "must be finite and >= 0")
+    require(config.data_loss in ("relative", "absolute"), "data_loss", "must be relative or absolute")
+    RESIDUAL_FORMS.get(config.residual_form)
+    for key in ("tau_layers", "velocity_layers"):
+        require(1 <= getattr(config, key) <= 64, key, "must be in [1, 64]")
+    for key in ("tau_units", "velocity_units"):
+        require(1 <= getattr(config, key) <= 4096, key, "must be in [1, 4096]")
+    require(0 <= config.velocity_fourier_features <= 1024, "velocity_fourier_features", "must be in [0, 1024]")
+    require(config.velocity_fourier_scale > 0, "velocity_fourier_scale", "must be > 0")
+    require(config.velocity_min_m_s >= 0, "velocity_min_m_s", "must be >= 0")
+    require(config.velocity_max_m_s >= 0, "velocity_max_m_s", "must be >= 0")
+    if config.velocity_min_m_s and config.velocity_max_m_s:
+        require(config.velocity_max_m_s > config.velocity_min_m_s, "velocity_max_m_s", "must exceed velocity_min_m_s")
+    require(config.collocation_count >= 1, "collocation_count", "must be at least 1")
+    require(config.source_sampling in SOURCE_SAMPLING, "source_sampling", f"must be one of {SOURCE_SAMPLING}")
+    require(0 <= config.ray_fraction <= 1, "ray_fraction", "must be in [0, 1]")
+    require(config.ray_width > 0, "ray_width", "must be > 0")
+    require(config.boundary_points >= 0, "boundary_points", "must be >= 0")
+    require(config.stopping in STOPPING_RULES, "stopping", f"must be one of {STOPPING_RULES}")
+    require(config.noise_level_s >= 0, "noise_level_s", "must be >= 0")
+    require(config.discrepancy_factor > 0, "discrepancy_factor", "must be > 0")
+    require(0 <= config.holdout_fraction < 1, "holdout_fraction", "must be in [0, 1)")
+    if config.stopping == "holdout":
+        require(config.holdout_fraction > 0, "holdout_fraction", "must be > 0 when stopping is holdout")
+    require(config.holdout_patience >= 1, "holdout_patience", "must be at least 1")
+    require(config.steps_per_call >= 1, "steps_per_call", "must be at least 1")
+    require(0 <= config.threads <= 1024, "threads", "must be in [0, 1024]")
+    require(bool(config.experiment.strip()), "experiment", "must not be empty")

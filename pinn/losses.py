@@ -1,0 +1,95 @@
+"""The loss L = w_R L_R + w_BC L_BC + w_D L_D of the paper's Eq. (8), each component kept separately.
+
+The optimiser minimises L plus any regulariser of v (smoothness, total variation); regularisers are reported
+as extra terms, never folded into the three components. Weights are tf.Variables so steering can change
+them between compiled calls without retracing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from pinn.fee import RESIDUAL_FORMS, grad_phi_squared
+from pinn.networks import TauNetwork, VelocityNetwork
+
+# Order of the per-step record the compiled loop returns; the trainer turns it into EpochEnded events.
+RECORD_FIELDS = ("loss", "loss_boundary", "loss_residual", "loss_data", "learning_rate", "data_rms_s",
+                 "smoothness", "total_variation", "objective")
+
+
+class LossWeights(tf.Module):
+    def __init__(self, residual: float, boundary: float, data: float, smoothness: float, tv: float) -> None:
+        super().__init__(name="loss_weights")
+        self.residual = tf.Variable(residual, dtype=tf.float32, trainable=False, name="w_residual")
+        self.boundary = tf.Variable(boundary, dtype=tf.float32, trainable=False, name="w_boundary")
+        self.data = tf.Variable(data, dtype=tf.float32, trainable=False, name="w_data")
+        self.smoothness = tf.Variable(smoothness, dtype=tf.float32, trainable=False, name="w_smoothness")
+        self.tv = tf.Variable(tv, dtype=tf.float32, trainable=False, name="w_tv")
+        self.regularised = smoothness > 0 or tv > 0
+
+    def by_name(self, name: str) -> tf.Variable:
+        """The weight a steering `set_weight` names: residual, boundary, data, smoothness or tv."""
+        if name not in ("residual", "boundary", "data", "smoothness", "tv"):
+            raise ValueError(f"unknown loss weight {name!r} (choose from: boundary, data, residual, smoothness, tv)")
+        return getattr(self, name)
+
+
+class PinnLoss(tf.Module):
+    """Evaluates every loss term for the current collocation points and the (training) picks."""
+
+    def __init__(self, tau: TauNetwork, velocity: VelocityNetwork, weights: LossWeights, *, residual_form: str,
+                 data_loss: str, sources: np.ndarray, receivers: np.ndarray, times_hat: np.ndarray,
+                 time_scale_s: float) -> None:
+        super().__init__(name="pinn_loss")
+        self.tau, self.velocity, self.weights = tau, velocity, weights
+        self._form = RESIDUAL_FORMS.get(residual_form)
+        self._relative = data_loss == "relative"
+        self.sources = tf.constant(sources, tf.float32)
+        self.receivers = tf.constant(receivers, tf.float32)
+        self.distances = tf.norm(self.receivers - self.sources, axis=1)
+        self.times = tf.constant(times_hat, tf.float32)
+        self.time_scale_s = float(time_scale_s)
+
+    def predict_times(self, sources: tf.Tensor, receivers: tf.Tensor) -> tf.Tensor:
+        """Nondimensional traveltimes phi = tau * |xr - xs|."""
+        return self.tau(sources, receivers) * tf.norm(receivers - sources, axis=1)
+
+    def __call__(self, xs: tf.Tensor, xr: tf.Tensor, x_bc: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape(persistent=self.weights.regularised) as tape:
+            tape.watch(xr)
+            tau = self.tau(xs, xr)
+            velocity = self.velocity(xr)
+        grad_tau = tape.gradient(tau, xr)
+        residual = self._form(grad_phi_squared(tau, grad_tau, xr - xs), velocity)
+        loss_residual = tf.reduce_mean(tf.square(residual))
+
+        # tau(x, x) = 1 / v(x), written as tau v - 1 so both networks see an O(1) misfit.
+        loss_boundary = tf.reduce_mean(tf.square(self.tau(x_bc, x_bc) * self.velocity(x_bc) - 1.0))
+
+        misfit = self.tau(self.sources, self.receivers) * self.distances - self.times
+        scaled = misfit / self.times if self._relative else misfit
+        loss_data = tf.reduce_mean(tf.square(scaled))
+        data_rms_s = tf.sqrt(tf.reduce_mean(tf.square(misfit))) * self.time_scale_s
+
+        zero = tf.zeros([], tf.float32)
+        smoothness, total_variation = zero, zero
+        if self.weights.regularised:
+            grad_v2 = tf.reduce_sum(tf.square(tape.gradient(velocity, xr)), axis=1)
+            smoothness = tf.reduce_mean(grad_v2)
+            total_variation = tf.reduce_mean(tf.sqrt(grad_v2 + 1e-8))
+            del tape
+
+        w = self.weights
+        loss = w.residual * loss_residual + w.boundary * loss_boundary + w.data * loss_data
+        objective = loss + w.smoothness * smoothness + w.tv * total_variation
+        return {
+            "loss": loss, "loss_boundary": loss_boundary, "loss_residual": loss_residual, "loss_data": loss_data,
+            "data_rms_s": data_rms_s, "smoothness": smoothness, "total_variation": total_variation,
+            "objective": objective,
+        }
+
+    def data_rms_s(self, sources: tf.Tensor, receivers: tf.Tensor, times_hat: tf.Tensor) -> float:
+        """RMS traveltime misfit in seconds on any picks (e.g. held-out ones)."""
+        misfit = self.predict_times(sources, receivers) - times_hat
+        return float(tf.sqrt(tf.reduce_mean(tf.square(misfit)))) * self.time_scale_s
