@@ -28,6 +28,8 @@ from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
 
 _log = logging.getLogger(__name__)
 _COMPONENTS = ("total", "boundary", "residual", "data")
+# Epochs take milliseconds to seconds; the SDK's default buckets (0, 5, 10, 25, ... 10000) assume milliseconds.
+_DURATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 def _ns(seconds: float) -> int:
@@ -73,7 +75,10 @@ class ProvenanceObserver:
         self._metrics_on = not isinstance(meter_provider, metrics_api.NoOpMeterProvider)
         meter = meter_provider.get_meter(v.INSTRUMENTATION_SCOPE, pinnprov.__version__)
         one = v.UNIT_DIMENSIONLESS
-        self._duration = meter.create_histogram(v.METRIC_EPOCH_DURATION, v.UNIT_SECONDS, "epoch wall time")
+        self._duration = meter.create_histogram(
+            v.METRIC_EPOCH_DURATION, v.UNIT_SECONDS, "epoch wall time",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
+        )
         self._loss = meter.create_gauge(v.METRIC_LOSS, one, "latest loss by component")
         self._lr = meter.create_gauge(v.METRIC_LEARNING_RATE, one, "learning rate")
         self._epochs = meter.create_counter(v.METRIC_EPOCHS, one, "completed epochs")
@@ -101,7 +106,7 @@ class ProvenanceObserver:
             if self._ctx is None:
                 return
             if self._every == 1 or self._sampler.admit(event):
-                self._emit_epoch(event, self._sampler.skipped_since_capture + 1 if self._every != 1 else 1)
+                self._emit_epoch(event, self._sampler.epochs_in_capture if self._every != 1 else 1)
         except Exception as error:  # noqa: BLE001
             self._failed("on_epoch_end", error)
 
@@ -131,7 +136,7 @@ class ProvenanceObserver:
                 return
             last = self._sampler.take_last()
             if last is not None and last.epoch != self._last_captured:
-                self._emit_epoch(last, self._sampler.skipped_since_capture)
+                self._emit_epoch(last, self._sampler.epochs_in_capture)
             self._end_root(event.status, event.at, event.epochs, event.error, event.summary)
         except Exception as error:  # noqa: BLE001
             self._failed("on_run_end", error)
@@ -140,8 +145,9 @@ class ProvenanceObserver:
 
     def _start_run(self, event: RunStarted) -> None:
         trace_id = run_trace_id(event.run_id)
+        run_id = format(trace_id, "032x")  # == event.run_id unless that was not 32 hex digits
         start = _ns(event.started_at)
-        identity = {v.RUN_ID: event.run_id, v.RUN_NAME: event.run_name, v.EXPERIMENT: event.experiment}
+        identity = {v.RUN_ID: run_id, v.RUN_NAME: event.run_name, v.EXPERIMENT: event.experiment}
         if self._ids is not None:
             self._ids.use_trace_id(trace_id)
             parent = context_api.Context()  # empty: the root span of a new trace
@@ -156,8 +162,8 @@ class ProvenanceObserver:
         self._ctx = trace_api.set_span_in_context(root)
         self._sampler.reset()
         self._last_captured = -1
-        self._run_attrs = {v.RUN_ID: event.run_id}
-        self._loss_attrs = tuple({v.RUN_ID: event.run_id, v.LOSS_COMPONENT: c} for c in _COMPONENTS)
+        self._run_attrs = {v.RUN_ID: run_id}
+        self._loss_attrs = tuple({v.RUN_ID: run_id, v.LOSS_COMPONENT: c} for c in _COMPONENTS)
         attributes: dict[str, object] = dict(identity)
         for key, value in event.hyperparameters.items():
             attributes[v.HYPERPARAMETER_PREFIX + key] = value

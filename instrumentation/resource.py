@@ -7,6 +7,7 @@ never at module level: the collector imports `instrumentation` and must not pay 
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import platform
@@ -53,6 +54,13 @@ def tensorflow_attributes(*, import_tensorflow: bool = True) -> dict[str, str | 
     return attributes
 
 
+def _owner() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return str(os.getuid()) if hasattr(os, "getuid") else ""
+
+
 def build_resource(
     service_name: str | None = None,
     *,
@@ -71,6 +79,7 @@ def build_resource(
     detected: dict[str, str | int | float | bool | list[str]] = {
         "host.name": socket.gethostname(),
         "process.pid": os.getpid(),
+        "process.owner": _owner(),
         "process.runtime.name": sys.implementation.name,
         "process.runtime.version": platform.python_version(),
         "process.runtime.description": sys.version.replace("\n", " "),

@@ -25,7 +25,7 @@ def parse_capture_every(value: int | str | None) -> int:
 class EpochSampler:
     """Decides per epoch whether it is captured; remembers the last skipped epoch for the run's end."""
 
-    __slots__ = ("every", "held", "skipped_since_capture", "_captured_any")
+    __slots__ = ("every", "held", "skipped_since_capture", "epochs_in_capture", "_captured_any")
 
     def __init__(self, every: int = 1) -> None:
         self.every = parse_capture_every(every)
@@ -35,6 +35,7 @@ class EpochSampler:
         """Forget the previous run."""
         self.held: EpochEnded | None = None
         self.skipped_since_capture = 0
+        self.epochs_in_capture = 0  # epochs the last admitted (or taken) epoch stands for: itself + skipped ones
         self._captured_any = False
 
     def admit(self, event: EpochEnded) -> bool:
@@ -42,6 +43,7 @@ class EpochSampler:
         if event.epoch % self.every == 0 or not self._captured_any:
             self._captured_any = True
             self.held = None
+            self.epochs_in_capture = self.skipped_since_capture + 1
             self.skipped_since_capture = 0
             return True
         self.held = event
@@ -51,4 +53,5 @@ class EpochSampler:
     def take_last(self) -> EpochEnded | None:
         """At run end: the final epoch if it was skipped (so it is captured after all), else None."""
         held, self.held = self.held, None
+        self.epochs_in_capture, self.skipped_since_capture = self.skipped_since_capture, 0
         return held

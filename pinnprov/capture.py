@@ -1,14 +1,110 @@
-"""Wires provenance capture into a training command (owned by the instrumentation work; placeholder now).
+"""Wires provenance capture into a training process: where spans go, and a bounded flush at the end.
 
-`open_capture(...)` returns the observers to attach to the trainer and a `close()` that flushes them.
+Destinations (decided once, before training starts, so a bad setting fails fast with one clear line):
+- no OTLP endpoint anywhere (argument, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT):
+  the *embedded* default, an in-process collector pipeline writing the store (PINNPROV_STORE or the
+  default SQLite file), reached through the same OTLP encoding a network collector would receive;
+- an endpoint: OTLP over gRPC (or HTTP/protobuf) to a collector, plus OTLP metrics;
+- an explicit `store` *and* an endpoint: both (a local copy next to the central collector).
+
+Export is asynchronous (BatchSpanProcessor threads); the training thread only creates spans. On exit the
+providers are flushed and shut down within `shutdown_timeout_s`, so a dead collector delays the trainer's
+exit by at most that long. Spans that could not be delivered by then are lost unless a spooling exporter
+keeps them (see the module's caller notes in README).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from collections.abc import Iterator
+import importlib
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pinn.observer import TrainingObserver
+from pinnprov.settings import resolve
+
+log = logging.getLogger("pinnprov.capture")
+
+STORE_ENV = "PINNPROV_STORE"
+CAPTURE_ENV = "PINNPROV_CAPTURE"
+SHUTDOWN_TIMEOUT_ENV = "PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT"
+FALLBACK_STORE_URL = "sqlite:///pinnprov.db"
+NETWORK_SHUTDOWN_TIMEOUT_S = 5.0  # a collector that is down must not hold the trainer's exit for long
+LOCAL_SHUTDOWN_TIMEOUT_S = 30.0  # the local store is on this machine: finishing its writes is worth waiting for
+
+
+@dataclass
+class CaptureStats:
+    """Filled in when the capture closes: what was emitted, delivered, dropped (pass one to `open_capture`)."""
+
+    destinations: list[str] = field(default_factory=list)  # e.g. ["sqlite:///pinnprov.db", "otlp+grpc://..."]
+    spans_ended: int = 0
+    exported: dict[str, int] = field(default_factory=dict)  # per destination: spans accepted
+    failed: dict[str, int] = field(default_factory=dict)  # per destination: spans whose export failed
+    dropped: dict[str, int] = field(default_factory=dict)  # per destination: spans that never reached export
+    closed_in_time: bool = True
+
+
+def default_store_url() -> str:
+    try:
+        from collector.store import DEFAULT_STORE_URL
+    except ImportError:
+        return FALLBACK_STORE_URL
+    return str(DEFAULT_STORE_URL)
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:///relative` / `sqlite:////absolute` URL or a bare path; None for other schemes."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return None
+    path = unquote(parts.netloc + parts.path)
+    path = path[1:] if path.startswith("/") else path  # sqlite:///x -> "x"; sqlite:////abs/x -> "/abs/x"
+    if not path or path == ":memory:":
+        raise ValueError(f"store: {url!r} does not name a database file (another process must be able to read it)")
+    return Path(path).expanduser()
+
+
+def _store_sink(url: str) -> object:
+    """The sink for a store URL: SQLite by path, any other registered scheme by its URL."""
+    path = sqlite_path(url)
+    if path is not None:
+        from collector.sinks.sqlite import SqliteSink
+
+        return SqliteSink(path)
+    scheme = urlsplit(url).scheme
+    from collector.sinks.base import SINKS
+
+    if scheme not in SINKS:
+        with suppress(ImportError):
+            importlib.import_module(f"collector.sinks.{scheme}")
+    return SINKS.get(scheme)(url)
+
+
+def _with_spool(exporter: object, name: str, spool_dir: Path | None) -> object:
+    """Wrap in the disk-spooling exporter when one is installed and a spool directory is configured."""
+    if spool_dir is None:
+        return exporter
+    try:
+        from instrumentation.spool_exporter import SpoolingSpanExporter
+    except ImportError:
+        log.warning("no spooling exporter available; spans %s cannot take are not kept", name)
+        return exporter
+    return SpoolingSpanExporter(exporter, Path(spool_dir) / name)
 
 
 @contextmanager
@@ -16,8 +112,96 @@ def open_capture(
     *,
     store: str | None = None,
     otlp_endpoint: str | None = None,
-    capture_every: int = 1,
-    enabled: bool = True,
+    capture_every: int | None = None,
+    enabled: bool | None = None,
+    service_name: str | None = None,
+    protocol: str | None = None,
+    headers: str | Mapping[str, str] | None = None,
+    schedule_delay_ms: float | None = None,
+    shutdown_timeout_s: float | None = None,
+    spool_dir: Path | None = None,
+    set_global: bool = False,
+    stats: CaptureStats | None = None,
 ) -> Iterator[list[TrainingObserver]]:
-    """Yield the provenance observers for one training process; flush and shut them down on exit."""
-    yield []
+    """Yield the provenance observers for one training process; flush and shut them down on exit.
+
+    Precedence for every argument: explicit > environment (PINNPROV_STORE, PINNPROV_CAPTURE,
+    PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, OTEL_*) > default. Raises ValueError for a
+    bad setting before anything starts.
+    """
+    if not resolve("enabled", enabled, CAPTURE_ENV, True, _bool):
+        yield []
+        return
+    from instrumentation import otlp
+    from instrumentation.embedded import EmbeddedExporter
+    from instrumentation.observer import ProvenanceObserver
+    from instrumentation.provider import (
+        DeliveryCounter,
+        batch_processor,
+        build_meter_provider,
+        build_tracer_provider,
+        shutdown_within,
+    )
+    from instrumentation.resource import build_resource
+    from instrumentation.sampling import parse_capture_every
+
+    every = parse_capture_every(capture_every)
+    endpoint = otlp.traces_endpoint(otlp_endpoint)
+    store_url = store if store is not None else (None if endpoint else resolve("store", None, STORE_ENV,
+                                                                                   default_store_url(), str))
+    if store_url is not None and not store_url.strip():
+        raise ValueError("store: must not be empty")
+    timeout_default = NETWORK_SHUTDOWN_TIMEOUT_S if endpoint else LOCAL_SHUTDOWN_TIMEOUT_S
+    timeout = float(resolve("shutdown_timeout_s", shutdown_timeout_s, SHUTDOWN_TIMEOUT_ENV, timeout_default, float))
+    if timeout <= 0:
+        raise ValueError(f"shutdown_timeout_s: must be positive, got {timeout!r}")
+
+    exporters: list[tuple[str, object]] = []  # (destination, SpanExporter)
+    metric_exporter = None
+    if store_url is not None:
+        from collector.pipeline import Pipeline
+
+        exporters.append((store_url, EmbeddedExporter(Pipeline([_store_sink(store_url)]))))
+    if endpoint:
+        chosen = otlp.resolve_protocol(endpoint, protocol)
+        try:
+            span_exporter = otlp.span_exporter(endpoint, protocol=chosen, headers=headers)
+            exporters.append((f"otlp+{chosen}: {endpoint}", span_exporter))
+            metric_exporter = otlp.metric_exporter(endpoint, protocol=protocol, headers=headers)
+        except Exception:
+            for _, exporter in exporters:
+                exporter.shutdown()
+            raise
+    # The counter is outermost: it sees every span the queue hands over, whatever a spool does with it.
+    destinations = [
+        (name, DeliveryCounter(_with_spool(exporter, f"destination-{i}", spool_dir)))
+        for i, (name, exporter) in enumerate(exporters)
+    ]
+    processors = [batch_processor(counter, schedule_delay_ms=schedule_delay_ms) for _, counter in destinations]
+    resource = build_resource(service_name)
+    tracer_provider = build_tracer_provider(processors, resource, set_global=set_global)
+    meter_provider = build_meter_provider(metric_exporter, resource, set_global=set_global)
+    observer = ProvenanceObserver(tracer_provider, meter_provider, every)
+    log.info("provenance capture to %s (every %d epoch(s))", ", ".join(name for name, _ in destinations), every)
+    try:
+        yield [observer]
+    finally:
+        in_time = shutdown_within(tracer_provider, meter_provider, timeout)
+        _report(observer.spans_ended, destinations, in_time, timeout, stats)
+
+
+def _report(spans_ended: int, destinations: list, in_time: bool, timeout: float, stats: CaptureStats | None) -> None:
+    stats = stats if stats is not None else CaptureStats()
+    stats.spans_ended, stats.closed_in_time = spans_ended, in_time
+    for name, counter in destinations:
+        counts = counter.counts
+        stats.destinations.append(name)
+        stats.exported[name] = counts.exported
+        stats.failed[name] = counts.failed
+        stats.dropped[name] = max(0, spans_ended - counts.exported - counts.failed)
+        if counts.failed or stats.dropped[name]:
+            log.warning(
+                "provenance to %s incomplete: %d of %d span(s) delivered, %d failed, %d not exported%s",
+                name, counts.exported, spans_ended, counts.failed, stats.dropped[name],
+                "" if in_time else f" (gave up after {timeout:g}s)",
+            )
