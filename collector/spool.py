@@ -103,6 +103,7 @@ class Spool:
         self.consumers = tuple(consumers)
         self._lock = threading.Lock()
         self._appended = threading.Condition(self._lock)
+        self._dead_lock = threading.Lock()  # one dead-letter line at a time, never interleaved
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -353,7 +354,7 @@ class Spool:
     def _write_dead_letter(self, entry: dict[str, object]) -> Path:
         path = self.directory / "dead-letter.jsonl"
         line = json.dumps({"at": time.time(), **entry}, separators=(",", ":")) + "\n"
-        with open(path, "a") as file:
+        with self._dead_lock, open(path, "a") as file:
             file.write(line)
             file.flush()
             if self.fsync:

@@ -1,0 +1,1 @@
+"""OTLP receivers (gRPC and HTTP) and the intake they share: validate, spool durably, then acknowledge."""

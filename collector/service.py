@@ -1,0 +1,225 @@
+"""The collector service: receivers -> durable spool -> one delivery worker per sink -> stores.
+
+Composition only; each part lives in its own module:
+    receivers/grpc.py, receivers/http.py  decode, authenticate, bound size  -> receivers/intake.py
+    spool.py                               durable, bounded, per-sink cursors
+    delivery.py                            batching, retry/backoff, dead letters, one worker per sink
+    pipeline.py (one per sink)             translate OTLP -> PROV records -> the sink
+    health.py                              /healthz, /metrics-json, periodic log line
+Each sink has its own pipeline and worker, so a store that is down holds back only itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from collector.auth import BearerToken, grpc_server_credentials, http_ssl_context
+from collector.config import CollectorConfig
+from collector.counters import Counters
+from collector.delivery import DeliverySettings, DeliveryWorker, pipeline_handler
+from collector.health import Health, StatsLogger
+from collector.pipeline import Pipeline, RecordProcessor
+from collector.receivers.intake import Intake
+from collector.spool import Spool, SpoolBusy
+
+log = logging.getLogger("pinnprov.collector")
+
+
+def redact(url: str) -> str:
+    """A URL without its password, for logs and health output."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def open_sink(url: str) -> Any:
+    """A sink for a store URL: sqlite:///file.db, monetdb://user:pw@host:port/db, elasticsearch+http(s)://..."""
+    from collector.sinks.base import SINKS
+    from collector.store import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None:
+        import collector.sinks.sqlite  # noqa: F401 - registers the sink
+        return SINKS.get("sqlite")(path)
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme in ("monetdb", "monetdbs"):
+        import collector.sinks.monetdb  # noqa: F401
+        return SINKS.get("monetdb")(url)
+    if scheme in ("elasticsearch", "es"):
+        import collector.sinks.elasticsearch  # noqa: F401
+        return SINKS.get("elasticsearch")(url.split("+", 1)[1] if "+" in url.split("://", 1)[0] else url)
+    raise ValueError(f"store URL {redact(url)!r}: unsupported scheme {scheme!r} "
+                     "(use sqlite://, monetdb:// or elasticsearch+http(s)://)")
+
+
+def consumer_name(url: str) -> str:
+    """A stable spool cursor name per store URL, with no password in it."""
+    scheme = url.split("://", 1)[0].split("+")[0] if "://" in url else "sqlite"
+    return f"{scheme}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def _sink_name(sink: Any, url: str, taken: set[str]) -> str:
+    base = str(getattr(sink, "name", "") or consumer_name(url).split("-")[0])
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}{n}", n + 1
+    taken.add(name)
+    return name
+
+
+class CollectorService:
+    """Start with `start()`, stop with `stop()`; `endpoints` tells where it listens (ports resolved)."""
+
+    def __init__(self, config: CollectorConfig, *, sinks: Sequence[tuple[str, Any]] | None = None,
+                 processors: Callable[[], Sequence[RecordProcessor]] = tuple) -> None:
+        self.config = config
+        self.counters = Counters()
+        urls = list(config.stores)
+        try:
+            self.spool = Spool(config.spool_dir, consumers=tuple(consumer_name(u) for u in urls) if sinks is None
+                               else tuple(consumer_name(u) for u, _ in sinks),
+                               max_bytes=config.max_spool_bytes, fsync=config.fsync)
+        except SpoolBusy as error:
+            raise ValueError(f"{error} (is another collector running with spool_dir {config.spool_dir}?)") from None
+        opened: list[tuple[str, Any]] = []
+        try:
+            for url, sink in sinks if sinks is not None else [(u, None) for u in urls]:
+                try:
+                    opened.append((url, sink if sink is not None else open_sink(url)))
+                except ValueError:
+                    raise
+                except Exception as error:  # sqlite3/pymonetdb errors: one clear line for the CLI
+                    raise ValueError(f"cannot open store {redact(url)}: {error}") from None
+        except BaseException:
+            for _, sink in opened:
+                sink.shutdown()
+            self.spool.close()
+            raise
+        settings = DeliverySettings(config.batch_max_requests, config.batch_max_bytes, config.batch_linger_s,
+                                    config.retry_initial_s, config.retry_max_s)
+        taken: set[str] = set()
+        self.pipelines: dict[str, Pipeline] = {}
+        self.workers: list[DeliveryWorker] = []
+        self.store_urls: dict[str, str] = {}
+        for url, sink in opened:
+            name = _sink_name(sink, url, taken)
+            self.pipelines[name] = Pipeline([sink], processors())
+            self.store_urls[name] = redact(url)
+            self.workers.append(DeliveryWorker(name, self.spool, consumer_name(url),
+                                               pipeline_handler(self.pipelines[name]), self.counters, settings))
+        self.intake = Intake(self.spool, self.counters)
+        self.token = BearerToken(config.token)
+        self.endpoints: dict[str, str] = {}
+        self._receivers: list[Any] = []
+        self.health = Health(self.spool, self.counters, self.workers, self.pipelines, self.endpoints)
+        self._stats = StatsLogger(self.health, config.log_interval_s)
+        self._steering_store: Any = None
+        self._steering_lock = threading.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        config = self.config
+        try:
+            if config.grpc_endpoint:
+                from collector.receivers.grpc import GrpcReceiver
+
+                credentials = (grpc_server_credentials(config.tls_cert_file, config.tls_key_file)
+                               if config.tls_cert_file and config.tls_key_file else None)
+                receiver = GrpcReceiver(config.grpc_endpoint, self.intake, token=self.token,
+                                        max_request_bytes=config.max_request_bytes, workers=config.workers,
+                                        credentials=credentials)
+                self._receivers.append(receiver)
+                self.endpoints["grpc"] = receiver.endpoint
+            if config.http_endpoint:
+                from collector.receivers.http import HttpReceiver
+
+                context = (http_ssl_context(config.tls_cert_file, config.tls_key_file)
+                           if config.tls_cert_file and config.tls_key_file else None)
+                try:
+                    receiver = HttpReceiver(config.http_endpoint, self.intake, token=self.token,
+                                            max_request_bytes=config.max_request_bytes, health=self.health.health,
+                                            metrics=self.health.metrics, routes=[self._steering_route],
+                                            ssl_context=context, max_concurrent=config.workers * 2)
+                except OSError as error:
+                    raise OSError(f"cannot listen for OTLP/HTTP on {config.http_endpoint}: {error.strerror}") \
+                        from None
+                self._receivers.append(receiver)
+                self.endpoints["http"] = receiver.endpoint
+        except BaseException:
+            self.stop(drain_s=0)
+            raise
+        for worker in self.workers:
+            worker.start()
+        for receiver in self._receivers:
+            receiver.start()
+        self._stats.start()
+        tls = "TLS" if config.tls_cert_file else "plaintext"
+        auth = "bearer token required" if self.token.required else "no token (loopback)"
+        log.warning("collector listening: %s (%s, %s); stores: %s; spool %s",
+                    ", ".join(f"{k} {v}" for k, v in self.endpoints.items()), tls, auth,
+                    ", ".join(self.store_urls.values()), config.spool_dir)
+
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Stop accepting, give the sinks `drain_s` to catch up, then stop; undelivered data stays spooled."""
+        for receiver in self._receivers:
+            with contextlib.suppress(Exception):
+                receiver.stop()
+        self._receivers.clear()
+        deadline = time.monotonic() + drain_s
+        while drain_s > 0 and time.monotonic() < deadline and not all(w.drained() for w in self.workers):
+            time.sleep(0.05)
+        for worker in self.workers:
+            worker.stop()
+        self._stats.stop()
+        for pipeline in self.pipelines.values():
+            pipeline.shutdown()
+        if self._steering_store is not None:
+            with contextlib.suppress(Exception):
+                self._steering_store.close()
+        self.spool.close()
+
+    def run_forever(self, ready_file: Path | None = None) -> None:
+        """Serve until SIGTERM/SIGINT; writes `ready_file` (JSON endpoints) once listening."""
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        self.start()
+        try:
+            if ready_file is not None:
+                temporary = ready_file.with_name(ready_file.name + ".tmp")
+                temporary.write_text(json.dumps({**self.endpoints, "pid": os.getpid()}))
+                os.replace(temporary, ready_file)
+            while not stop.wait(1.0):
+                pass
+            log.warning("collector stopping")
+        finally:
+            self.stop()
+
+    # --- remote steering on the HTTP port ---------------------------------------------------------
+    def _steering_route(self, method: str, path: str, body: bytes) -> tuple[int, bytes] | None:
+        from collector.steering_http import PREFIX, handle_steering_request
+
+        if not path.startswith(PREFIX):
+            return None
+        with self._steering_lock:  # one store connection, used by one request at a time
+            if self._steering_store is None:
+                try:
+                    from collector.store import open_store
+
+                    self._steering_store = open_store(self.config.stores[0], read_only=False)
+                except Exception as error:  # noqa: BLE001 - the store may be down; the trainer retries
+                    return 503, json.dumps({"error": f"store unavailable: {error}"}).encode()
+            return handle_steering_request(self._steering_store, method, path, body)
