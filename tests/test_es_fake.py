@@ -1,0 +1,295 @@
+"""A small Elasticsearch *server* on loopback (not a client mock) and the checks that it behaves like one.
+
+The real `elasticsearch` client talks to it over HTTP, so the tests see the exact requests the client
+sends (paths, compatibility headers, auth, ndjson bulk bodies) and exercise the real client's error
+handling. It speaks: GET /, index templates, HEAD/PUT index, PUT _mapping, POST _bulk (index, create,
+update with doc/upsert/doc_as_upsert), POST _mget, GET _doc. Failures are scripted: whole-request statuses
+(`fail_requests`) and per-document statuses (`item_failures`). `server_major=8` makes it refuse the
+9.x client's `compatible-with=9` header like a real 8.x node.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def ndjson(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.body.decode().splitlines() if line.strip()]
+
+
+@dataclass
+class FakeState:
+    server_major: int = 9
+    api_key: str | None = None  # required "ApiKey <this>" if set
+    basic: tuple[str, str] | None = None  # required user/password if set
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    indices: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"mappings", "docs"}
+    requests: list[Request] = field(default_factory=list)
+    fail_requests: list[int] = field(default_factory=list)  # statuses for the next bulk requests, popped
+    item_failures: Callable[[str, str, dict[str, Any]], int | None] | None = None  # (index, id, source)
+
+    def bulk_requests(self) -> list[Request]:
+        return [r for r in self.requests if r.path.endswith("/_bulk")]
+
+
+def _template_for(state: FakeState, index: str) -> dict[str, Any] | None:
+    best = None
+    for body in state.templates.values():
+        for pattern in body.get("index_patterns", []):
+            if re.fullmatch(pattern.replace("*", ".*"), index) and (
+                best is None or body.get("priority", 0) > best.get("priority", 0)
+            ):
+                best = body
+    return best
+
+
+def _type_error(mappings: dict[str, Any], source: dict[str, Any], prefix: str = "") -> str | None:
+    """What a real mapping would refuse: a non-number in a numeric field, a non-string in a keyword/date."""
+    properties = mappings.get("properties", {})
+    for key, value in source.items():
+        spec = properties.get(key)
+        if spec is None:
+            continue
+        kind = spec.get("type", "object")
+        if kind in ("long", "double") and (isinstance(value, bool) or not isinstance(value, int | float | type(None))):
+            return f"failed to parse field [{prefix}{key}] of type [{kind}]"
+        if kind == "object" and isinstance(value, dict):
+            nested = _type_error(spec, value, f"{prefix}{key}.")
+            if nested:
+                return nested
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        return
+
+    def _reply(self, status: int, body: Any = None, extra: dict[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("X-Elastic-Product", "Elasticsearch")
+        mimetype = f"application/vnd.elasticsearch+json;compatible-with={self.state.server_major}"
+        self.send_header("Content-Type", mimetype)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    @property
+    def state(self) -> FakeState:
+        return self.server.state
+
+    def _authorised(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if self.state.api_key is not None:
+            return header == f"ApiKey {self.state.api_key}"
+        if self.state.basic is not None:
+            expected = base64.b64encode(":".join(self.state.basic).encode()).decode()
+            return header == f"Basic {expected}"
+        return True
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length", "0") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        request = Request(self.command, unquote(parts.path), parse_qs(parts.query), headers, body)
+        self.state.requests.append(request)
+        accept = self.headers.get("Accept", "")
+        wanted = re.search(r"compatible-with=(\d+)", accept)
+        if wanted and int(wanted.group(1)) != self.state.server_major:
+            message = (f"Accept version must be either version {self.state.server_major} or "
+                       f"{self.state.server_major - 1}, but found {wanted.group(1)}")
+            self._reply(400, {"error": {"type": "media_type_header_exception", "reason": message}, "status": 400})
+            return
+        if not self._authorised():
+            self._reply(401, {"error": {"type": "security_exception", "reason": "unable to authenticate"},
+                              "status": 401}, {"WWW-Authenticate": 'ApiKey, Basic realm="security"'})
+            return
+        self._route(request)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
+
+    def _route(self, request: Request) -> None:
+        path, method = request.path, request.method
+        segments = [s for s in path.split("/") if s]
+        if path == "/" and method == "GET":
+            number = f"{self.state.server_major}.1.0"
+            self._reply(200, {"name": "fake", "version": {"number": number}, "tagline": "You Know, for Search"})
+        elif len(segments) == 2 and segments[0] == "_index_template":
+            if method == "PUT":
+                self.state.templates[segments[1]] = json.loads(request.body)
+                self._reply(200, {"acknowledged": True})
+            elif segments[1] in self.state.templates:
+                self._reply(200, {"index_templates": [{"name": segments[1],
+                                                       "index_template": self.state.templates[segments[1]]}]})
+            else:
+                self._reply(404, {"error": {"type": "resource_not_found_exception"}, "status": 404})
+        elif segments == ["_bulk"] and method in ("POST", "PUT"):
+            self._bulk(request)
+        elif len(segments) == 2 and segments[1] == "_mget":
+            self._mget(segments[0], json.loads(request.body))
+        elif len(segments) == 2 and segments[1] == "_mapping" and method == "PUT":
+            index = self.state.indices.get(segments[0])
+            if index is None:
+                self._reply(404, {"error": {"type": "index_not_found_exception"}, "status": 404})
+                return
+            index["mappings"].setdefault("properties", {}).update(json.loads(request.body).get("properties", {}))
+            self._reply(200, {"acknowledged": True})
+        elif len(segments) == 3 and segments[1] == "_doc" and method == "GET":
+            doc = self.state.indices.get(segments[0], {}).get("docs", {}).get(segments[2])
+            if doc is None:
+                self._reply(404, {"_index": segments[0], "_id": segments[2], "found": False})
+            else:
+                self._reply(200, {"_index": segments[0], "_id": segments[2], "found": True, "_source": doc})
+        elif len(segments) == 1 and method == "HEAD":
+            self._reply(200 if segments[0] in self.state.indices else 404)
+        elif len(segments) == 1 and method == "PUT":
+            if segments[0] in self.state.indices:
+                self._reply(400, {"error": {"type": "resource_already_exists_exception",
+                                            "reason": f"index [{segments[0]}] already exists"}, "status": 400})
+                return
+            self._create_index(segments[0])
+            self._reply(200, {"acknowledged": True, "shards_acknowledged": True, "index": segments[0]})
+        else:
+            self._reply(404, {"error": {"type": "fake_unsupported", "reason": f"{method} {path}"}, "status": 404})
+
+    def _create_index(self, name: str) -> dict[str, Any]:
+        template = _template_for(self.state, name) or {}
+        mappings = json.loads(json.dumps(template.get("template", {}).get("mappings", {})))
+        index = {"mappings": mappings, "docs": {}}
+        self.state.indices[name] = index
+        return index
+
+    def _mget(self, index_name: str, body: dict[str, Any]) -> None:
+        index = self.state.indices.get(index_name)
+        docs = []
+        for doc_id in body.get("ids", []):
+            if index is None:
+                docs.append({"_index": index_name, "_id": doc_id,
+                             "error": {"type": "index_not_found_exception", "reason": "no such index"}})
+            elif doc_id in index["docs"]:
+                docs.append({"_index": index_name, "_id": doc_id, "found": True, "_source": index["docs"][doc_id]})
+            else:
+                docs.append({"_index": index_name, "_id": doc_id, "found": False})
+        self._reply(200, {"docs": docs})
+
+    def _bulk(self, request: Request) -> None:
+        if self.state.fail_requests:
+            status = self.state.fail_requests.pop(0)
+            kind = "es_rejected_execution_exception" if status == 429 else "unavailable"
+            self._reply(status, {"error": {"type": kind, "reason": "scripted failure"}, "status": status})
+            return
+        lines = request.ndjson()
+        items, errors = [], False
+        for meta_line, source in zip(lines[0::2], lines[1::2], strict=True):
+            (op, meta), = meta_line.items()
+            item = self._bulk_item(op, meta, source)
+            errors = errors or item["status"] >= 300
+            items.append({op: item})
+        self._reply(200, {"took": 1, "errors": errors, "items": items})
+
+    def _bulk_item(self, op: str, meta: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+        name, doc_id = meta["_index"], meta["_id"]
+        result: dict[str, Any] = {"_index": name, "_id": doc_id}
+        hook = self.state.item_failures
+        forced = hook(name, doc_id, source) if hook else None
+        if forced:
+            kind = "es_rejected_execution_exception" if forced == 429 else "scripted_failure"
+            return {**result, "status": forced, "error": {"type": kind, "reason": "scripted"}}
+        index = self.state.indices.get(name) or self._create_index(name)
+        docs = index["docs"]
+        if op == "update":
+            if doc_id in docs:
+                document = {**docs[doc_id], **source.get("doc", {})}
+            elif source.get("doc_as_upsert"):
+                document = dict(source["doc"])
+            elif "upsert" in source:
+                document = dict(source["upsert"])
+            else:
+                return {**result, "status": 404, "error": {"type": "document_missing_exception", "reason": "missing"}}
+        else:
+            document = source
+        problem = _type_error(index["mappings"], document)
+        if problem:
+            return {**result, "status": 400, "error": {"type": "document_parsing_exception", "reason": problem}}
+        created = doc_id not in docs
+        if op == "create" and not created:
+            return {**result, "status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "exists"}}
+        docs[doc_id] = document
+        return {**result, "status": 201 if created else 200, "result": "created" if created else "updated"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: FakeState) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state = state
+
+
+class FakeElasticsearch:
+    """Context manager: `with FakeElasticsearch() as es: es.url, es.state`."""
+
+    def __init__(self, state: FakeState | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.state = state or FakeState()
+        self._server = _Server(self.state)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-es", daemon=True)
+
+    def __enter__(self) -> FakeElasticsearch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+# --- the fake must satisfy the real client, or every test built on it proves nothing -------------------
+def test_real_client_accepts_the_fake_and_sends_the_compatibility_header() -> None:
+    from elasticsearch import Elasticsearch
+
+    with FakeElasticsearch() as es:
+        client = Elasticsearch(es.url, max_retries=0)
+        assert client.info()["version"]["number"].startswith("9.")
+        accept = es.state.requests[-1].headers["accept"]
+        assert "compatible-with=9" in accept
+        client.close()
+
+
+def test_fake_as_8x_server_refuses_the_9x_client_like_a_real_one() -> None:
+    from elasticsearch import BadRequestError, Elasticsearch
+
+    with FakeElasticsearch(FakeState(server_major=8)) as es:
+        client = Elasticsearch(es.url, max_retries=0)
+        with pytest.raises(BadRequestError, match="media_type_header_exception"):
+            client.info()
+        client.close()
