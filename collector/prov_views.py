@@ -131,6 +131,20 @@ FROM run_hyperparameter h JOIN run r ON r.run_id = h.run_id WHERE r.user_name IS
 )
 
 
+def run_activity_id(run_id: str) -> str:
+    """The id the views give a run's training activity (kept next to the SQL that builds it)."""
+    return f"run/{run_id}"
+
+
+def epoch_entity_id(run_id: str, epoch: int) -> str:
+    """The id the views give an epoch's metrics entity."""
+    return f"epoch/{run_id}/{epoch}"
+
+
+def hyperparameter_entity_id(run_id: str, name: str) -> str:
+    return f"hp/{run_id}/{name}"
+
+
 def create_view_sql(view: View, dialect: Dialect) -> str:
     """CREATE VIEW with an explicit column list, so both dialects name the columns identically."""
     columns = ", ".join(dialect.quote(column) for column in view.columns)
