@@ -260,4 +260,12 @@ def describe_error(error: BaseException) -> str:
         return f"Elasticsearch refused the request (403 forbidden): the credentials lack a privilege: {text[:200]}"
     if type(error).__name__ == "UnsupportedProductError":
         return "the server at that URL is not Elasticsearch (no X-Elastic-Product header)"
+    cause = getattr(error, "message", None)
+    if type(error).__name__ == "TlsError":
+        return (
+            f"TLS failure talking to Elasticsearch: {cause or text}; for a private CA set PINNPROV_ES_CA_CERTS "
+            "(or PINNPROV_ES_CA_FINGERPRINT)"
+        )
+    if isinstance(cause, str | BaseException) and str(cause) and str(cause) != text:
+        text = f"{text}: {cause}"  # transport errors keep the socket-level reason in .message
     return f"{type(error).__name__}: {text[:300]}"
