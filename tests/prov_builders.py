@@ -96,7 +96,11 @@ def build_spans(spec: RunSpec, seed: int | None = None) -> list:
     )
     clock = spec.start
     for attrs in spec.epochs:
-        elapsed = float(attrs.get(v.EPOCH_ELAPSED, 0.5))
+        elapsed = attrs.get(v.EPOCH_ELAPSED, 0.5)
+        # malformed test values (negative, strings) must not make the span itself end before it starts
+        elapsed = (
+            elapsed if isinstance(elapsed, int | float) and not isinstance(elapsed, bool) and elapsed >= 0 else 0.5
+        )
         span = tracer.start_span(v.EPOCH_SPAN, context=context, attributes=dict(attrs), start_time=_ns(clock))
         clock += elapsed
         span.end(end_time=_ns(clock))
@@ -195,3 +199,35 @@ def sample_run(
             v.RESOURCE_DEVICES: ["CPU:0"],
         },
     )
+
+
+def write_store(path: Any, *requests: ExportTraceServiceRequest) -> dict[str, int]:
+    """Send requests through a real Pipeline into a real SQLite file; returns the pipeline counters."""
+    from collector.pipeline import Pipeline
+    from collector.sinks.sqlite import SqliteSink
+
+    pipeline = Pipeline([SqliteSink(path)])
+    try:
+        for request in requests:
+            result = pipeline.handle_traces(request)
+            assert result.ok, result
+    finally:
+        pipeline.shutdown()
+    return pipeline.counters.snapshot()
+
+
+def dump(path: Any) -> dict[str, list[tuple]]:
+    """Every row of every table, sorted: two stores are equal iff their dumps are."""
+    import sqlite3
+
+    from collector.schema import TABLES
+
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            t.name: sorted(conn.execute(f"SELECT * FROM {t.name}").fetchall(), key=repr)
+            for t in TABLES
+            if t.name != "schema_version"
+        }
+    finally:
+        conn.close()
