@@ -15,23 +15,19 @@ keeps them (see the module's caller notes in README).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from pinn.observer import TrainingObserver
 from pinnprov.settings import resolve
 
 log = logging.getLogger("pinnprov.capture")
 
-STORE_ENV = "PINNPROV_STORE"
 CAPTURE_ENV = "PINNPROV_CAPTURE"
 SHUTDOWN_TIMEOUT_ENV = "PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT"
-FALLBACK_STORE_URL = "sqlite:///pinnprov.db"
 NETWORK_SHUTDOWN_TIMEOUT_S = 5.0  # a collector that is down must not hold the trainer's exit for long
 LOCAL_SHUTDOWN_TIMEOUT_S = 30.0  # the local store is on this machine: finishing its writes is worth waiting for
 
@@ -48,14 +44,6 @@ class CaptureStats:
     closed_in_time: bool = True
 
 
-def default_store_url() -> str:
-    try:
-        from collector.store import DEFAULT_STORE_URL
-    except ImportError:
-        return FALLBACK_STORE_URL
-    return str(DEFAULT_STORE_URL)
-
-
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -65,34 +53,11 @@ def _bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file of a `sqlite:///relative` / `sqlite:////absolute` URL or a bare path; None for other schemes."""
-    if "://" not in url:
-        return Path(url).expanduser()
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        return None
-    path = unquote(parts.netloc + parts.path)
-    path = path[1:] if path.startswith("/") else path  # sqlite:///x -> "x"; sqlite:////abs/x -> "/abs/x"
-    if not path or path == ":memory:":
-        raise ValueError(f"store: {url!r} does not name a database file (another process must be able to read it)")
-    return Path(path).expanduser()
-
-
 def _store_sink(url: str) -> object:
-    """The sink for a store URL: SQLite by path, any other registered scheme by its URL."""
-    path = sqlite_path(url)
-    if path is not None:
-        from collector.sinks.sqlite import SqliteSink
+    """The sink for a store URL, built exactly as the collector service builds its sinks."""
+    from collector.service import open_sink
 
-        return SqliteSink(path)
-    scheme = urlsplit(url).scheme
-    from collector.sinks.base import SINKS
-
-    if scheme not in SINKS:
-        with suppress(ImportError):
-            importlib.import_module(f"collector.sinks.{scheme}")
-    return SINKS.get(scheme)(url)
+    return open_sink(url)
 
 
 def _with_spool(exporter: object, name: str, spool_dir: Path | None) -> object:
@@ -147,8 +112,11 @@ def open_capture(
 
     every = parse_capture_every(capture_every)
     endpoint = otlp.traces_endpoint(otlp_endpoint)
-    store_url = store if store is not None else (None if endpoint else resolve("store", None, STORE_ENV,
-                                                                                   default_store_url(), str))
+    if store is None and not endpoint:
+        from collector.store import resolve_store_url
+
+        store = resolve_store_url(None)  # $PINNPROV_STORE, else the default SQLite file
+    store_url = store
     if store_url is not None and not store_url.strip():
         raise ValueError("store: must not be empty")
     timeout_default = NETWORK_SHUTDOWN_TIMEOUT_S if endpoint else LOCAL_SHUTDOWN_TIMEOUT_S
@@ -160,8 +128,9 @@ def open_capture(
     metric_exporter = None
     if store_url is not None:
         from collector.pipeline import Pipeline
+        from collector.service import redact
 
-        exporters.append((store_url, EmbeddedExporter(Pipeline([_store_sink(store_url)]))))
+        exporters.append((redact(store_url), EmbeddedExporter(Pipeline([_store_sink(store_url)]))))
     if endpoint:
         chosen = otlp.resolve_protocol(endpoint, protocol)
         try:

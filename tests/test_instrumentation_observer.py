@@ -267,3 +267,64 @@ def test_queue_overflow_is_counted_not_silent() -> None:
     assert delivered == blocking.spans
     assert observer.spans_ended == 202
     assert 0 < delivered < observer.spans_ended  # the difference is what the SDK queue dropped
+
+
+# --- with the real trainer -------------------------------------------------------------------------------------
+
+
+class _RaisingExporter(SpanExporter):
+    """A collector that breaks on every batch (on the processor's thread)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def export(self, spans: object) -> SpanExportResult:
+        self.calls += 1
+        raise ConnectionError("collector exploded")
+
+    def shutdown(self) -> None:
+        return None
+
+
+class _RaisingProcessor(SimpleSpanProcessor):
+    """Breaks on the training thread itself, inside span.end()."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.name == v.EPOCH_SPAN and span.attributes[v.EPOCH] % 7 == 3:
+            raise RuntimeError("processor exploded")
+        super().on_end(span)
+
+
+def _tiny_config() -> object:
+    from pinn.config import TrainConfig
+
+    return TrainConfig(epochs=40, collocation_count=100, boundary_points=20, threads=1, stopping="none",
+                       tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, steps_per_call=10)
+
+
+@pytest.mark.slow
+def test_broken_telemetry_never_interrupts_a_real_training_run() -> None:
+    pytest.importorskip("tensorflow")
+    from pinn.benchmark import crosshole_benchmark
+    from pinn.trainer import train
+
+    raising = _RaisingExporter()
+    counter = DeliveryCounter(raising)
+    broken_export = ProvenanceObserver(_provider(counter, schedule_delay_ms=5))
+    survivors = InMemorySpanExporter()
+    provider = build_tracer_provider([], Resource.create({}))
+    provider.add_span_processor(_RaisingProcessor(survivors))
+    broken_processor = ProvenanceObserver(provider, flush_promptly=False)
+
+    result = train(_tiny_config(), crosshole_benchmark(), [broken_export, broken_processor])
+
+    assert result.status == "completed" and result.epochs == 40
+    broken_export._provider.force_flush()  # type: ignore[attr-defined]
+    assert raising.calls >= 1 and counter.counts.exported == 0 and counter.counts.failed == broken_export.spans_ended
+    assert broken_processor.errors == 6  # epochs 3, 10, 17, 24, 31, 38: logged, training went on
+    spans = survivors.get_finished_spans()
+    epochs = sorted(s.attributes[v.EPOCH] for s in spans if s.name == v.EPOCH_SPAN)
+    assert epochs == [e for e in range(40) if e % 7 != 3]
+    (root,) = [s for s in spans if s.name == v.RUN_SPAN]
+    assert format(root.context.trace_id, "032x") == result.run_id
+    assert root.attributes[v.RUN_STATUS] == "completed" and root.attributes[v.RUN_EPOCHS] == 40
