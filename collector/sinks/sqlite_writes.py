@@ -62,6 +62,7 @@ _RUN_END_SQL = _insert(
     "experiment = CASE WHEN run.experiment IS NULL OR run.experiment = '' THEN excluded.experiment "
     "ELSE run.experiment END, started_at = COALESCE(run.started_at, excluded.started_at)",
 )
+_NAME_TAKEN_SQL = "SELECT 1 FROM run WHERE run_name = ? AND run_id <> ?"
 _RUN_STUB_SQL = "INSERT INTO run (run_id) VALUES (?) ON CONFLICT (run_id) DO NOTHING"
 _NAME_VALUE_UPSERT = "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value"
 _HP_SQL = _insert(
@@ -116,7 +117,13 @@ def write_records(conn: sqlite3.Connection, records: Sequence[ProvRecord]) -> No
                 _RESOURCE_SQL, [_values(r, ("run_id", "name", "value")) for r in rows.resource_rows(record)]
             )
         elif isinstance(record, RunEndRecord):
-            conn.execute(_RUN_END_SQL, _values(rows.run_end_row(record), _RUN_END_FIELDS))
+            row = rows.run_end_row(record)
+            if (
+                row["run_name"] is not None
+                and conn.execute(_NAME_TAKEN_SQL, (row["run_name"], record.run_id)).fetchone()
+            ):
+                row["run_name"] = None  # the name is another run's: keep this run's end, without the name
+            conn.execute(_RUN_END_SQL, _values(row, _RUN_END_FIELDS))
             conn.executemany(_SUMMARY_SQL, [_values(r, ("run_id", "name", "value")) for r in rows.summary_rows(record)])
         elif isinstance(record, AdaptationRecord):
             conn.execute(_ADAPTATION_SQL, _values(rows.adaptation_row(record), _columns("adaptation")))
