@@ -21,12 +21,17 @@ from pinnprov.registry import Registry
 TauFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 VelocityFn = Callable[[tf.Tensor], tf.Tensor]
 
+def _norm(g2: tf.Tensor) -> tf.Tensor:
+    # sqrt has an infinite derivative at 0; the floor only matters for a degenerate zero gradient
+    return tf.sqrt(tf.maximum(g2, tf.constant(1e-30, g2.dtype)))
+
+
 # How the equation |grad phi| = 1 / v is turned into a residual; all are zero for the exact solution.
 ResidualForm = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (|grad phi|^2, v) -> residual
 RESIDUAL_FORMS: Registry[ResidualForm] = Registry("residual form")
 RESIDUAL_FORMS.add("hamiltonian", lambda g2, v: g2 - 1.0 / tf.square(v))  # |grad phi|^2 - 1 / v^2
-RESIDUAL_FORMS.add("slowness", lambda g2, v: tf.sqrt(g2 + 1e-12) - 1.0 / v)  # |grad phi| - 1 / v
-RESIDUAL_FORMS.add("velocity", lambda g2, v: v * tf.sqrt(g2 + 1e-12) - 1.0)  # v |grad phi| - 1
+RESIDUAL_FORMS.add("slowness", lambda g2, v: _norm(g2) - 1.0 / v)  # |grad phi| - 1 / v
+RESIDUAL_FORMS.add("velocity", lambda g2, v: v * _norm(g2) - 1.0)  # v |grad phi| - 1
 
 
 def grad_phi_squared(tau: tf.Tensor, grad_tau: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
@@ -44,7 +49,7 @@ def tau_and_gradient(tau_fn: TauFn, xs: tf.Tensor, xr: tf.Tensor) -> tuple[tf.Te
         tape.watch(xr)
         tau = tau_fn(xs, xr)
     # Each tau_i depends on xr_i only, so the gradient of the sum is the per-point gradient.
-    return tau, tape.gradient(tau, xr)
+    return tau, tape.gradient(tau, xr, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
 
 def residual(tau_fn: TauFn, v_fn: VelocityFn, xs: tf.Tensor, xr: tf.Tensor, form: str = "hamiltonian") -> tf.Tensor:

@@ -54,7 +54,7 @@ class ProgressBar:
     def on_adaptation(self, event: Adapted) -> None:
         if self._bar is not None and event.agent != "schedule":
             self._bar.write(f"epoch {event.epoch}: {event.parameter} {event.old_value} -> {event.new_value} "
-                            f"({event.agent}{': ' + event.reason if event.reason else ''})")
+                            f"({event.agent}{': ' + event.reason if event.reason else ''})", file=self.stream)
 
     def on_run_end(self, event: RunEnded) -> None:
         if self._bar is None:
