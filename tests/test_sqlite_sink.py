@@ -223,3 +223,40 @@ def test_unknown_run_start_type_is_poison_not_a_crash(tmp_path: Path) -> None:
     result = sink.export([object()])  # type: ignore[list-item]
     sink.shutdown()
     assert result.status is ExportStatus.REJECTED and list(result.rejected) == [0]
+
+
+def test_steering_commands_through_the_store_api_while_the_sink_writes(tmp_path: Path) -> None:
+    from collector.store import acknowledge_command, insert_command, list_commands, open_store, pending_commands
+
+    db = tmp_path / "steer.db"
+    sink = SqliteSink(db)
+    writer = threading.Thread(
+        target=lambda: [sink.export(translate_traces(request_for(sample_run(n, epochs=30))).records) for n in range(8)]
+    )
+    writer.start()
+    with open_store(f"sqlite:///{db}", read_only=False) as store:
+        for i in range(20):
+            assert insert_command(
+                store,
+                command_id=f"c{i:02d}",
+                run_id=run_id(1),
+                kind="set_lr",
+                value=1e-4 * (i + 1),
+                agent="user:alice",
+                reason="test",
+                created_at=100.0 + i,
+            )
+        assert not insert_command(store, command_id="c00", run_id=run_id(1), kind="stop")  # idempotent by id
+        assert [c.command_id for c in pending_commands(store, run_id(1))] == [f"c{i:02d}" for i in range(20)]
+        assert acknowledge_command(store, "c03", applied=True, detail="lr 4e-4", at=200.0)
+        assert acknowledge_command(store, "c04", applied=False, detail="too large")
+        assert not acknowledge_command(store, "c03", applied=False)  # only pending commands change
+        assert not acknowledge_command(store, "unknown", applied=True)
+        (applied,) = list_commands(store, run_id(1), state="applied")
+        assert (applied.command_id, applied.value, applied.acked_at, applied.detail) == ("c03", 4e-4, 200.0, "lr 4e-4")
+        assert len(pending_commands(store, run_id(1))) == 18 and pending_commands(store, run_id(2)) == []
+    writer.join(timeout=120)
+    sink.shutdown()
+    with open_store(str(db)) as reader, pytest.raises(ValueError, match="read-only"):  # read-only: no writes
+        insert_command(reader, command_id="x", run_id=run_id(1), kind="stop")
+    assert len(dump(db)["epoch_metric"]) == 8 * 30
