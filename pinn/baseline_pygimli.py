@@ -19,6 +19,7 @@ benchmark's 44 x 32 scoring grid, whose cell centres coincide with the inversion
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import time
@@ -226,14 +227,25 @@ def _pygimli_version() -> str:
 
 @contextlib.contextmanager
 def _pygimli_logging(pg: Any, verbose: bool) -> Iterator[None]:
-    """PyGIMLi logs every step at INFO: show it only when asked, and restore the previous level afterwards."""
+    """PyGIMLi logs every step at INFO and `print`s some lines unconditionally: show them only when asked.
+
+    When quiet, its Python-level stdout is captured (sys.stdout is swapped for the duration, so keep other threads'
+    printing out of this window) and forwarded to the "pyGIMLi" logger at DEBUG; levels are restored afterwards.
+    """
     pg_log = logging.getLogger("pyGIMLi")
     previous = pg_log.level
     pg_log.setLevel(logging.INFO if verbose else logging.WARNING)
+    captured = io.StringIO()
     try:
-        yield
+        if verbose:
+            yield
+        else:
+            with contextlib.redirect_stdout(captured):
+                yield
     finally:
         pg_log.setLevel(previous)
+        if captured.getvalue().strip():
+            pg_log.debug("PyGIMLi printed: %s", captured.getvalue().strip())
 
 
 def _data_container(pg: Any, data: TraveltimeData, relative_error: float, absolute_error_s: float) -> Any:

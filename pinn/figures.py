@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -35,6 +35,7 @@ PANEL_WIDTH_IN = 3.2
 PANEL_HEIGHT_IN = 4.6
 COLORBAR_WIDTH_IN = 1.1
 DPI = 150
+LOSS_FIGSIZE_IN = (7.0, 4.2)
 LAYOUT_PAD_IN = 0.1
 
 Sensors = tuple[np.ndarray, np.ndarray]  # (sources (n, 2), receivers (m, 2)) as (x, z) in metres
@@ -132,6 +133,13 @@ def loss_curves_figure(
     ylabel: str = "loss",
 ) -> Path:
     """Write a PNG of loss against epoch, one line per named curve, log-scale y (the paper's Figure 3)."""
+    return _save_png(build_loss_curves_figure(curves, title, ylabel=ylabel), path)
+
+
+def build_loss_curves_figure(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, *, ylabel: str = "loss"
+) -> Figure:
+    """The Figure behind `loss_curves_figure`. NaN/inf losses (a diverged epoch) are drawn as gaps."""
     from matplotlib.figure import Figure
 
     if not curves:
@@ -146,20 +154,20 @@ def loss_curves_figure(
             )
         if np.any(loss[np.isfinite(loss)] <= 0):
             raise ValueError(f"curve {name!r}: loss values must be > 0 for a log-scale axis")
-        checked.append((name, epochs, loss))  # NaN/inf (a diverged epoch) is left as a gap in the line
+        checked.append((name, epochs, np.where(np.isfinite(loss), loss, np.nan)))
 
-    figure = Figure(figsize=(7.0, 4.2), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=LOSS_FIGSIZE_IN, dpi=DPI, layout="constrained")
     figure.get_layout_engine().set(h_pad=LAYOUT_PAD_IN, w_pad=LAYOUT_PAD_IN)
     ax = figure.subplots()
     for name, epochs, loss in checked:
-        ax.plot(epochs, np.where(np.isfinite(loss), loss, np.nan), label=name, linewidth=1.2)
+        ax.plot(epochs, loss, label=name, linewidth=1.2)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    return _save_png(figure, path)
+    return figure
 
 
 def _check_panels(panels: Sequence[tuple[str, np.ndarray, float | None]]) -> list[np.ndarray]:
@@ -199,12 +207,12 @@ def _save_png(figure: Figure, path: Path) -> Path:
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: figures are written as PNG, the file name must end in .png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    # a plain open (not mkstemp), so the PNG gets the user's umask permissions
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=DPI)
+        figure.savefig(temporary, format="png", dpi=DPI)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return path
