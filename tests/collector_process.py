@@ -110,3 +110,51 @@ class Collector:
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.get(f"{self.http}/metrics-json", headers=headers, timeout=30).json()
+
+
+SENDER = '''
+"""A trainer stand-in: the real OTel SDK emitting one run's epoch spans at a steady rate, through the
+SpoolingSpanExporter around a real OTLP exporter (what `pinnprov train --otlp-endpoint` does)."""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import set_span_in_context
+from instrumentation import vocabulary as v
+from instrumentation.spool_exporter import SpoolingSpanExporter
+from prov_builders import RunIdGenerator, epoch_attributes
+
+run_id, endpoint, spool, epochs, rate = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
+if endpoint.endswith("/v1/traces"):
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    inner = OTLPSpanExporter(endpoint=endpoint, timeout=2)
+else:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    inner = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=2)
+exporter = SpoolingSpanExporter(inner, spool, retry_initial_s=0.2, retry_max_s=1.0, shutdown_replay_s=5.0)
+provider = TracerProvider(resource=Resource.create({"service.name": "sender"}), id_generator=RunIdGenerator(run_id))
+provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=100, max_export_batch_size=64))
+tracer = provider.get_tracer(v.INSTRUMENTATION_SCOPE)
+identity = {v.RUN_ID: run_id, v.RUN_NAME: "run-" + run_id[-6:], v.EXPERIMENT: "durability"}
+root = tracer.start_span(v.RUN_SPAN, attributes=identity)
+context = set_span_in_context(root)
+tracer.start_span(v.RUN_START_SPAN, context=context, attributes={**identity, v.HP_OPTIMIZER: "adam"}).end()
+for epoch in range(epochs):
+    with tracer.start_as_current_span(v.EPOCH_SPAN, context=context, attributes=epoch_attributes(
+            epoch, loss=1000.0 / (epoch + 1), bc=0.5, residual=2.0 / (epoch + 1), data=3.0, lr=1e-3)):
+        time.sleep(1.0 / rate)
+    print(epoch, flush=True)
+root.set_attributes({**identity, v.RUN_STATUS: "completed", v.RUN_EPOCHS: epochs})
+root.end()
+provider.shutdown()
+print("pending", exporter.pending(), flush=True)
+'''
+
+
+def start_sender(workdir: Path, run_id: str, endpoint: str, spool: Path, epochs: int, rate: float) -> subprocess.Popen:
+    script = workdir / "sender.py"
+    script.write_text(SENDER)
+    out = open(workdir / f"sender-{run_id[-6:]}.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, str(script), str(Path(__file__).parent), run_id, endpoint, str(spool),
+                             str(epochs), str(rate)], stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
