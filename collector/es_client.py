@@ -21,12 +21,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 log = logging.getLogger(__name__)
 
-SCHEMES = {"http": "http", "https": "https", "elasticsearch": "http", "elasticsearch+https": "https"}
-"""Accepted URL schemes; `elasticsearch://` is the sink-registry spelling of plain HTTP."""
+SCHEMES = {
+    "http": "http",
+    "https": "https",
+    "elasticsearch": "http",
+    "elasticsearch+http": "http",
+    "elasticsearch+https": "https",
+    "es": "http",
+    "es+http": "http",
+    "es+https": "https",
+}
+"""Accepted URL schemes; `elasticsearch[+https]://` is the store-URL spelling (`pinnprov collector --store`)."""
 DEFAULT_PORT = 9200
 
 
@@ -149,6 +158,21 @@ def normalise_url(url: str, *, default_port: int = DEFAULT_PORT, what: str = "El
         raise ValueError(f"{what} {url!r}: invalid port") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return urlunsplit((scheme, f"{host}:{port}", parts.path.rstrip("/"), "", ""))
+
+
+def split_options(url: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """`http://h:9200?index_prefix=x` -> ("http://h:9200", {"index_prefix": "x"}); unknown keys are refused.
+
+    A store URL is the only thing some callers (the collector's --store) can pass, so options ride in it.
+    """
+    base, _, query = url.partition("?")
+    options: dict[str, str] = {}
+    for pair in filter(None, query.split("&")):
+        key, _, value = pair.partition("=")
+        if key not in allowed:
+            raise ValueError(f"Elasticsearch URL option {key!r} is not known (choose from: {', '.join(allowed)})")
+        options[key] = unquote(value)
+    return base, options
 
 
 def is_loopback(url: str) -> bool:

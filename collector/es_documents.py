@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,26 @@ class RunInfo:
 
     def fields(self) -> dict[str, str]:
         return {key: value for key, value in self.__dict__.items() if value}
+
+
+class RunCache:
+    """run id -> RunInfo, least recently used evicted (a collector sees many runs over its life)."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._items: OrderedDict[str, RunInfo] = OrderedDict()
+        self.capacity = capacity
+
+    def get(self, run_id: str) -> RunInfo | None:
+        info = self._items.get(run_id)
+        if info is not None:
+            self._items.move_to_end(run_id)
+        return info
+
+    def put(self, run_id: str, info: RunInfo) -> None:
+        self._items[run_id] = info
+        self._items.move_to_end(run_id)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,20 @@ import logging
 import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from collector.es_client import build_client, describe_error, error_status, is_retryable, resolve_connection
+from collector.es_client import (
+    build_client,
+    describe_error,
+    error_status,
+    is_retryable,
+    resolve_connection,
+    split_options,
+)
 from collector.es_documents import (
     BulkAction,
+    RunCache,
     RunInfo,
     encode_bulk,
     run_info_from_document,
@@ -40,28 +47,10 @@ BULK_FILTER = ["errors", "items.*.status", "items.*.error.type", "items.*.error.
 """Only what the sink reads from a bulk response: keeps large responses small."""
 MAX_ACTIONS_PER_BULK = 2000
 MAX_CACHED_RUNS = 10_000
+URL_OPTIONS = ("index_prefix", "ca_certs", "request_timeout")
+"""Options a store URL may carry, e.g. elasticsearch+https://es:9200?index_prefix=g5k&ca_certs=/etc/es/ca.pem"""
 LOOKUP_AGAIN_AFTER_S = 60.0
 """A run not found in Elasticsearch is looked up again only after this long (its start may still come)."""
-
-
-class _RunCache:
-    """run id -> RunInfo, least recently used evicted (a collector sees many runs over its life)."""
-
-    def __init__(self, capacity: int = MAX_CACHED_RUNS) -> None:
-        self._items: OrderedDict[str, RunInfo] = OrderedDict()
-        self.capacity = capacity
-
-    def get(self, run_id: str) -> RunInfo | None:
-        info = self._items.get(run_id)
-        if info is not None:
-            self._items.move_to_end(run_id)
-        return info
-
-    def put(self, run_id: str, info: RunInfo) -> None:
-        self._items[run_id] = info
-        self._items.move_to_end(run_id)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
 
 
 def install_index_templates(client: Any, prefix: str = DEFAULT_PREFIX) -> list[str]:
@@ -121,6 +110,15 @@ class ElasticsearchSink:
         setup: bool = True,
         client: Any = None,
     ) -> None:
+        url, options = split_options(url, URL_OPTIONS)
+        if "index_prefix" in options and index_prefix == DEFAULT_PREFIX:
+            index_prefix = options["index_prefix"]
+        ca_certs = ca_certs or options.get("ca_certs")
+        if "request_timeout" in options:
+            try:
+                request_timeout = float(options["request_timeout"])
+            except ValueError:
+                raise ValueError(f"request_timeout: not a number: {options['request_timeout']!r}") from None
         self.prefix = validate_prefix(index_prefix)
         if max_attempts < 1:
             raise ValueError(f"max_attempts: must be >= 1, got {max_attempts!r}")
@@ -138,7 +136,7 @@ class ElasticsearchSink:
         self.deadline_s = deadline_s
         self.refresh = refresh
         self._needs_setup = setup
-        self._runs = _RunCache()
+        self._runs = RunCache(MAX_CACHED_RUNS)
         self._not_found: dict[str, float] = {}  # run id -> monotonic time of the failed lookup
         self._lock = threading.Lock()
         self._closed = False

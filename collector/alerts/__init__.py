@@ -1,0 +1,29 @@
+"""Alert rules evaluated in the collector, with or without Kibana.
+
+Integration (the collector service):
+
+    from collector.alerts import AlertEngine, StoreSteering, load_rules
+    rules = load_rules(config_dict.get("rules"))            # ValueError "rule 'x': ..." at start
+    engine = AlertEngine(rules, steer=StoreSteering(store_url))
+    pipeline = Pipeline(sinks, processors=[engine])          # the SAME engine for every pipeline
+    ...
+    engine.close()                                           # at shutdown, after the pipelines
+"""
+
+from collector.alerts.actions import ActionDispatcher, SteerFunction
+from collector.alerts.config import load_rules, load_rules_file
+from collector.alerts.engine import AlertEngine, alert_id
+from collector.alerts.rules import Rule, Scope
+from collector.alerts.steering import StoreSteering
+
+__all__ = [
+    "ActionDispatcher",
+    "AlertEngine",
+    "Rule",
+    "Scope",
+    "SteerFunction",
+    "StoreSteering",
+    "alert_id",
+    "load_rules",
+    "load_rules_file",
+]

@@ -1,0 +1,199 @@
+"""The alert engine: a pipeline RecordProcessor that evaluates rules on every epoch and returns AlertRecords.
+
+Plug-in point (collector/pipeline.py): `Pipeline(sinks, processors=[engine])`. The pipeline hands each
+translated batch to `engine(records)` and writes the returned AlertRecords with the batch, so every
+firing is provenance in every sink (queryable with `pinnprov alerts`).
+
+Delivery is at least once, so the engine sees replays: a batch retried after a sink failure, or the same
+batch once per sink when several pipelines share one engine (the collector gives each sink its own
+pipeline; share ONE engine between them so actions run once). Per run it remembers the last epoch it
+evaluated; an epoch at or below it is a replay, answered with the alerts that epoch fired the first time
+(same deterministic ids, so sinks write them idempotently) and without running actions again.
+Epochs of one batch are evaluated in epoch order; a genuinely late older epoch is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from collector.alerts.actions import ActionDispatcher, SteerFunction
+from collector.alerts.rules import METRICS, Rule, RuleState, Samples, evaluate, step
+from collector.counters import Counters
+from collector.records import AlertRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
+
+log = logging.getLogger("pinnprov.alerts")
+
+RunLookup = Callable[[str], tuple[str, str] | None]
+"""run id -> (run name, experiment) from a store, for runs that started before this collector did."""
+MAX_FIRED_PER_RUN = 10_000
+
+
+def alert_id(rule: str, run_id: str, epoch: int) -> str:
+    """Deterministic: the same rule firing at the same epoch of the same run is the same alert."""
+    return hashlib.sha256(f"{rule}\x00{run_id}\x00{epoch}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class _Run:
+    run_name: str = ""
+    experiment: str = ""
+    known: bool = False
+    last_epoch: int = -1
+    states: dict[str, RuleState] = field(default_factory=dict)
+    samples: dict[str, Samples] = field(default_factory=dict)
+    fired: OrderedDict[int, list[AlertRecord]] = field(default_factory=OrderedDict)
+
+
+def _describe(rule: Rule, value: float, bound: float, state: RuleState, epoch: EpochRecord) -> str:
+    if rule.kind == "threshold":
+        text = f"{rule.metric} = {value:.4g} {rule.op} {rule.threshold:.4g}"
+    elif rule.kind == "no_improvement":
+        text = (f"{rule.metric} has not improved on {state.best:.4g} (epoch {state.best_epoch}) for "
+                f"{epoch.epoch - state.best_epoch} epochs")
+    elif rule.kind == "relative_to_median":
+        text = f"{rule.metric} = {value:.4g} {rule.op} {rule.factor:g} x {rule.baseline} median ({bound:.4g})"
+    else:
+        names = [n for n in METRICS if not math.isfinite(float(getattr(epoch, n)))] if rule.metric == "any" else []
+        text = f"{', '.join(names) or rule.metric} is {value}"
+    if rule.for_epochs > 1 and rule.kind != "no_improvement":
+        text += f" for {rule.for_epochs} epochs"
+    return text
+
+
+class AlertEngine:
+    """`engine(records) -> [AlertRecord, ...]`; thread-safe; `close()` waits for running actions."""
+
+    def __init__(self, rules: Sequence[Rule], *, dispatcher: ActionDispatcher | None = None,
+                 steer: SteerFunction | None = None, run_lookup: RunLookup | None = None,
+                 max_runs: int = 10_000) -> None:
+        names = [rule.name for rule in rules]
+        if len(names) != len(set(names)):
+            raise ValueError("alert rules: rule names must be unique")
+        if steer is None and dispatcher is None and any(a.kind == "steer" for r in rules for a in r.actions):
+            log.warning("alert rules use `steer` but no steering channel was given; those actions will fail")
+        self.rules = list(rules)
+        self.dispatcher = dispatcher or ActionDispatcher(steer=steer)
+        self.run_lookup = run_lookup
+        self.max_runs = max_runs
+        self.counters = Counters()
+        self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._experiment_samples: dict[tuple[str, str], Samples] = {}
+        self._scoped = any(rule.scope.level != "all" for rule in rules)
+        self._lock = threading.Lock()
+
+    def __call__(self, records: list[ProvRecord]) -> list[ProvRecord]:
+        if not self.rules:
+            return []
+        with self._lock:
+            for record in records:
+                if isinstance(record, RunStartRecord | RunEndRecord) and (record.run_name or record.experiment):
+                    run = self._run(record.run_id)
+                    run.run_name = record.run_name or run.run_name
+                    run.experiment = record.experiment or run.experiment
+                    run.known = True
+            alerts: list[ProvRecord] = []
+            epochs = sorted((r for r in records if isinstance(r, EpochRecord)), key=lambda e: (e.run_id, e.epoch))
+            for epoch in epochs:
+                alerts.extend(self._on_epoch(epoch))
+            for record in records:
+                if isinstance(record, RunEndRecord):
+                    self._finish(record.run_id)
+            return alerts
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.dispatcher.close(timeout_s)
+
+    # --- internals --------------------------------------------------------------------------------
+    def _run(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            run = self._runs[run_id] = _Run()
+            while len(self._runs) > self.max_runs:
+                self._runs.popitem(last=False)
+        else:
+            self._runs.move_to_end(run_id)
+        return run
+
+    def _identify(self, run_id: str, run: _Run) -> None:
+        if run.known or not self._scoped or self.run_lookup is None:
+            return
+        run.known = True  # ask once; a later run-start record still fills it in
+        try:
+            found = self.run_lookup(run_id)
+        except Exception:  # noqa: BLE001 - a store hiccup costs scoped rules one run, not the pipeline
+            log.warning("alert rules: cannot look up run %s; scoped rules skip it", run_id, exc_info=True)
+            return
+        if found:
+            run.run_name, run.experiment = found
+
+    def _on_epoch(self, epoch: EpochRecord) -> list[AlertRecord]:
+        run = self._run(epoch.run_id)
+        if epoch.epoch <= run.last_epoch:
+            self.counters.add("epochs.replayed")
+            return list(run.fired.get(epoch.epoch, ()))
+        run.last_epoch = epoch.epoch
+        self._identify(epoch.run_id, run)
+        self.counters.add("epochs.evaluated")
+        fired: list[AlertRecord] = []
+        for rule in self.rules:
+            if not rule.scope.matches(epoch.run_id, run.run_name, run.experiment):
+                continue
+            state = run.states.get(rule.name)
+            if state is None:
+                state = run.states[rule.name] = RuleState()
+            value = rule.value_of(epoch)
+            holds, bound = evaluate(rule, state, epoch.epoch, value, self._samples(rule, run))
+            if step(rule, state, epoch.epoch, holds):
+                fired.append(self._fire(rule, state, epoch, run, value, bound))
+        if fired:
+            run.fired[epoch.epoch] = fired
+            while len(run.fired) > MAX_FIRED_PER_RUN:
+                run.fired.popitem(last=False)
+        return fired
+
+    def _samples(self, rule: Rule, run: _Run) -> Samples | None:
+        if rule.kind != "relative_to_median":
+            return None
+        if rule.baseline == "experiment":
+            key = (rule.name, run.experiment)
+            samples = self._experiment_samples.get(key)
+            if samples is None:
+                samples = self._experiment_samples[key] = Samples(rule.window)
+            return samples
+        samples = run.samples.get(rule.name)
+        if samples is None:
+            samples = run.samples[rule.name] = Samples(rule.window)
+        return samples
+
+    def _fire(self, rule: Rule, state: RuleState, epoch: EpochRecord, run: _Run, value: float,
+              bound: float) -> AlertRecord:
+        identifier = alert_id(rule.name, epoch.run_id, epoch.epoch)
+        description = _describe(rule, value, bound, state, epoch)
+        context: dict[str, object] = {
+            "alert_id": identifier, "rule": rule.name, "run_id": epoch.run_id,
+            "run_name": run.run_name or epoch.run_id, "experiment": run.experiment, "epoch": epoch.epoch,
+            "metric": rule.metric, "value": value, "threshold": bound, "at": epoch.ended_at,
+            "message": f"run {run.run_name or epoch.run_id} epoch {epoch.epoch}: {description}",
+        }
+        if rule.message:
+            context["message"] = rule.message.format_map(context)
+        started = self.dispatcher.dispatch(rule.actions, context)
+        self.counters.add("alerts.fired")
+        return AlertRecord(
+            alert_id=identifier, rule=rule.name, run_id=epoch.run_id, epoch=epoch.epoch, at=epoch.ended_at,
+            metric=rule.metric, value=value, threshold=bound, message=str(context["message"]),
+            actions=",".join(started),
+        )
+
+    def _finish(self, run_id: str) -> None:
+        """A run ended: drop what only live evaluation needs; keep what answers replays."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            run.states.clear()
+            run.samples.clear()
