@@ -61,13 +61,15 @@ def comparison_figure(
     extent: tuple[float, float, float, float] = BENCHMARK_EXTENT,
     *,
     sensors: Sensors | Literal["benchmark"] | None = "benchmark",
-    velocity_range: tuple[float, float] = VELOCITY_RANGE_M_S,
+    velocity_range: tuple[float, float] | None = VELOCITY_RANGE_M_S,
     suptitle: str | None = None,
 ) -> Path:
     """Write a PNG with one velocity panel per (title, grid (rows = depth), R² or None); return the path.
 
     `extent` is (x_min, x_max, z_max, z_min) in metres, the outer edges of the grid cells. `sensors` marks
     sources (stars) and receivers (triangles); "benchmark" uses the benchmark's boreholes, None draws none.
+    `velocity_range` is the shared colour scale in m/s (the benchmark's 1500-4000 by default); None fits it to the
+    finite values of all panels, for user data whose velocities may lie anywhere.
     """
     figure = build_comparison_figure(panels, extent, sensors=sensors, velocity_range=velocity_range, suptitle=suptitle)
     return _save_png(figure, path)
@@ -78,7 +80,7 @@ def build_comparison_figure(
     extent: tuple[float, float, float, float] = BENCHMARK_EXTENT,
     *,
     sensors: Sensors | Literal["benchmark"] | None = "benchmark",
-    velocity_range: tuple[float, float] = VELOCITY_RANGE_M_S,
+    velocity_range: tuple[float, float] | None = VELOCITY_RANGE_M_S,
     suptitle: str | None = None,
 ) -> Figure:
     """The Figure behind `comparison_figure`, for callers that embed or inspect it."""
@@ -86,7 +88,7 @@ def build_comparison_figure(
 
     grids = _check_panels(panels)
     x_min, x_max, z_max, z_min = _check_extent(extent)
-    low, high = velocity_range
+    low, high = _fit_range(grids) if velocity_range is None else velocity_range
     if not (math.isfinite(low) and math.isfinite(high) and high > low):
         raise ValueError(f"velocity_range: need finite low < high, got {velocity_range!r}")
     marks = benchmark_sensors() if isinstance(sensors, str) and sensors == "benchmark" else sensors
@@ -183,6 +185,16 @@ def _check_panels(panels: Sequence[tuple[str, np.ndarray, float | None]]) -> lis
         if score is not None and not math.isfinite(score):
             raise ValueError(f"panel {title!r}: R² must be a finite number or None, got {score!r}")
     return grids
+
+
+def _fit_range(grids: list[np.ndarray]) -> tuple[float, float]:
+    values = np.concatenate([grid[np.isfinite(grid)] for grid in grids])
+    if values.size == 0:
+        raise ValueError("panels: no finite velocity to draw")
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-6 * max(abs(high), 1.0):  # a constant model: centre it in a +-5 % scale
+        low, high = low - 0.05 * abs(low) - 1.0, high + 0.05 * abs(high) + 1.0
+    return low, high
 
 
 def _check_extent(extent: tuple[float, float, float, float]) -> tuple[float, float, float, float]:

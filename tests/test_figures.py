@@ -170,3 +170,17 @@ def test_figures_need_no_display_and_never_load_pyplot(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "l.png").stat().st_size > 0
+
+
+def test_colour_scale_can_be_fitted_to_user_velocities() -> None:
+    """GPR velocities (~1e8 m/s) would be one flat colour on the seismic 1500-4000 scale."""
+    gpr = np.linspace(0.8e8, 1.2e8, 12).reshape(4, 3)
+    figure = build_comparison_figure([("GPR", gpr, None)], (0, 3, 4, 0), sensors=None, velocity_range=None)
+    assert figure.axes[0].images[0].get_clim() == (0.8e8, 1.2e8)
+    constant = build_comparison_figure(
+        [("c", np.full((4, 3), 2500.0), None)], (0, 3, 4, 0), sensors=None, velocity_range=None
+    )
+    low, high = constant.axes[0].images[0].get_clim()
+    assert low < 2500.0 < high
+    with pytest.raises(ValueError, match="no finite velocity"):
+        build_comparison_figure([("nan", np.full((4, 3), np.nan), None)], (0, 3, 4, 0), velocity_range=None)

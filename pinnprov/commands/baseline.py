@@ -119,7 +119,7 @@ def _write_outputs(out: Path, data: Any, result: Any) -> list[Path]:
     import numpy as np
 
     from pinn.benchmark import true_velocity
-    from pinn.figures import benchmark_sensors, comparison_figure, grid_extent
+    from pinn.figures import VELOCITY_RANGE_M_S, benchmark_sensors, comparison_figure, grid_extent
     from pinn.scoring import is_benchmark
 
     out.mkdir(parents=True, exist_ok=True)
@@ -132,11 +132,14 @@ def _write_outputs(out: Path, data: Any, result: Any) -> list[Path]:
     if is_benchmark(data):
         panels.append(("True model", true_velocity(result.grid_x, result.grid_z), None))
         sensors: Any = benchmark_sensors()
+        colour_range: Any = VELOCITY_RANGE_M_S
     else:
         sensors = (np.unique(data.sources, axis=0), np.unique(data.receivers, axis=0))
+        colour_range = None  # fitted to the model: a user's velocities may lie anywhere
     panels.append(("PyGIMLi", result.velocity_grid, result.r2))
     extent = grid_extent(result.grid_x, result.grid_z)
-    written.append(comparison_figure(out / "comparison.png", panels, extent, sensors=sensors))
+    figure = comparison_figure(out / "comparison.png", panels, extent, sensors=sensors, velocity_range=colour_range)
+    written.append(figure)
     summary = {
         "method": "pygimli",
         "dataset": dict(data.identity().__dict__),
@@ -181,8 +184,9 @@ def _atomic_write(path: Path, write: Callable[[Any], object]) -> Path:
 
 
 def _print_result(data: Any, result: Any, written: list[Path]) -> None:
+    plural = "" if result.iterations == 1 else "s"
     lines = [
-        f"PyGIMLi baseline on {data.name} ({data.picks} picks): {result.iterations} iterations in "
+        f"PyGIMLi baseline on {data.name} ({data.picks} picks): {result.iterations} iteration{plural} in "
         f"{result.seconds:.1f} s, chi2 {result.chi2:.2f}"
     ]
     if result.r2 is not None:
