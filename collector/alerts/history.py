@@ -1,0 +1,34 @@
+"""Alert firings stored as provenance (table `alert`), read back for `pinnprov alerts`.
+
+Portable SQL for SQLite and MonetDB: `epoch` and `value` are MonetDB keywords, hence quoted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = 'a.at, r.run_name, a.rule, a."epoch", a.metric, a."value", a.threshold, a.message, a.actions'
+
+
+def alert_history(store: Any, *, run_id: str | None = None, rule: str | None = None,
+                  limit: int | None = None) -> Any:
+    """Firings oldest first (the newest `limit` when given); returns the store's QueryResult."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if run_id is not None:
+        where.append("a.run_id = :run_id")
+        params["run_id"] = run_id
+    if rule is not None:
+        where.append("a.rule = :rule")
+        params["rule"] = rule
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    base = f"SELECT {COLUMNS}, a.alert_id FROM alert a LEFT JOIN run r ON r.run_id = a.run_id{condition}"
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {limit}")
+        params["limit"] = limit
+        sql = (f"SELECT * FROM ({base} ORDER BY a.at DESC, a.alert_id DESC LIMIT :limit) AS newest "
+               "ORDER BY at, alert_id")
+    else:
+        sql = f"{base} ORDER BY a.at, a.alert_id"
+    return store.execute(sql, params)
