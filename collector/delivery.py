@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from collector.counters import Counters
 from collector.pipeline import PipelineResult
 from collector.sinks.base import ExportStatus
-from collector.spool import Signal, Spool, SpoolEntry
+from collector.spool import Position, Signal, Spool, SpoolEntry
 
 log = logging.getLogger("pinnprov.collector.delivery")
 
@@ -40,6 +42,7 @@ class DeliverySettings:
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
     poison_after: int = 5
+    concurrency: int = 2  # batches in flight per sink (commits stay in order)
 
 
 def pipeline_handler(pipeline: object) -> Handler:
@@ -51,6 +54,17 @@ def pipeline_handler(pipeline: object) -> Handler:
         return pipeline.handle_metrics(payload)  # type: ignore[attr-defined]
 
     return handle
+
+
+def _runs(entries: Sequence[SpoolEntry]) -> list[Sequence[SpoolEntry]]:
+    """Consecutive entries of one signal: each run becomes one merged request."""
+    runs: list[Sequence[SpoolEntry]] = []
+    start = 0
+    for index in range(1, len(entries) + 1):
+        if index == len(entries) or entries[index].signal is not entries[start].signal:
+            runs.append(entries[start:index])
+            start = index
+    return runs
 
 
 def _is_internal(result: PipelineResult) -> bool:
@@ -81,32 +95,48 @@ class DeliveryWorker:
 
     # --- the loop ---------------------------------------------------------------------------------
     def _run(self) -> None:
+        """Read ahead in order, keep up to `concurrency` batches in flight, commit strictly in order.
+
+        Two batches in flight let the next one be decoded and translated (Python, holding the GIL) while the
+        previous one is written (SQLite and MonetDB drivers release the GIL), on a second core.
+        """
+        position = self.spool.cursor(self.consumer)
+        in_flight: deque[tuple[Future[bool], Position]] = deque()
+        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=f"delivery:{self.name}") as pool:
+            while not self._stop.is_set():
+                while in_flight and in_flight[0][0].done():
+                    if not self._finish(*in_flight.popleft()):
+                        return
+                if len(in_flight) >= self.settings.concurrency:
+                    wait([in_flight[0][0]], timeout=0.5)
+                    continue
+                if not self.spool.wait(position, 0.05 if in_flight else 0.5):
+                    if not in_flight:
+                        self.state = "idle"
+                    continue
+                if self.settings.linger_s and self.spool.pending_records(self.consumer) < self.settings.max_requests:
+                    self._stop.wait(self.settings.linger_s)  # let a few more requests arrive: bigger transactions
+                entries = self.spool.read(position, self.settings.max_requests, self.settings.max_bytes)
+                for run in _runs(entries):
+                    in_flight.append((pool.submit(self._deliver_run_safely, run), run[-1].next))
+                    position = run[-1].next
+            for future, _ in in_flight:
+                future.cancel()
+
+    def _finish(self, future: Future[bool], position: Position) -> bool:
+        if not future.result():
+            return False  # stopping: the cursor stays before the undelivered run
+        self.spool.commit(self.consumer, position)
+        return True
+
+    def _deliver_run_safely(self, run: Sequence[SpoolEntry]) -> bool:
         while not self._stop.is_set():
-            start = self.spool.cursor(self.consumer)
-            if not self.spool.wait(start, 0.5):
-                self.state = "idle"
-                continue
-            if self.settings.linger_s and self.spool.pending_records(self.consumer) < self.settings.max_requests:
-                self._stop.wait(self.settings.linger_s)  # let a few more requests arrive: bigger transactions
-            entries = self.spool.read(start, self.settings.max_requests, self.settings.max_bytes)
             try:
-                self._deliver(entries)
+                return self._deliver_run(run)
             except Exception:  # noqa: BLE001 - keep delivering; the cursor did not move past the batch
                 log.exception("delivery to %s failed unexpectedly; retrying", self.name)
                 self._stop.wait(self.settings.retry_initial_s)
-
-    def _deliver(self, entries: Sequence[SpoolEntry]) -> None:
-        """Deliver runs of same-signal entries in order, committing after each."""
-        index = 0
-        while index < len(entries) and not self._stop.is_set():
-            end = index
-            while end < len(entries) and entries[end].signal is entries[index].signal:
-                end += 1
-            run = entries[index:end]
-            if not self._deliver_run(run):
-                return  # stopping: the cursor stays before the undelivered run
-            self.spool.commit(self.consumer, run[-1].next)
-            index = end
+        return False
 
     def _deliver_run(self, run: Sequence[SpoolEntry]) -> bool:
         """True once every entry of the run is written or set aside; False if stopped first."""

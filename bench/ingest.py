@@ -1,0 +1,293 @@
+"""Collector ingest: sustained epoch spans/s into a store, memory under overload, end-to-end latency.
+
+Runs a real `pinnprov collector` subprocess on loopback and measures, one JSON line per result:
+- ingest: N sender processes (half gRPC, half HTTP/protobuf) send pre-encoded OTLP requests of 512 epoch
+  spans (a distinct run each, so every row is new) as fast as the collector acknowledges; spans_per_s counts
+  spans *stored* (rows in epoch_metric) from the first send to the last row; rss_mb is the collector's peak RSS;
+- overload: the store is locked and the spool bounded (16 MiB): the collector must refuse with
+  UNAVAILABLE / 503 instead of growing; shows accepted vs refused and the peak RSS;
+- latency: a real SDK trainer (BatchSpanProcessor, pinnprov's 200 ms delay) ending epochs at 20/s; time from
+  an epoch span's end to its row being visible in the store, median and p99.
+The SQLite sink always; MonetDB too when PINNPROV_TEST_MONETDB_URL is set.
+
+Usage: python bench/ingest.py [--senders 4] [--requests 40] [--skip-overload] [--skip-latency]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+SPANS_PER_REQUEST = 512
+
+
+def _template() -> bytes:
+    from prov_builders import request_for, sample_run
+
+    from instrumentation import vocabulary as v
+
+    request = request_for(sample_run(1, epochs=SPANS_PER_REQUEST, ended=False))
+    scope = request.resource_spans[0].scope_spans[0]
+    epochs = [span for span in scope.spans if span.name == v.EPOCH_SPAN]
+    del scope.spans[:]
+    scope.spans.extend(epochs)  # only epoch spans: the bulk of what a trainer sends
+    return request.SerializeToString()
+
+
+def _requests(sender: int, count: int) -> list[bytes]:
+    """`count` requests, each one run (distinct trace id) of 512 epoch spans."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    template = ExportTraceServiceRequest.FromString(_template())
+    encoded = []
+    for index in range(count):
+        trace_id = (sender * 1_000_000 + index + 1).to_bytes(16, "big")
+        for span in template.resource_spans[0].scope_spans[0].spans:
+            span.trace_id = trace_id
+        encoded.append(template.SerializeToString())
+    return encoded
+
+
+def _send(args: tuple[int, str, str, int, float, multiprocessing.Queue]) -> None:
+    sender, protocol, endpoint, count, deadline, results = args
+    payloads = _requests(sender, count)
+    ok = refused = 0
+    started = time.time()
+    if protocol == "grpc":
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 64 << 20)])
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        for payload in payloads:
+            while time.time() < deadline:
+                try:
+                    stub.Export(ExportTraceServiceRequest.FromString(payload), timeout=60)
+                    ok += 1
+                    break
+                except grpc.RpcError as error:
+                    if error.code() is not grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    refused += 1
+                    time.sleep(0.05)
+    else:
+        import requests
+
+        session = requests.Session()
+        for payload in payloads:
+            while time.time() < deadline:
+                answer = session.post(f"http://{endpoint}/v1/traces", data=payload, timeout=60,
+                                      headers={"Content-Type": "application/x-protobuf"})
+                if answer.status_code == 200:
+                    ok += 1
+                    break
+                if answer.status_code != 503:
+                    raise RuntimeError(f"HTTP {answer.status_code}: {answer.text[:200]}")
+                refused += 1
+                time.sleep(0.05)
+    results.put({"sender": sender, "ok": ok, "refused": refused, "started": started, "ended": time.time()})
+
+
+def _rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (to report cost per span independently of load)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_collector(workdir: Path, store: str, *extra: str) -> tuple[subprocess.Popen, dict]:
+    ready = workdir / "ready.json"
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "pinnprov", "collector", "--grpc-endpoint", "127.0.0.1:0",
+                             "--http-endpoint", "127.0.0.1:0", "--store", store,
+                             "--spool-dir", str(workdir / f"spool-{time.monotonic_ns()}"),
+                             "--ready-file", str(ready), "--log-interval-s", "0", *extra],
+                            stdout=open(workdir / "collector.log", "a"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    deadline = time.time() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"collector did not start: {(workdir / 'collector.log').read_text()[-2000:]}")
+        time.sleep(0.05)
+    return proc, json.loads(ready.read_text())
+
+
+def _count(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM epoch_metric").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _store_count(store: str, db: Path | None) -> int:
+    if db is not None:
+        return _count(db)
+    from collector.store import open_store
+
+    with open_store(store) as opened:
+        return int(opened.execute("SELECT COUNT(*) FROM epoch_metric").rows[0][0])
+
+
+def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: int = 0) -> list[dict]:
+    results: multiprocessing.Queue = multiprocessing.Queue()
+    deadline = time.time() + seconds
+    jobs = [(first + i, "grpc" if i % 2 == 0 else "http", endpoints["grpc" if i % 2 == 0 else "http"], count, deadline,
+             results) for i in range(senders)]
+    processes = [multiprocessing.Process(target=_send, args=(job,)) for job in jobs]
+    for process in processes:
+        process.start()
+    collected = [results.get(timeout=seconds + 120) for _ in processes]
+    for process in processes:
+        process.join()
+    return collected
+
+
+def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int) -> dict:
+    db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:") else None
+    baseline = _store_count(store, db) if db is None or db.exists() else 0  # a MonetDB may hold earlier rows
+    proc, endpoints = _start_collector(workdir, store)
+    try:
+        results = _senders(endpoints, senders, count, seconds=600)
+        accepted = sum(r["ok"] for r in results) * SPANS_PER_REQUEST
+        deadline = time.time() + 600
+        while _store_count(store, db) - baseline < accepted and time.time() < deadline:
+            time.sleep(0.05)
+        ended = time.time()
+        started = min(r["started"] for r in results)
+        acked = max(r["ended"] for r in results)
+        stored = _store_count(store, db) - baseline
+        cpu = _cpu_s(proc.pid)
+        return {"bench": "ingest", "sink": sink, "spans_per_s": round(stored / (ended - started)),
+                "collector_cpu_us_per_span": round(cpu / max(stored, 1) * 1e6, 1),
+                "acked_spans_per_s": round(accepted / (acked - started)), "spans": stored, "senders": senders,
+                "spans_per_request": SPANS_PER_REQUEST, "rss_mb": _rss_peak_mb(proc.pid),
+                "seconds": round(ended - started, 2), "load_avg_1m": os.getloadavg()[0]}
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def bench_overload(workdir: Path, senders: int, count: int) -> dict:
+    db = workdir / "overload.db"
+    proc, endpoints = _start_collector(workdir, f"sqlite:///{db}", "--max-spool-bytes", str(16 << 20))
+    blocker = sqlite3.connect(db, isolation_level=None, timeout=60)
+    blocker.execute("BEGIN EXCLUSIVE")  # the store stops taking writes: the only way out is refusing
+    try:
+        results = _senders(endpoints, senders, count * 2, seconds=8, first=100)  # more than the spool holds
+        rss = _rss_peak_mb(proc.pid)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    import requests
+
+    pending = requests.get(f"http://{endpoints['http']}/metrics-json", timeout=30).json()["spool"]
+    proc.terminate()
+    proc.wait(60)
+    return {"bench": "ingest_overload", "sink": "sqlite(locked)", "senders": senders,
+            "accepted_requests": sum(r["ok"] for r in results),
+            "refused_unavailable": sum(r["refused"] for r in results),
+            "spool_max_bytes": 16 << 20, "spool_pending_bytes": pending["pending_bytes"], "rss_mb": rss}
+
+
+def _poll(db: Path, conn: sqlite3.Connection | None, seen: dict[int, float]) -> sqlite3.Connection | None:
+    if conn is None:
+        if not db.exists():
+            return None
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        numbers = conn.execute("SELECT epoch FROM epoch_metric").fetchall()
+    except sqlite3.OperationalError:  # schema not created yet
+        return conn
+    now = time.time()
+    for (number,) in numbers:
+        seen.setdefault(number, now)
+    return conn
+
+
+def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0) -> dict:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import set_span_in_context
+    from prov_builders import RunIdGenerator, epoch_attributes
+
+    from instrumentation import vocabulary as v
+    from instrumentation.provider import batch_processor
+
+    db = workdir / "latency.db"
+    proc, endpoints = _start_collector(workdir, f"sqlite:///{db}")
+    run_id = "c" * 32
+    provider = TracerProvider(id_generator=RunIdGenerator(run_id))
+    provider.add_span_processor(batch_processor(OTLPSpanExporter(endpoint=f"http://{endpoints['grpc']}",
+                                                                 insecure=True)))
+    tracer = provider.get_tracer(v.INSTRUMENTATION_SCOPE)
+    root = tracer.start_span(v.RUN_SPAN)
+    context = set_span_in_context(root)
+    ended: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    conn: sqlite3.Connection | None = None
+    for epoch in range(epochs):
+        span = tracer.start_span(v.EPOCH_SPAN, context=context, attributes=epoch_attributes(
+            epoch, loss=1.0, bc=1.0, residual=1.0, data=1.0, lr=1e-3))
+        span.end()
+        ended[epoch] = time.time()
+        next_epoch = time.time() + 1.0 / rate
+        while time.time() < next_epoch:  # poll the store between epochs, as a user's query would
+            conn = _poll(db, conn, seen)
+            time.sleep(0.005)
+    deadline = time.time() + 30
+    while len(seen) < epochs and time.time() < deadline:
+        conn = _poll(db, conn, seen)
+        time.sleep(0.005)
+    provider.shutdown()
+    proc.terminate()
+    proc.wait(60)
+    latencies = sorted((seen[e] - ended[e]) * 1000 for e in seen)
+    return {"bench": "ingest_latency", "sink": "sqlite", "epochs": len(latencies), "rate_per_s": rate,
+            "bsp_schedule_delay_ms": 200, "median_ms": round(statistics.median(latencies), 1),
+            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1), "max_ms": round(latencies[-1], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=40, help="requests of 512 spans per sender")
+    parser.add_argument("--skip-overload", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pinnprov-ingest-") as tmp:
+        workdir = Path(tmp)
+        print(json.dumps(bench_ingest(workdir, f"sqlite:///{workdir / 'ingest.db'}", "sqlite", args.senders,
+                                      args.requests)), flush=True)
+        monetdb = os.environ.get("PINNPROV_TEST_MONETDB_URL")
+        if monetdb:
+            print(json.dumps(bench_ingest(workdir, monetdb, "monetdb", args.senders, args.requests)), flush=True)
+        if not args.skip_overload:
+            print(json.dumps(bench_overload(workdir, args.senders, args.requests)), flush=True)
+        if not args.skip_latency:
+            print(json.dumps(bench_latency(workdir)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
