@@ -132,3 +132,41 @@ def test_poison_requests_are_set_aside_and_the_rest_is_written(tmp_path: Path) -
         exporter.shutdown()
     finally:
         assert collector.stop() == 0
+
+
+def test_full_spool_refuses_with_retry_later_instead_of_growing(tmp_path: Path) -> None:
+    import grpc
+    from google.rpc.error_details_pb2 import RetryInfo
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+    collector = Collector(tmp_path, "--max-request-bytes", "100000", "--max-spool-bytes", "300000").start()
+    exporter = OTLPSpanExporter(endpoint=f"http://{collector.grpc}", insecure=True, timeout=30)
+    assert exporter.export(build_spans(sample_run(1, epochs=1))) is SpanExportResult.SUCCESS  # creates the store
+    wait_for(lambda: rows(collector.store, "SELECT 1 FROM epoch_metric"), what="the store")
+    blocker = sqlite3.connect(collector.store, timeout=1, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        body = request_for(sample_run(2, epochs=150)).SerializeToString()
+        statuses = [requests.post(f"{collector.http}/v1/traces", data=body, timeout=30,
+                                  headers={"Content-Type": "application/x-protobuf"}) for _ in range(8)]
+        codes = [answer.status_code for answer in statuses]
+        assert 200 in codes and codes[-1] == 503, codes
+        assert statuses[-1].headers["Retry-After"].isdigit()
+        with grpc.insecure_channel(collector.grpc) as channel:
+            stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Export(request_for(sample_run(3, epochs=150)), timeout=30)
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        retry = dict(refused.value.trailing_metadata())["google.rpc.retryinfo-bin"]
+        assert RetryInfo.FromString(retry).retry_delay.seconds >= 1
+        metrics = collector.metrics()
+        assert metrics["spool"]["pending_bytes"] <= 300000 and metrics["refused"]["traces.overload"] >= 2
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    try:
+        wait_for(lambda: collector.metrics()["sinks"]["sqlite"]["queue_depth"] == 0, 60, what="the backlog")
+        assert exporter.export(build_spans(sample_run(4, epochs=2))) is SpanExportResult.SUCCESS  # room again
+        exporter.shutdown()
+    finally:
+        assert collector.stop() == 0
