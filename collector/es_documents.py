@@ -15,6 +15,7 @@ brings status and summary, and they may arrive in either order. The start is an 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import OrderedDict
@@ -59,8 +60,14 @@ class RunInfo:
     optimizer: str = ""
     activation: str = ""
 
+    @functools.cached_property
+    def _fields(self) -> dict[str, str]:
+        names = ("run_name", "experiment", "optimizer", "activation")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
+
     def fields(self) -> dict[str, str]:
-        return {key: value for key, value in self.__dict__.items() if value}
+        """The non-empty identity fields (computed once: every epoch document of the run repeats them)."""
+        return self._fields
 
 
 class RunCache:
@@ -207,20 +214,22 @@ def _run_end_action(record: RunEndRecord) -> dict[str, Any]:
 
 
 def _epoch_document(record: EpochRecord, run: RunInfo) -> dict[str, Any]:
+    ended = iso(record.ended_at)
     doc: dict[str, Any] = {
-        "@timestamp": iso(record.ended_at),
+        "@timestamp": ended,
         "run_id": record.run_id,
         "record_id": record.record_id,
         **run.fields(),
         "epoch": record.epoch,
         "started_at": iso(record.started_at),
-        "ended_at": iso(record.ended_at),
+        "ended_at": ended,
     }
+    values = (record.elapsed_s, record.loss, record.loss_bc, record.loss_residual, record.loss_data,
+              record.learning_rate)
     non_finite: list[str] = []
-    for name in EPOCH_METRICS:
-        value = float(getattr(record, name))
+    for name, value in zip(EPOCH_METRICS, values, strict=True):
         if math.isfinite(value):
-            doc[name] = value
+            doc[name] = float(value)
         else:
             non_finite.append(name)
     if record.extra:

@@ -45,7 +45,7 @@ class _Run:
     experiment: str = ""
     known: bool = False
     last_epoch: int = -1
-    states: dict[str, RuleState] = field(default_factory=dict)
+    states: list[RuleState | None] = field(default_factory=list)  # by rule index
     samples: dict[str, Samples] = field(default_factory=dict)
     fired: OrderedDict[int, list[AlertRecord]] = field(default_factory=OrderedDict)
 
@@ -85,6 +85,9 @@ class AlertEngine:
         self._runs: OrderedDict[str, _Run] = OrderedDict()
         self._experiment_samples: dict[tuple[str, str], Samples] = {}
         self._scoped = any(rule.scope.level != "all" for rule in rules)
+        # Per rule, what every epoch needs, prepared once: (index, rule, value reader, watches every run).
+        self._plan = [(i, rule, rule.reader(), rule.scope.level == "all", rule.kind == "relative_to_median")
+                      for i, rule in enumerate(self.rules)]
         self._lock = threading.Lock()
 
     def __call__(self, records: list[ProvRecord]) -> list[ProvRecord]:
@@ -141,15 +144,20 @@ class AlertEngine:
         self._identify(epoch.run_id, run)
         self.counters.add("epochs.evaluated")
         fired: list[AlertRecord] = []
-        for rule in self.rules:
-            if not rule.scope.matches(epoch.run_id, run.run_name, run.experiment):
+        if not run.states:
+            run.states = [None] * len(self.rules)
+        number = epoch.epoch
+        for index, rule, read, every_run, uses_median in self._plan:
+            if not every_run and not rule.scope.matches(epoch.run_id, run.run_name, run.experiment):
                 continue
-            state = run.states.get(rule.name)
+            state = run.states[index]
             if state is None:
-                state = run.states[rule.name] = RuleState()
-            value = rule.value_of(epoch)
-            holds, bound = evaluate(rule, state, epoch.epoch, value, self._samples(rule, run))
-            if step(rule, state, epoch.epoch, holds):
+                state = run.states[index] = RuleState()
+            value = read(epoch)
+            holds, bound = evaluate(rule, state, number, value, self._samples(rule, run) if uses_median else None)
+            if not holds and state.streak_start is None and not state.firing:
+                continue  # nothing to update: the common case, kept cheap
+            if step(rule, state, number, holds):
                 fired.append(self._fire(rule, state, epoch, run, value, bound))
         if fired:
             run.fired[epoch.epoch] = fired
@@ -157,9 +165,7 @@ class AlertEngine:
                 run.fired.popitem(last=False)
         return fired
 
-    def _samples(self, rule: Rule, run: _Run) -> Samples | None:
-        if rule.kind != "relative_to_median":
-            return None
+    def _samples(self, rule: Rule, run: _Run) -> Samples:
         if rule.baseline == "experiment":
             key = (rule.name, run.experiment)
             samples = self._experiment_samples.get(key)

@@ -79,12 +79,17 @@ class Rule:
 
     def value_of(self, epoch: EpochRecord) -> float:
         """The watched value of one epoch (NaN if an extra scalar is missing)."""
+        return self.reader()(epoch)
+
+    def reader(self) -> Callable[[EpochRecord], float]:
+        """A function reading the watched value (built once per rule: it runs for every epoch)."""
         if self.metric.startswith("extra."):
-            return float(epoch.extra.get(self.metric.removeprefix("extra."), math.nan))
+            key = self.metric.removeprefix("extra.")
+            return lambda epoch: float(epoch.extra.get(key, math.nan))
         if self.metric == "any":
-            values = [float(getattr(epoch, name)) for name in METRICS]
-            return next((v for v in values if not math.isfinite(v)), 0.0)
-        return float(getattr(epoch, self.metric))
+            readers = [operator.attrgetter(name) for name in METRICS]
+            return lambda epoch: next((v for v in (float(r(epoch)) for r in readers) if not math.isfinite(v)), 0.0)
+        return operator.attrgetter(self.metric)
 
     def in_window(self, epoch: int) -> bool:
         return epoch >= self.after_epoch and (self.before_epoch is None or epoch <= self.before_epoch)
