@@ -46,7 +46,7 @@ class TraveltimeData:
     sources: np.ndarray
     receivers: np.ndarray
     traveltimes: np.ndarray
-    origin: str = "benchmark"  # file path for user data
+    origin: str = "user"  # "benchmark" only for pinn.benchmark's data set; a file path for user data
     noise_rms_s: float | None = None  # known noise level (synthetic data), for the discrepancy principle
 
     def __post_init__(self) -> None:

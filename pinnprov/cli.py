@@ -14,6 +14,7 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import pinnprov
 import pinnprov.commands
@@ -25,6 +26,13 @@ class UserError(Exception):
     """A problem the user can fix (bad input, unknown run, unreachable service): shown as one line."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argparse prints its whole usage on a bad flag; users get one line naming the problem (and `-h`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def _quiet_tensorflow() -> None:
     # TensorFlow prints C++ start-up chatter unless told otherwise *before* it is imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -33,7 +41,7 @@ def _quiet_tensorflow() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pinnprov", description=pinnprov.__doc__)
+    parser = OneLineParser(prog="pinnprov", description=pinnprov.__doc__)
     parser.add_argument("--version", action="version", version=f"pinnprov {pinnprov.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
