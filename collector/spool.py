@@ -19,36 +19,25 @@ the receiver answers "retry later" instead of growing without limit.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import contextlib
-import enum
 import fcntl
-import json
 import logging
 import os
 import re
-import struct
 import threading
 import time
-import zlib
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.dead_letters import DeadLetters
+from collector.spool_format import HEADER_SIZE, Signal, encode_header, read_record, scan_segment
+
 log = logging.getLogger("pinnprov.collector.spool")
 
-_MAGIC = b"PPS1"
-_HEADER = struct.Struct("<4sB3xII")  # magic, signal, padding, payload length, crc32(signal byte + payload)
-HEADER_SIZE = _HEADER.size
 _SEGMENT = re.compile(r"^(\d{16})\.seg$")
 _CONSUMER = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-MAX_RECORD_BYTES = 1 << 30
-
-
-class Signal(enum.IntEnum):
-    TRACES = 1
-    METRICS = 2
 
 
 class SpoolFull(Exception):
@@ -103,7 +92,7 @@ class Spool:
         self.consumers = tuple(consumers)
         self._lock = threading.Lock()
         self._appended = threading.Condition(self._lock)
-        self._dead_lock = threading.Lock()  # one dead-letter line at a time, never interleaved
+        self.dead_letters = DeadLetters(self.directory / "dead-letter.jsonl", fsync)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -123,36 +112,18 @@ class Spool:
     def _recover(self) -> None:
         segments = sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := _SEGMENT.match(p.name)))
         for index, segment in enumerate(segments):
-            offsets, valid_end = self._scan(segment)
             path = self._segment_path(segment)
+            offsets, valid_end = scan_segment(path)
             if valid_end < path.stat().st_size:
                 if index == len(segments) - 1:
                     log.warning("spool %s: truncating a torn record at the end of %s", self.directory, path.name)
                 else:
                     log.error("spool %s: %s is corrupt after byte %d; the rest is set aside", self.directory,
                               path.name, valid_end)
-                    self._set_aside_bytes(path, valid_end, "corrupt spool segment")
+                    self.dead_letters.add_file_tail(path, valid_end, "corrupt spool segment")
                 os.truncate(path, valid_end)
             self._offsets[segment] = offsets
             self._sizes[segment] = valid_end
-
-    def _scan(self, segment: int) -> tuple[array, int]:
-        """Start offsets of the valid records of a segment and where the valid part ends (CRCs checked)."""
-        offsets = array("q")
-        with open(self._segment_path(segment), "rb") as file:
-            position = 0
-            while True:
-                header = file.read(HEADER_SIZE)
-                if len(header) < HEADER_SIZE:
-                    return offsets, position
-                magic, signal, length, crc = _HEADER.unpack(header)
-                if magic != _MAGIC or signal not in Signal._value2member_map_ or length > MAX_RECORD_BYTES:
-                    return offsets, position
-                payload = file.read(length)
-                if len(payload) < length or zlib.crc32(payload, zlib.crc32(bytes([signal]))) != crc:
-                    return offsets, position
-                offsets.append(position)
-                position += HEADER_SIZE + length
 
     def _load_cursor(self, name: str) -> Position:
         first = Position(min(self._sizes), 0) if self._sizes else Position(1, 0)
@@ -193,7 +164,7 @@ class Spool:
     # --- writing ----------------------------------------------------------------------------------
     def append(self, signal: Signal, payload: bytes) -> Position:
         """Write one record durably; raises SpoolFull (retry later) or OSError (disk trouble)."""
-        record = _HEADER.pack(_MAGIC, int(signal), len(payload), zlib.crc32(payload, zlib.crc32(bytes([signal]))))
+        record = encode_header(signal, payload)
         with self._lock:
             if self._closed:
                 raise OSError("spool is closed")
@@ -243,20 +214,15 @@ class Spool:
             with open(self._segment_path(position.segment), "rb") as file:
                 file.seek(position.offset)
                 while position.offset < end and len(entries) < max_records and total < max_bytes:
-                    header = file.read(HEADER_SIZE)
-                    magic, signal, length, crc = (
-                        _HEADER.unpack(header) if len(header) == HEADER_SIZE else (b"", 0, 0, 0)
-                    )
-                    fits = position.offset + HEADER_SIZE + length <= end
-                    payload = file.read(length) if fits else b""
-                    if (magic != _MAGIC or signal not in Signal._value2member_map_ or len(payload) != length
-                            or zlib.crc32(payload, zlib.crc32(bytes([signal]))) != crc):
+                    record = read_record(file, position.offset, end)
+                    if record is None:
                         self._cut_corrupt(position)
                         end = position.offset
                         break
-                    following = Position(position.segment, position.offset + HEADER_SIZE + length)
-                    entries.append(SpoolEntry(position, following, Signal(signal), payload))
-                    total += length
+                    signal, payload = record
+                    following = Position(position.segment, position.offset + HEADER_SIZE + len(payload))
+                    entries.append(SpoolEntry(position, following, signal, payload))
+                    total += len(payload)
                     position = following
             if total >= max_bytes:
                 break
@@ -267,7 +233,7 @@ class Spool:
         log.error("spool %s: corrupt record at %s; the rest of that segment is set aside", self.directory, position)
         path = self._segment_path(position.segment)
         with self._lock:
-            self._set_aside_bytes(path, position.offset, "corrupt spool record")
+            self.dead_letters.add_file_tail(path, position.offset, "corrupt spool record")
             os.truncate(path, position.offset)
             self._sizes[position.segment] = position.offset
             offsets = self._offsets[position.segment]
@@ -340,26 +306,7 @@ class Spool:
     # --- dead letters -----------------------------------------------------------------------------
     def dead_letter(self, signal: Signal, payload: bytes, reason: str) -> Path:
         """Set a request aside for a human (one JSON line, fsynced) and return the file's path."""
-        return self._write_dead_letter({"signal": signal.name.lower(), "reason": reason,
-                                        "payload_base64": base64.b64encode(payload).decode()})
-
-    def _set_aside_bytes(self, path: Path, offset: int, reason: str) -> None:
-        with open(path, "rb") as file:
-            file.seek(offset)
-            raw = file.read()
-        if raw:
-            self._write_dead_letter({"signal": "raw", "reason": f"{reason} ({path.name} from byte {offset})",
-                                     "payload_base64": base64.b64encode(raw).decode()})
-
-    def _write_dead_letter(self, entry: dict[str, object]) -> Path:
-        path = self.directory / "dead-letter.jsonl"
-        line = json.dumps({"at": time.time(), **entry}, separators=(",", ":")) + "\n"
-        with self._dead_lock, open(path, "a") as file:
-            file.write(line)
-            file.flush()
-            if self.fsync:
-                os.fsync(file.fileno())
-        return path
+        return self.dead_letters.add(signal.name.lower(), payload, reason)
 
     # --- closing ----------------------------------------------------------------------------------
     def close(self) -> None:
