@@ -206,3 +206,37 @@ def test_bad_configuration_fails_at_start_naming_the_problem() -> None:
         ElasticsearchSink("http://127.0.0.1:9200", index_prefix="Upper")
     with pytest.raises(ValueError, match="max_attempts"):
         ElasticsearchSink("http://127.0.0.1:9200", max_attempts=0)
+
+
+def test_prefix_and_options_from_the_store_url_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collector.service import open_sink
+
+    with FakeElasticsearch() as es:
+        host = es.url.removeprefix("http://")
+        sink = open_sink(f"elasticsearch+http://{host}?index_prefix=g5k&request_timeout=3")
+        assert isinstance(sink, ElasticsearchSink) and sink.prefix == "g5k"
+        assert sink.connection.request_timeout == 3.0
+        assert sink.export([epoch_record(0)]).ok and "g5k-epochs" in es.state.indices
+        monkeypatch.setenv("PINNPROV_ES_INDEX_PREFIX", "fromenv")
+        assert ElasticsearchSink(f"es://{host}").prefix == "fromenv"
+        assert ElasticsearchSink(f"es://{host}?index_prefix=url").prefix == "url"  # explicit beats environment
+        assert ElasticsearchSink(es.url, index_prefix="arg").prefix == "arg"
+    with pytest.raises(ValueError, match="option 'shards' is not known"):
+        ElasticsearchSink("http://127.0.0.1:9200?shards=3")
+    monkeypatch.setenv("PINNPROV_ES_INDEX_PREFIX", "Bad")
+    with pytest.raises(ValueError, match="PINNPROV_ES_INDEX_PREFIX: invalid value 'Bad'"):
+        ElasticsearchSink("http://127.0.0.1:9200")
+
+
+def test_cli_installs_templates_idempotently(capsys: pytest.CaptureFixture[str]) -> None:
+    from pinnprov.cli import main
+
+    with FakeElasticsearch() as es:
+        assert main(["kibana", "templates", "--es-url", es.url, "--index-prefix", "g5k"]) == 0
+        assert "g5k-epochs: template installed, index created" in capsys.readouterr().out
+        assert main(["kibana", "templates", "--es-url", es.url, "--index-prefix", "g5k"]) == 0
+        assert "g5k-epochs: template updated, mapping of existing index updated" in capsys.readouterr().out
+        assert sorted(es.state.indices) == ["g5k-adaptations", "g5k-alerts", "g5k-epochs", "g5k-runs"]
+    with FakeElasticsearch(FakeState(server_major=8)) as es:
+        assert main(["kibana", "templates", "--es-url", es.url]) == 2
+        assert "pip install 'elasticsearch>=8,<9'" in capsys.readouterr().err

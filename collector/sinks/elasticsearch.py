@@ -40,6 +40,7 @@ from collector.es_documents import (
 from collector.records import AdaptationRecord, AlertRecord, EpochRecord, ProvRecord, RunStartRecord
 from collector.sinks.base import SINKS, ExportResult, ExportStatus
 from kibana import DEFAULT_PREFIX, INDEX_KINDS, index_name, index_templates, validate_prefix
+from pinnprov.settings import resolve
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ BULK_FILTER = ["errors", "items.*.status", "items.*.error.type", "items.*.error.
 """Only what the sink reads from a bulk response: keeps large responses small."""
 MAX_ACTIONS_PER_BULK = 2000
 MAX_CACHED_RUNS = 10_000
+PREFIX_ENV = "PINNPROV_ES_INDEX_PREFIX"
 URL_OPTIONS = ("index_prefix", "ca_certs", "request_timeout")
 """Options a store URL may carry, e.g. elasticsearch+https://es:9200?index_prefix=g5k&ca_certs=/etc/es/ca.pem"""
 LOOKUP_AGAIN_AFTER_S = 60.0
@@ -93,7 +95,7 @@ class ElasticsearchSink:
         self,
         url: str,
         *,
-        index_prefix: str = DEFAULT_PREFIX,
+        index_prefix: str | None = None,
         api_key: str | None = None,
         api_key_file: str | None = None,
         username: str | None = None,
@@ -111,8 +113,9 @@ class ElasticsearchSink:
         client: Any = None,
     ) -> None:
         url, options = split_options(url, URL_OPTIONS)
-        if "index_prefix" in options and index_prefix == DEFAULT_PREFIX:
-            index_prefix = options["index_prefix"]
+        # explicit argument (or ?index_prefix= in the URL) > PINNPROV_ES_INDEX_PREFIX > "pinnprov"
+        explicit_prefix = index_prefix if index_prefix is not None else options.get("index_prefix")
+        index_prefix = resolve("index_prefix", explicit_prefix, PREFIX_ENV, DEFAULT_PREFIX, validate_prefix)
         ca_certs = ca_certs or options.get("ca_certs")
         if "request_timeout" in options:
             try:
