@@ -179,7 +179,9 @@ class CollectorService:
                 receiver.stop()
         self._receivers.clear()
         deadline = time.monotonic() + drain_s
-        while drain_s > 0 and time.monotonic() < deadline and not all(w.drained() for w in self.workers):
+        # A sink that is retrying (its store is down) will not catch up in seconds: do not wait for it.
+        while drain_s > 0 and time.monotonic() < deadline and not all(
+                w.drained() or w.state == "retrying" for w in self.workers):
             time.sleep(0.05)
         for worker in self.workers:
             worker.stop()
