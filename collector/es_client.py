@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -274,9 +275,12 @@ def describe_error(error: BaseException) -> str:
         import elasticsearch
 
         client = elasticsearch.__versionstr__
+        found = re.search(r"either version (\d+)", f"{text} {getattr(error, 'body', '')}")
+        major = int(found.group(1)) if found else None
+        wanted = f"'elasticsearch>={major},<{major + 1}'" if major else "the client of the server's major version"
         return (
-            f"Elasticsearch refused client {client}'s version header: the server is another major version. "
-            "Install the matching client, e.g. pip install 'elasticsearch>=8,<9' for an 8.x server"
+            f"Elasticsearch refused client {client}'s version header: the server is another major version"
+            f"{f' ({major}.x)' if major else ''}; install the matching client: pip install {wanted}"
         )
     if status == 401:
         return "Elasticsearch authentication failed (401): check PINNPROV_ES_API_KEY or PINNPROV_ES_USERNAME/PASSWORD"

@@ -11,7 +11,7 @@ import json
 
 import pytest
 from test_es_documents import RUN, end_record, epoch_record, start_record
-from test_es_fake import FakeElasticsearch, FakeState
+from test_es_fake import CLIENT_MAJOR, OTHER_MAJOR, FakeElasticsearch, FakeState
 
 from collector.records import AlertRecord
 from collector.sinks.base import SINKS, ExportStatus
@@ -55,7 +55,7 @@ def test_bulk_request_is_exactly_what_the_client_sends() -> None:
         assert sink.export([start_record(), epoch_record(0), epoch_record(1)]).ok
         (bulk,) = es.state.bulk_requests()
         assert bulk.method in ("POST", "PUT") and bulk.path == "/_bulk"
-        assert bulk.headers["content-type"] == "application/vnd.elasticsearch+x-ndjson; compatible-with=9"
+        assert bulk.headers["content-type"] == f"application/vnd.elasticsearch+x-ndjson; compatible-with={CLIENT_MAJOR}"
         assert bulk.query["filter_path"] == ["errors,items.*.status,items.*.error.type,items.*.error.reason"]
         lines = bulk.ndjson()
         assert [next(iter(line)) for line in lines[0::2]] == ["update", "index", "index"]
@@ -192,11 +192,11 @@ def test_password_from_a_file_and_wrong_password_is_a_clear_retryable_error(
         assert "authentication failed (401)" in result.detail
 
 
-def test_8x_server_with_9x_client_explains_the_fix_and_keeps_the_data() -> None:
-    with FakeElasticsearch(FakeState(server_major=8)) as es:
+def test_server_of_another_major_explains_the_fix_and_keeps_the_data() -> None:
+    with FakeElasticsearch(FakeState(server_major=OTHER_MAJOR)) as es:
         result = make_sink(es.url).export([epoch_record(0)])
         assert result.status is ExportStatus.RETRYABLE
-        assert "pip install 'elasticsearch>=8,<9'" in result.detail
+        assert f"pip install 'elasticsearch>={OTHER_MAJOR},<{OTHER_MAJOR + 1}'" in result.detail
 
 
 def test_bad_configuration_fails_at_start_naming_the_problem() -> None:
@@ -237,6 +237,6 @@ def test_cli_installs_templates_idempotently(capsys: pytest.CaptureFixture[str])
         assert main(["kibana", "templates", "--es-url", es.url, "--index-prefix", "g5k"]) == 0
         assert "g5k-epochs: template updated, mapping of existing index updated" in capsys.readouterr().out
         assert sorted(es.state.indices) == ["g5k-adaptations", "g5k-alerts", "g5k-epochs", "g5k-runs"]
-    with FakeElasticsearch(FakeState(server_major=8)) as es:
+    with FakeElasticsearch(FakeState(server_major=OTHER_MAJOR)) as es:
         assert main(["kibana", "templates", "--es-url", es.url]) == 2
-        assert "pip install 'elasticsearch>=8,<9'" in capsys.readouterr().err
+        assert f"pip install 'elasticsearch>={OTHER_MAJOR},<{OTHER_MAJOR + 1}'" in capsys.readouterr().err
