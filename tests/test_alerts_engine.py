@@ -185,3 +185,36 @@ def test_a_faulty_rule_context_never_loses_provenance(harness: Callable[..., Har
     assert h.alerts() == []
     with open_store(f"sqlite:///{h.path}") as store:
         assert store.execute("SELECT COUNT(*) FROM epoch_metric").rows[0][0] == 2
+
+
+def test_epoch_time_relative_to_the_experiments_median(harness: Callable[..., Harness]) -> None:
+    h = harness([{"name": "slowest", "kind": "relative_to_median", "metric": "elapsed_s", "factor": 2,
+                  "baseline": "experiment", "min_samples": 4, "scope": {"experiment": "sweep"}}])
+    h.feed(run_spec(1, [1.0] * 4, elapsed=[0.5] * 4, experiment="sweep"),
+           run_spec(2, [1.0] * 3, elapsed=[0.6, 1.5, 0.7], experiment="sweep"),  # 1.5 > 2 x median 0.5
+           run_spec(3, [1.0] * 3, elapsed=[5.0] * 3, experiment="other"))  # other experiment: not watched
+    rows = h.alerts()
+    assert [(r[1], r[2]) for r in rows] == [(run_id(2), 1)]
+    assert rows[0][5] == pytest.approx(1.0) and "2 x experiment median" in rows[0][6]
+
+
+def test_before_epoch_closes_the_window(harness: Callable[..., Harness]) -> None:
+    h = harness([{"name": "early", "kind": "threshold", "metric": "loss", "threshold": 0.5, "after_epoch": 2,
+                  "before_epoch": 4}])
+    h.feed(run_spec(1, [1.0, 1.0, 0.1, 0.1, 0.1, 1.0, 1.0]))  # above at 0-1 (too early) and 5-6 (too late)
+    assert h.alerts() == []
+    h2 = harness([{"name": "early", "kind": "threshold", "metric": "loss", "threshold": 0.5, "after_epoch": 2,
+                   "before_epoch": 4}], name="b.db")
+    h2.feed(run_spec(1, [0.1, 0.1, 0.1, 1.0, 1.0, 1.0]))
+    assert [r[2] for r in h2.alerts()] == [3]
+
+
+def test_epochs_of_a_batch_are_evaluated_in_order_whatever_their_order() -> None:
+    rules = load_rules([{"name": "streak", "kind": "threshold", "metric": "loss", "threshold": 0.5, "for_epochs": 2,
+                         "actions": []}])
+    records = [r for request in requests(run_spec(1, [0.1, 1.0, 1.0, 0.1, 1.0])) for r in
+               translate_traces(request).records]
+    in_order, shuffled = AlertEngine(rules), AlertEngine(rules)
+    expected = [a.epoch for a in in_order(records)]
+    assert expected == [2]
+    assert [a.epoch for a in shuffled(list(reversed(records)))] == expected
