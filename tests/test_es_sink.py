@@ -240,3 +240,27 @@ def test_cli_installs_templates_idempotently(capsys: pytest.CaptureFixture[str])
     with FakeElasticsearch(FakeState(server_major=OTHER_MAJOR)) as es:
         assert main(["kibana", "templates", "--es-url", es.url]) == 2
         assert f"pip install 'elasticsearch>={OTHER_MAJOR},<{OTHER_MAJOR + 1}'" in capsys.readouterr().err
+
+
+def test_pipeline_with_alert_rules_writes_epochs_and_alerts_from_real_otlp_requests() -> None:
+    from prov_builders import run_id
+    from test_alerts_engine import requests, run_spec
+
+    from collector.alerts import AlertEngine, alert_id, load_rules
+    from collector.pipeline import Pipeline
+
+    engine = AlertEngine(load_rules([{"name": "hi", "kind": "threshold", "metric": "loss", "threshold": 0.1,
+                                      "actions": []}]))
+    with FakeElasticsearch() as es:
+        pipeline = Pipeline([make_sink(es.url)], processors=[engine])
+        for request in requests(run_spec(7, [1.0, 0.01, 0.02, 1.0], ended=True)):
+            assert pipeline.handle_traces(request).ok
+        docs = es.state.indices
+        assert len(docs["pinnprov-epochs"]["docs"]) == 4
+        alerts = docs["pinnprov-alerts"]["docs"]
+        assert sorted(alerts) == sorted(alert_id("hi", run_id(7), epoch) for epoch in (0, 3))
+        alert = alerts[alert_id("hi", run_id(7), 3)]
+        assert (alert["run_name"], alert["epoch"], alert["value"], alert["threshold"]) == ("run-7", 3, 1.0, 0.1)
+        assert docs["pinnprov-runs"]["docs"][run_id(7)]["status"] == "completed"
+        pipeline.shutdown()
+    engine.close()
