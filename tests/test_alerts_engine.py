@@ -218,3 +218,19 @@ def test_epochs_of_a_batch_are_evaluated_in_order_whatever_their_order() -> None
     expected = [a.epoch for a in in_order(records)]
     assert expected == [2]
     assert [a.epoch for a in shuffled(list(reversed(records)))] == expected
+
+
+def test_scoped_rules_find_runs_in_the_store_after_a_restart(tmp_path: Path) -> None:
+    from collector.alerts import store_run_lookup
+
+    spec = run_spec(4, [1.0, 1.0, 1.0, 1.0], experiment="sweep")
+    first = Harness(tmp_path / "prov.db", [])
+    first.feed(spec)  # the run (and its start record) reach the store before the restart
+    first.close()
+    rules = [{"name": "sweep", "kind": "threshold", "metric": "loss", "threshold": 0.5,
+              "scope": {"experiment": "sweep"}}]
+    url = f"sqlite:///{tmp_path / 'prov.db'}"
+    blind, informed = AlertEngine(load_rules(rules)), AlertEngine(load_rules(rules), run_lookup=store_run_lookup(url))
+    late_epochs = list(translate_traces(requests(spec, chunk=10)[1]).records)  # epochs only, no start
+    assert blind(late_epochs) == []
+    assert [a.epoch for a in informed(late_epochs)] == [0]

@@ -4,7 +4,7 @@ Integration (the collector service):
 
     from collector.alerts import AlertEngine, StoreSteering, load_rules
     rules = load_rules(config_dict.get("rules"))            # ValueError "rule 'x': ..." at start
-    engine = AlertEngine(rules, steer=StoreSteering(store_url))
+    engine = AlertEngine(rules, steer=StoreSteering(store_url), run_lookup=store_run_lookup(store_url))
     pipeline = Pipeline(sinks, processors=[engine])          # the SAME engine for every pipeline
     ...
     engine.close()                                           # at shutdown, after the pipelines
@@ -13,6 +13,7 @@ Integration (the collector service):
 from collector.alerts.actions import ActionDispatcher, SteerFunction
 from collector.alerts.config import load_rules, load_rules_file
 from collector.alerts.engine import AlertEngine, alert_id
+from collector.alerts.history import store_run_lookup
 from collector.alerts.rules import Rule, Scope
 from collector.alerts.steering import StoreSteering
 
@@ -26,4 +27,5 @@ __all__ = [
     "alert_id",
     "load_rules",
     "load_rules_file",
+    "store_run_lookup",
 ]

@@ -32,3 +32,19 @@ def alert_history(store: Any, *, run_id: str | None = None, rule: str | None = N
     else:
         sql = f"{base} ORDER BY a.at, a.alert_id"
     return store.execute(sql, params)
+
+
+def store_run_lookup(url: str) -> Any:
+    """A `run_lookup` for AlertEngine: (run name, experiment) of a run from the store at `url`.
+
+    Scoped rules need them; after a collector restart the run-start record may be long gone.
+    """
+
+    def lookup(run_id: str) -> tuple[str, str] | None:
+        from collector.store import open_store
+
+        with open_store(url) as store:
+            rows = store.execute("SELECT run_name, experiment FROM run WHERE run_id = :run_id", {"run_id": run_id}).rows
+        return (str(rows[0][0] or ""), str(rows[0][1] or "")) if rows else None
+
+    return lookup
