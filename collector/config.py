@@ -59,6 +59,7 @@ class CollectorConfig:
     retry_max_s: float = 30.0
     log_interval_s: float = 60.0  # self-metrics to the log; 0 disables
     workers: int = 8  # gRPC handler threads
+    rules: tuple[Any, ...] = ()  # alert rules (collector.alerts.Rule), from `rules:` or `rules_file:` in the file
 
     def validate(self) -> None:
         """Cross-field rules: exposure needs a token; TLS needs both files."""
@@ -171,7 +172,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "log_interval_s": _non_negative_float,
     "workers": _positive_int,
 }
-FILE_ONLY = frozenset({"token_file"})
+FILE_ONLY = frozenset({"token_file", "rules", "rules_file"})
 ENV = {name: f"PINNPROV_COLLECTOR_{name.upper()}" for name in _PARSERS}
 ENV["stores"] = "PINNPROV_STORE"  # the same variable `pinnprov query` reads
 
@@ -201,6 +202,21 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _rules(from_file: dict[str, Any], origin: str, rules_file: object) -> tuple[Any, ...]:
+    """Alert rules: inline `rules:` in the config file, or a rules file (flag beats file); validated now."""
+    rules_file = rules_file if rules_file is not None else from_file.get("rules_file")
+    if rules_file is None and from_file.get("rules") is None:
+        return ()
+    from collector.alerts import load_rules, load_rules_file
+
+    try:
+        if rules_file is not None:
+            return tuple(load_rules_file(_path(rules_file)))
+        return tuple(load_rules(from_file["rules"]))
+    except ValueError as error:
+        raise ValueError(f"{origin}{error}") from None
+
+
 def load_config(config_file: Path | None = None, overrides: Mapping[str, object] | None = None) -> CollectorConfig:
     """Settings by precedence (flag > file > environment > default), validated."""
     overrides = dict(overrides or {})
@@ -216,9 +232,11 @@ def load_config(config_file: Path | None = None, overrides: Mapping[str, object]
             from_file["token"] = token_path.read_text().strip()
         except OSError as error:
             raise ValueError(f"{origin}token_file {token_path}: {error.strerror or error}") from None
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"rules": _rules(from_file, origin, overrides.pop("rules_file", None))}
     for item in fields(CollectorConfig):
         name = item.name
+        if name == "rules":
+            continue
         parse = _PARSERS[name]
         explicit = overrides.get(name)
         prefix = "" if explicit is not None else origin

@@ -108,6 +108,7 @@ class CollectorService:
                 sink.shutdown()
             self.spool.close()
             raise
+        self.alerts = self._alert_engine(config, [url for url, _ in opened])
         settings = DeliverySettings(config.batch_max_requests, config.batch_max_bytes, config.batch_linger_s,
                                     config.retry_initial_s, config.retry_max_s)
         taken: set[str] = set()
@@ -116,7 +117,8 @@ class CollectorService:
         self.store_urls: dict[str, str] = {}
         for url, sink in opened:
             name = _sink_name(sink, url, taken)
-            self.pipelines[name] = Pipeline([sink], processors())
+            extra = [self.alerts] if self.alerts is not None else []
+            self.pipelines[name] = Pipeline([sink], [*processors(), *extra])
             self.store_urls[name] = redact(url)
             self.workers.append(DeliveryWorker(name, self.spool, consumer_name(url),
                                                pipeline_handler(self.pipelines[name]), self.counters, settings))
@@ -128,6 +130,16 @@ class CollectorService:
         self._stats = StatsLogger(self.health, config.log_interval_s)
         self._steering_store: Any = None
         self._steering_lock = threading.Lock()
+
+    @staticmethod
+    def _alert_engine(config: CollectorConfig, urls: list[str]) -> Any:
+        """One engine shared by every sink's pipeline, so an alert fires (and acts) once, not once per sink."""
+        if not config.rules:
+            return None
+        from collector.alerts import AlertEngine, StoreSteering
+
+        steer_url = next((u for u in urls if u.startswith(("sqlite:", "monetdb:")) or "://" not in u), None)
+        return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -188,6 +200,9 @@ class CollectorService:
         self._stats.stop()
         for pipeline in self.pipelines.values():
             pipeline.shutdown()
+        if self.alerts is not None:
+            with contextlib.suppress(Exception):
+                self.alerts.close()
         if self._steering_store is not None:
             with contextlib.suppress(Exception):
                 self._steering_store.close()

@@ -170,3 +170,26 @@ def test_full_spool_refuses_with_retry_later_instead_of_growing(tmp_path: Path) 
         exporter.shutdown()
     finally:
         assert collector.stop() == 0
+
+
+def test_alert_rules_from_the_config_file_fire_once_into_the_store(tmp_path: Path) -> None:
+    config = tmp_path / "collector.yaml"
+    config.write_text("rules:\n  - name: loss-high\n    kind: threshold\n    metric: loss\n    op: '>'\n"
+                      "    threshold: 50\n    after_epoch: 1\n    actions: [log]\n")
+    collector = Collector(tmp_path, config=config).start()
+    try:
+        exporter = OTLPSpanExporter(endpoint=f"http://{collector.grpc}", insecure=True, timeout=30)
+        assert exporter.export(build_spans(sample_run(1, epochs=4))) is SpanExportResult.SUCCESS
+        assert exporter.export(build_spans(sample_run(1, epochs=4))) is SpanExportResult.SUCCESS  # a replay
+        exporter.shutdown()
+        # loss = 100 / 2**epoch + 1: 51.0 at epoch 1 is the first above 50 after epoch 1; it fires once.
+        alerts = wait_for(lambda: rows(collector.store, "SELECT rule, epoch, value FROM alert"), what="the alert")
+        assert alerts == [("loss-high", 1, 51.0)]
+    finally:
+        assert collector.stop() == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - name: x\n    kind: threshold\n    metric: nonsense\n")
+    from collector.config import load_config
+
+    with pytest.raises(ValueError, match="rule 'x'"):
+        load_config(bad)

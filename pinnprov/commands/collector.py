@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--retry-max-s", metavar="S", help="longest backoff between retries of a store")
     parser.add_argument("--log-interval-s", metavar="S", help="self-metrics log period (0: off; default 60)")
     parser.add_argument("--workers", metavar="N", help="gRPC handler threads (default 8)")
+    parser.add_argument("--rules-file", metavar="FILE", help="alert rules (YAML: a list, or `rules:` of a file)")
     parser.add_argument("--ready-file", type=Path, metavar="FILE",
                         help="write the bound endpoints as JSON here once listening (for scripts and tests)")
     parser.add_argument("--check-config", action="store_true",
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {name: getattr(args, name) for name in _FLAGS if getattr(args, name) is not None}
     if args.stores:
         overrides["stores"] = args.stores
+    if args.rules_file:
+        overrides["rules_file"] = args.rules_file
     config = load_config(args.config, overrides)
     if args.check_config:
         from dataclasses import asdict
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
         settings["token"] = "***" if config.token else ""
         settings["stores"] = [redact(url) for url in config.stores]
+        settings["rules"] = [rule.name for rule in config.rules]
         print(json.dumps(settings, indent=2, sort_keys=True))
         return 0
     # The service logs its own progress (listening, sink outages, periodic counts) even without -v.
