@@ -120,6 +120,7 @@ class Progress:
 
             lines.append(
                 f"  {short_host(host):<12} ok={count('ok')} changed={count('changed')} "
-                f"failed={count('failures')} unreachable={count('dark')} skipped={count('skipped')}"
+                f"failed={count('failures')} unreachable={count('dark')} skipped={count('skipped')} "
+                f"ignored={count('ignored')}"
             )
         return lines

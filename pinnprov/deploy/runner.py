@@ -22,6 +22,7 @@ from pinnprov.deploy.progress import Progress, TaskResult
 from pinnprov.settings import resolve
 
 PLAYBOOKS = ("site.yml", "teardown.yml")
+ANSIBLE_DIR_ENV = "PINNPROV_ANSIBLE_DIR"
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,7 @@ class PlaybookRun:
 def find_ansible_dir(explicit: str | Path | None = None) -> Path:
     """The `ansible/` folder: --ansible-dir, then $PINNPROV_ANSIBLE_DIR, then the one beside this checkout."""
     default = Path(__file__).resolve().parents[2] / "ansible"
-    directory = resolve("ansible_dir", None if explicit is None else str(explicit), "PINNPROV_ANSIBLE_DIR",
-                        str(default), str)
+    directory = resolve("ansible_dir", None if explicit is None else str(explicit), ANSIBLE_DIR_ENV, str(default), str)
     path = Path(directory).expanduser().resolve()
     if not (path / "site.yml").is_file():
         raise FileNotFoundError(

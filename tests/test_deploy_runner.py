@@ -1,0 +1,148 @@
+"""ansible-runner driver and progress lines, on real playbook runs against this machine (local connection).
+
+The playbooks here are tiny and made for the test (ok, changed, skipped, failed, ignored, retried tasks on two
+hosts); what is checked is the path users rely on: events -> one line per task and host -> stats and failures.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pinnprov.cli import main
+from pinnprov.deploy.progress import Progress, failure_message, short_host
+from pinnprov.deploy.runner import ANSIBLE_DIR_ENV, find_ansible_dir, run_playbook
+
+ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
+
+PLAYBOOK = """\
+- name: Exercise every kind of result
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Report nothing to change
+      ansible.builtin.command: "true"
+      changed_when: false
+    - name: Write a marker file
+      ansible.builtin.copy:
+        dest: "{{ marker_dir }}/{{ inventory_hostname }}.txt"
+        content: "{{ inventory_hostname }}\\n"
+        mode: "0644"
+    - name: Skip on every host
+      ansible.builtin.debug:
+        msg: never
+      when: false
+    - name: Fail but carry on
+      ansible.builtin.command: "false"
+      ignore_errors: true
+      changed_when: false
+    - name: Retry once before succeeding
+      ansible.builtin.shell: test -e {{ marker_dir }}/{{ inventory_hostname }}.retry || { touch {{ marker_dir }}/{{ inventory_hostname }}.retry; exit 1; }
+      register: attempt
+      until: attempt.rc == 0
+      retries: 2
+      delay: 0
+      changed_when: false
+    - name: Fail on the second host only
+      ansible.builtin.fail:
+        msg: "second host refuses: disk full"
+      when: inventory_hostname == 'node-b'
+"""
+
+
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "hosts.yml"
+    path.write_text(textwrap.dedent(f"""\
+        all:
+          vars:
+            ansible_connection: local
+            ansible_python_interpreter: {sys.executable}
+            marker_dir: {tmp_path}
+          hosts:
+            node-a.lille.grid5000.fr:
+            node-b:
+        """))
+    return path
+
+
+@pytest.mark.slow
+def test_progress_lines_stats_and_failures_of_a_real_run(tmp_path: Path) -> None:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAYBOOK)
+    out = io.StringIO()
+    progress = Progress(stream=out)
+    result = run_playbook(playbook, inventory=inventory(tmp_path), ansible_dir=ANSIBLE_DIR, progress=progress,
+                          extravars={"unused_but_passed": "x"}, timeout=300)
+    lines = out.getvalue().splitlines()
+
+    assert not result.ok and result.status == "failed"
+    assert lines[0] == "PLAY  Exercise every kind of result"
+    assert "  ok       node-a       Report nothing to change" in lines
+    assert "  changed  node-a       Write a marker file" in lines
+    assert "  changed  node-b       Write a marker file" in lines
+    assert not any("Skip on every host" in line for line in lines)  # skipped tasks stay quiet by default
+    assert any(line.startswith("  ignored  node-a       Fail but carry on") for line in lines)
+    assert any(line.startswith("  waiting  node-a       Retry once before succeeding (attempt 1 of 3)")
+               for line in lines)
+    assert "  FAILED   node-b       Fail on the second host only: second host refuses: disk full" in lines
+
+    assert [(f.host, f.task, f.message) for f in result.failures] == [
+        ("node-b", "Fail on the second host only", "second host refuses: disk full")]
+    assert result.stats["changed"] == {"node-a.lille.grid5000.fr": 1, "node-b": 1}
+    assert result.stats["failures"] == {"node-b": 1}
+    assert (tmp_path / "node-a.lille.grid5000.fr.txt").read_text() == "node-a.lille.grid5000.fr\n"
+    assert progress.recap() == [
+        "  node-a       ok=4 changed=1 failed=0 unreachable=0 skipped=2 ignored=1",
+        "  node-b       ok=4 changed=1 failed=1 unreachable=0 skipped=1 ignored=1",
+    ]
+
+    # A second run, on the first host only, in check mode: nothing changes and it succeeds.
+    quiet = Progress(stream=io.StringIO(), show_skipped=True)
+    again = run_playbook(playbook, inventory=inventory(tmp_path), ansible_dir=ANSIBLE_DIR, progress=quiet,
+                         check=True, limit="node-a*", skip_tags=["never-used"], timeout=300)
+    assert again.ok and again.changed() == 0
+    assert any(r.status == "skipped" and r.task == "Skip on every host" for r in quiet.results)
+    assert {r.host for r in quiet.results} == {"node-a.lille.grid5000.fr"}
+
+
+@pytest.mark.slow
+def test_ansible_errors_before_any_task_come_back_as_one_line(tmp_path: Path) -> None:
+    playbook = tmp_path / "broken.yml"
+    playbook.write_text("- name: Broken\n  hosts: all\n  tasks:\n    - name: No module\n      no_such_module_x: {}\n")
+    result = run_playbook(playbook, inventory=inventory(tmp_path), ansible_dir=ANSIBLE_DIR,
+                          progress=Progress(stream=io.StringIO()), timeout=300)
+    assert not result.ok and not result.failures
+    assert "no_such_module_x" in result.error
+
+
+def test_missing_playbook_inventory_and_ansible_dir_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(FileNotFoundError, match="no such inventory"):
+        run_playbook("site.yml", inventory=tmp_path / "none.yml", ansible_dir=ANSIBLE_DIR)
+    with pytest.raises(FileNotFoundError, match="nope.yml: no such playbook"):
+        run_playbook("nope.yml", inventory=inventory(tmp_path), ansible_dir=ANSIBLE_DIR)
+    with pytest.raises(FileNotFoundError, match="no site.yml here"):
+        find_ansible_dir(tmp_path)
+    monkeypatch.setenv(ANSIBLE_DIR_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no site.yml here"):
+        find_ansible_dir()
+    monkeypatch.delenv(ANSIBLE_DIR_ENV)
+    assert find_ansible_dir() == ANSIBLE_DIR
+
+
+def test_failure_message_prefers_the_informative_line() -> None:
+    assert failure_message({"msg": "first line\nsecond"}) == "first line"
+    assert failure_message({"stderr": "Traceback\n  File x\nValueError: bad"}) == "ValueError: bad"
+    assert failure_message({"rc": 3}) == "exit status 3"
+    assert short_host("chifflot-1.lille.grid5000.fr") == "chifflot-1"
+    assert short_host("10.0.0.1") == "10.0.0.1"
+
+
+def test_deploy_cli_refuses_inconsistent_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", "--purge", "--inventory", str(inventory(tmp_path))]) == 2
+    assert "--purge only goes with --teardown" in capsys.readouterr().err
+    assert main(["deploy", "--inventory", str(tmp_path / "absent.yml")]) == 2
+    assert "absent.yml: no such file" in capsys.readouterr().err
