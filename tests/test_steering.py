@@ -50,6 +50,7 @@ def _steer(db: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def steered_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Train until told to stop: set-lr once the run is in the store, then stop once that was applied."""
+    from collector.steering_channel import new_command
     from instrumentation.steering_poller import StoreCommandSource
     from pinnprov.capture import open_capture
 
@@ -58,6 +59,21 @@ def steered_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     url = f"sqlite:///{db}"
     config = TrainConfig(**TINY, epochs=10_000_000, run_name="steer-e2e", experiment="steering")
     outcome: dict = {"db": db}
+    give_up = threading.Event()
+
+    class GuardedSource:
+        """The real source; if the user thread fails, a local stop ends the run so the test cannot hang."""
+
+        def __init__(self, inner: StoreCommandSource) -> None:
+            self.inner = inner
+
+        def poll(self, run_id: str, epoch: int) -> list:
+            if give_up.is_set():
+                return [new_command("stop", reason="test gave up")]
+            return self.inner.poll(run_id, epoch)
+
+        def acknowledge(self, run_id: str, command, applied: bool, detail: str) -> None:
+            self.inner.acknowledge(run_id, command, applied, detail)
 
     def user() -> None:
         try:
@@ -71,12 +87,12 @@ def steered_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             outcome["stop_command"] = _steer(db, "--stop", "--reason", "enough for the test")
         except BaseException as error:  # surface in the main thread, and end the run so the test cannot hang
             outcome["user_error"] = error
-            _cli("steer", "steer-e2e", "--store", url, "--stop")
+            give_up.set()
 
     with open_capture(store=url) as observers, StoreCommandSource(url, interval_s=0.2) as commands:
         helper = threading.Thread(target=user, daemon=True)
         helper.start()
-        result = train(config, crosshole_benchmark(), observers, commands)
+        result = train(config, crosshole_benchmark(), observers, GuardedSource(commands))
         helper.join(60)
     if "user_error" in outcome:
         raise outcome["user_error"]
