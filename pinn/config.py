@@ -65,6 +65,7 @@ class TrainConfig:
     discrepancy_factor: float = 1.0
     holdout_fraction: float = 0.0
     holdout_patience: int = 2000
+    time_budget_s: float = 0.0  # stop after this many wall seconds (0 = no limit)
     # execution
     seed: int = 1234
     steps_per_call: int = 100  # K optimiser steps per compiled call; observers/steering polled in between
@@ -135,6 +136,7 @@ class TrainConfig:
             "stopping.discrepancy_factor": self.discrepancy_factor,
             "stopping.holdout_fraction": self.holdout_fraction,
             "stopping.holdout_patience": self.holdout_patience,
+            "stopping.time_budget_s": self.time_budget_s,
             "seed": self.seed,
             "steps_per_call": self.steps_per_call,
             "jit_compile": self.jit_compile,
@@ -219,6 +221,7 @@ def _validate(config: TrainConfig) -> None:
     if config.stopping == "holdout":
         require(config.holdout_fraction > 0, "holdout_fraction", "must be > 0 when stopping is holdout")
     require(config.holdout_patience >= 1, "holdout_patience", "must be at least 1")
+    require(config.time_budget_s >= 0, "time_budget_s", "must be >= 0")
     require(config.steps_per_call >= 1, "steps_per_call", "must be at least 1")
     require(0 <= config.threads <= 1024, "threads", "must be in [0, 1024]")
     require(bool(config.experiment.strip()), "experiment", "must not be empty")

@@ -121,6 +121,8 @@ def train(
             if steering.poll(replay.epochs):
                 status, stop_reason = "stopped", steering.stop_reason
                 break
+            if not decision.stop and config.time_budget_s and time.time() - started >= config.time_budget_s:
+                decision = Decision(True, f"time budget of {config.time_budget_s:g} s reached")
             if decision.stop:
                 stop_reason = decision.reason
                 replay.adapted("stop", False, True, "trainer", decision.reason)

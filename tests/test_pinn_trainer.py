@@ -243,3 +243,11 @@ def test_xla_mode_matches_graph(data) -> None:
     graph = train(small(epochs=60), data).history
     xla = train(small(epochs=60, jit_compile=True), data).history
     np.testing.assert_allclose(graph[:, 0], xla[:, 0], rtol=1e-3)
+
+
+def test_time_budget_stops_the_run(data) -> None:
+    recorder = Recorder()
+    result = train(small(epochs=10**6, time_budget_s=1.0), data, [recorder])
+    assert result.status == "completed" and result.epochs < 10**6 and result.epochs % 50 == 0
+    assert "time budget" in result.stop_reason
+    assert recorder.of(Adapted)[-1].parameter == "stop"

@@ -23,6 +23,7 @@ _FLAG_FIELDS = {
     "w_boundary": "weight_boundary", "w_data": "weight_data", "seed": "seed", "experiment": "experiment",
     "run_name": "run_name", "threads": "threads", "lbfgs_steps": "lbfgs_steps", "noise_level": "noise_level_s",
     "collocation": "collocation_count", "jit": "jit_compile", "stopping": "stopping",
+    "time_budget": "time_budget_s",
 }
 # keys a config file may hold besides TrainConfig fields
 _FILE_ONLY_KEYS = ("data", "domain")
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--stopping", choices=("none", "discrepancy", "holdout"), help="data-only stopping rule")
     model.add_argument("--noise-level", type=float, metavar="SECONDS",
                        help="RMS noise of the picks, for the discrepancy principle")
+    model.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this wall time")
     model.add_argument("--seed", type=int)
     model.add_argument("--threads", type=int, help="TensorFlow threads (1 is fastest for small nets)")
     model.add_argument("--jit", action="store_const", const=True, default=None, help="XLA-compile the train step")
@@ -237,9 +239,16 @@ def _figure(out: Path, panels: list, data: Any) -> Path | None:
         from pinn.figures import comparison_figure
     except ImportError:
         return None  # the figures module is optional (written by another part of the project)
+    import numpy as np
+
+    from pinn.scoring import is_benchmark
+
     domain = data.domain
-    # imshow extent (left, right, bottom, top) with depth growing downwards
-    return comparison_figure(out / "comparison.png", panels, (domain.x_min, domain.x_max, domain.z_max, domain.z_min))
+    extent = (domain.x_min, domain.x_max, domain.z_max, domain.z_min)  # imshow (left, right, bottom, top): depth down
+    if is_benchmark(data):
+        return comparison_figure(out / "comparison.png", panels, extent)
+    sensors = (np.unique(data.sources, axis=0), np.unique(data.receivers, axis=0))
+    return comparison_figure(out / "comparison.png", panels, extent, sensors=sensors, velocity_range=None)
 
 
 def _print_result(result: Any, data: Any, config: Any, written: list[Path]) -> None:
