@@ -178,7 +178,7 @@ class ProvenanceObserver:
 
     def _emit_epoch(self, e: EpochEnded, epochs_counted: int) -> None:
         attributes = {
-            v.EPOCH: e.epoch,
+            v.EPOCH: int(e.epoch),
             v.EPOCH_ELAPSED: float(e.elapsed_s),
             v.LOSS_TOTAL: float(e.loss),
             v.LOSS_BOUNDARY: float(e.loss_boundary),

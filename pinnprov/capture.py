@@ -7,15 +7,21 @@ Destinations (decided once, before training starts, so a bad setting fails fast 
 - an endpoint: OTLP over gRPC (or HTTP/protobuf) to a collector, plus OTLP metrics;
 - an explicit `store` *and* an endpoint: both (a local copy next to the central collector).
 
-Export is asynchronous (BatchSpanProcessor threads); the training thread only creates spans. On exit the
-providers are flushed and shut down within `shutdown_timeout_s`, so a dead collector delays the trainer's
-exit by at most that long. Spans that could not be delivered by then are lost unless a spooling exporter
-keeps them (see the module's caller notes in README).
+Export is asynchronous (BatchSpanProcessor threads); the training thread only creates spans. Every
+destination is wrapped in a disk spool (instrumentation.spool_exporter; on by default, PINNPROV_SPOOL=0 turns
+it off): a batch the destination refuses (collector down, store locked) is kept on disk and replayed in the
+background, on the next start, or by `pinnprov flush`. On exit the providers are flushed and shut down within
+`shutdown_timeout_s`, so a dead collector delays the trainer's exit by at most that long.
+
+Spool layout: <spool root>/<kind>-<sha256(destination)[:12]>/<host>-<pid>-<id>/ — one root per destination, so
+a later capture to the same destination adopts exactly the spools meant for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +34,11 @@ log = logging.getLogger("pinnprov.capture")
 
 CAPTURE_ENV = "PINNPROV_CAPTURE"
 SHUTDOWN_TIMEOUT_ENV = "PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT"
+SPOOL_ENV = "PINNPROV_SPOOL"
+TIMEOUT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+DEFAULT_EXPORT_TIMEOUT_S = 3.0
+TOKEN_ENV = "PINNPROV_COLLECTOR_TOKEN"
+HEADER_ENVS = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
 NETWORK_SHUTDOWN_TIMEOUT_S = 5.0  # a collector that is down must not hold the trainer's exit for long
 LOCAL_SHUTDOWN_TIMEOUT_S = 30.0  # the local store is on this machine: finishing its writes is worth waiting for
 
@@ -38,7 +49,7 @@ class CaptureStats:
 
     destinations: list[str] = field(default_factory=list)  # e.g. ["sqlite:///pinnprov.db", "otlp+grpc://..."]
     spans_ended: int = 0
-    exported: dict[str, int] = field(default_factory=dict)  # per destination: spans accepted
+    exported: dict[str, int] = field(default_factory=dict)  # per destination: spans delivered or kept in the spool
     failed: dict[str, int] = field(default_factory=dict)  # per destination: spans whose export failed
     dropped: dict[str, int] = field(default_factory=dict)  # per destination: spans that never reached export
     closed_in_time: bool = True
@@ -60,16 +71,42 @@ def _store_sink(url: str) -> object:
     return open_sink(url)
 
 
-def _with_spool(exporter: object, name: str, spool_dir: Path | None) -> object:
-    """Wrap in the disk-spooling exporter when one is installed and a spool directory is configured."""
-    if spool_dir is None:
+def _with_spool(exporter: object, destination: str, root: Path | None) -> object:
+    """Wrap in the disk-spooling exporter, one spool root per destination.
+
+    Why per destination: a spooling exporter adopts and replays spools that dead processes left under its
+    root, so spans meant for the SQLite file must never sit where the OTLP exporter would pick them up.
+    """
+    if root is None:
         return exporter
-    try:
-        from instrumentation.spool_exporter import SpoolingSpanExporter
-    except ImportError:
-        log.warning("no spooling exporter available; spans %s cannot take are not kept", name)
-        return exporter
-    return SpoolingSpanExporter(exporter, Path(spool_dir) / name)
+    from instrumentation.spool_exporter import SpoolingSpanExporter
+
+    kind = destination.split(":", 1)[0].split("+", 1)[0] or "store"
+    digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
+    return SpoolingSpanExporter(exporter, Path(root) / f"{kind}-{digest}")
+
+
+def _token_headers() -> dict[str, str] | None:
+    """The collector's bearer token as a header, unless OTLP headers are configured (same rule as `pinnprov flush`)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token or any(os.environ.get(name, "").strip() for name in HEADER_ENVS):
+        return None
+    return {"authorization": f"Bearer {token}"}
+
+
+def _export_timeout(explicit: float | None) -> float | None:
+    """Seconds one OTLP export may take. None lets the SDK read OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT.
+
+    pinnprov's default (3 s, the SDK's is 10 s) keeps a dead collector's failure, and so the hand-over to the
+    spool, well inside the bounded shutdown.
+    """
+    if explicit is not None:
+        if explicit <= 0:
+            raise ValueError(f"export_timeout_s: must be positive, got {explicit!r}")
+        return float(explicit)
+    if any(os.environ.get(name, "").strip() for name in TIMEOUT_ENVS):
+        return None
+    return DEFAULT_EXPORT_TIMEOUT_S
 
 
 @contextmanager
@@ -84,15 +121,17 @@ def open_capture(
     headers: str | Mapping[str, str] | None = None,
     schedule_delay_ms: float | None = None,
     shutdown_timeout_s: float | None = None,
+    spool: bool | None = None,
     spool_dir: Path | None = None,
+    export_timeout_s: float | None = None,
     set_global: bool = False,
     stats: CaptureStats | None = None,
 ) -> Iterator[list[TrainingObserver]]:
     """Yield the provenance observers for one training process; flush and shut them down on exit.
 
     Precedence for every argument: explicit > environment (PINNPROV_STORE, PINNPROV_CAPTURE,
-    PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, OTEL_*) > default. Raises ValueError for a
-    bad setting before anything starts.
+    PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL, PINNPROV_SPOOL_DIR, OTEL_*)
+    > default. Raises ValueError for a bad setting before anything starts.
     """
     if not resolve("enabled", enabled, CAPTURE_ENV, True, _bool):
         yield []
@@ -124,6 +163,13 @@ def open_capture(
     if timeout <= 0:
         raise ValueError(f"shutdown_timeout_s: must be positive, got {timeout!r}")
 
+    spool_root = None
+    if resolve("spool", spool, SPOOL_ENV, True, _bool):
+        from instrumentation.spool_exporter import default_spool_dir
+
+        spool_root = Path(spool_dir).expanduser() if spool_dir is not None else default_spool_dir()
+    export_timeout = _export_timeout(export_timeout_s)
+
     exporters: list[tuple[str, object]] = []  # (destination, SpanExporter)
     metric_exporter = None
     if store_url is not None:
@@ -133,18 +179,19 @@ def open_capture(
         exporters.append((redact(store_url), EmbeddedExporter(Pipeline([_store_sink(store_url)]))))
     if endpoint:
         chosen = otlp.resolve_protocol(endpoint, protocol)
+        headers = headers if headers is not None else _token_headers()
         try:
-            span_exporter = otlp.span_exporter(endpoint, protocol=chosen, headers=headers)
-            exporters.append((f"otlp+{chosen}: {endpoint}", span_exporter))
-            metric_exporter = otlp.metric_exporter(endpoint, protocol=protocol, headers=headers)
+            span_exporter = otlp.span_exporter(endpoint, protocol=chosen, headers=headers, timeout_s=export_timeout)
+            exporters.append((f"otlp+{chosen}://{endpoint.split('://')[-1]}", span_exporter))
+            metric_exporter = otlp.metric_exporter(endpoint, protocol=protocol, headers=headers,
+                                                   timeout_s=export_timeout)
         except Exception:
             for _, exporter in exporters:
                 exporter.shutdown()
             raise
     # The counter is outermost: it sees every span the queue hands over, whatever a spool does with it.
     destinations = [
-        (name, DeliveryCounter(_with_spool(exporter, f"destination-{i}", spool_dir)))
-        for i, (name, exporter) in enumerate(exporters)
+        (name, DeliveryCounter(_with_spool(exporter, name, spool_root))) for name, exporter in exporters
     ]
     processors = [batch_processor(counter, schedule_delay_ms=schedule_delay_ms) for _, counter in destinations]
     resource = build_resource(service_name)

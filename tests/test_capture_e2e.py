@@ -25,9 +25,11 @@ TINY = {"tau_layers": 2, "tau_units": 8, "velocity_layers": 2, "velocity_units":
         "boundary_points": 20, "steps_per_call": 20, "stopping": "none", "threads": 1, "seed": 11}
 
 
-def _env() -> dict[str, str]:
+def _env(spool: Path | None = None) -> dict[str, str]:
     env = {k: val for k, val in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    if spool is not None:
+        env["PINNPROV_SPOOL_DIR"] = str(spool)  # a failed delivery must not litter the user's ~/.cache
     return env
 
 
@@ -54,7 +56,8 @@ def _query_epochs(store: Path) -> list[dict]:
 
 def test_epochs_are_visible_while_training_and_complete_after_an_interrupt(tmp_path: Path) -> None:
     command, store = _train(tmp_path, "e2e-interrupted", epochs=1_000_000)
-    trainer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    trainer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=_env(tmp_path / "spool"))
     try:
         seen: list[int] = []
         deadline = time.monotonic() + 90
@@ -82,7 +85,7 @@ def test_epochs_are_visible_while_training_and_complete_after_an_interrupt(tmp_p
 
 def test_store_holds_exactly_what_the_trainer_reported(tmp_path: Path) -> None:
     command, store = _train(tmp_path, "e2e-finished", epochs=120)
-    done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=180)
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(tmp_path / "spool"), timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "e2e-finished" / "result.json").read_text())
     with sqlite3.connect(store) as conn:

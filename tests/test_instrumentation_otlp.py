@@ -27,13 +27,15 @@ OTLP_ENV = (
     "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
     "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_METRICS_EXPORTER", "PINNPROV_STORE", "PINNPROV_CAPTURE", "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_EXPORTER_OTLP_TIMEOUT", "PINNPROV_COLLECTOR_TOKEN",
 )
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in OTLP_ENV:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PINNPROV_SPOOL_DIR", str(tmp_path / "default-spool"))  # never the user's ~/.cache
 
 
 # --- resolution rules ---------------------------------------------------------------------------------------
@@ -211,6 +213,16 @@ def test_grpc_export_of_spans_and_metrics_with_headers(grpc_receiver: tuple[str,
     assert name.startswith("otlp+grpc") and stats.exported[name] == 7 and stats.dropped[name] == 0
 
 
+def test_collector_token_becomes_the_bearer_header(
+    grpc_receiver: tuple[str, _Received], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, received = grpc_receiver
+    monkeypatch.setenv("PINNPROV_COLLECTOR_TOKEN", "t0ken")
+    with open_capture(otlp_endpoint=endpoint) as observers:
+        _run(observers, epochs=1)
+    assert received.headers and all(h.get("authorization") == "Bearer t0ken" for h in received.headers)
+
+
 def test_http_protobuf_export_chosen_by_environment(
     http_receiver: tuple[str, _Received], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,17 +246,48 @@ def test_store_and_endpoint_together_write_both(grpc_receiver: tuple[str, _Recei
         assert conn.execute("SELECT COUNT(*) FROM epoch_metric WHERE run_id = ?", (run_id,)).fetchone() == (4,)
 
 
-def test_a_dead_collector_delays_exit_only_by_the_shutdown_timeout() -> None:
+def test_a_dead_collector_costs_a_bounded_exit_and_the_spool_delivers_later(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
     with socket_closed_port() as port:
+        endpoint = f"127.0.0.1:{port}"
         stats = CaptureStats()
         began = time.monotonic()
-        with open_capture(otlp_endpoint=f"127.0.0.1:{port}", shutdown_timeout_s=1.0, stats=stats) as observers:
-            _run(observers)
+        with open_capture(otlp_endpoint=endpoint, spool_dir=spool, export_timeout_s=1.0, shutdown_timeout_s=10.0,
+                          stats=stats) as observers:
+            run_id = _run(observers)
         waited = time.monotonic() - began
+    (name,) = stats.destinations
+    assert stats.exported[name] == 7 and stats.closed_in_time  # "exported" = kept durable in the spool
+    assert waited < 30  # bounded by the timeouts, never by a retry loop against a dead collector
+    assert any(path.name == "LOCK" for path in spool.rglob("LOCK"))
+
+    # The collector comes back on the same address: the next capture adopts the spool and delivers it.
+    received = _Received()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(received), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(received), server)
+    assert server.add_insecure_port(endpoint) == port
+    server.start()
+    try:
+        with open_capture(otlp_endpoint=endpoint, spool_dir=spool):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and len(received.spans()) < 7:
+                time.sleep(0.05)
+    finally:
+        server.stop(None)
+    assert sorted(s.name for s in received.spans()) == sorted([v.RUN_START_SPAN, v.RUN_SPAN] + [v.EPOCH_SPAN] * 5)
+    assert {s.trace_id.hex() for s in received.spans()} == {run_id}
+
+
+def test_without_a_spool_undelivered_spans_are_reported_failed(tmp_path: Path) -> None:
+    with socket_closed_port() as port:
+        stats = CaptureStats()
+        with open_capture(otlp_endpoint=f"127.0.0.1:{port}", spool=False, export_timeout_s=0.5,
+                          shutdown_timeout_s=10.0, stats=stats) as observers:
+            _run(observers)
     (name,) = stats.destinations
     assert stats.exported[name] == 0
     assert stats.failed[name] + stats.dropped[name] == 7  # nothing pretends to be delivered
-    assert waited < 15  # bounded by the 1 s timeout (plus slack for a loaded machine), not the 10 s export retry
 
 
 class socket_closed_port:  # noqa: N801 - used as a context manager like a function

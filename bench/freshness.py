@@ -1,0 +1,129 @@
+"""Freshness of the embedded store: seconds from an epoch's end to its row being readable by another process.
+
+A `pinnprov train` subprocess (benchmark configuration, one TensorFlow thread, stopping rule off) writes the
+embedded SQLite store; this process polls it read-only, as `pinnprov query` would, and for every new row
+records `now - ended_at` (same machine, same clock). Two views:
+
+- from_epoch_end: the brief's definition. It includes the trainer's own batching: the compiled loop runs
+  `steps_per_call` epochs at once and reports them after the call, so early epochs of a chunk wait for it;
+- from_report: only the last epoch of each chunk, whose end is when the trainer hands the chunk to the
+  observers, so this is the capture pipeline alone (span, batch processor, OTLP encoding, translation,
+  SQLite commit, WAL visibility).
+
+    .venv/bin/python bench/freshness.py                    # 60 s of training
+    .venv/bin/python bench/freshness.py --seconds 15 --tiny   # smoke run, small fast network
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"tau_layers": 2, "tau_units": 8, "velocity_layers": 2, "velocity_units": 8, "collocation_count": 200,
+        "boundary_points": 20}
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {"median_s": round(statistics.median(values), 4), "p99_s": round(_quantile(values, 0.99), 4),
+            "max_s": round(max(values), 4), "rows": len(values)}
+
+
+def _open_reader(path: Path, deadline: float) -> sqlite3.Connection:
+    while True:
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=5)
+            conn.execute("SELECT 1 FROM epoch_metric LIMIT 1")
+            return conn
+        except sqlite3.Error:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0, help="seconds of measurement after the first row")
+    parser.add_argument("--poll-ms", type=float, default=10.0, help="reader poll interval (default 10 ms)")
+    parser.add_argument("--tiny", action="store_true", help="small network: hundreds of epochs per second")
+    parser.add_argument("--capture-every", type=int, default=1)
+    args = parser.parse_args()
+
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    config = {"epochs": 10_000_000, "threads": 1, "stopping": "none"} | (TINY if args.tiny else {})
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "fresh.sqlite"
+        config_file = Path(tmp) / "config.json"
+        config_file.write_text(json.dumps(config))
+        run_name = f"freshness-{uuid.uuid4().hex[:8]}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
+        env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "pinnprov", "train", "--config", str(config_file), "--run-name", run_name,
+             "--no-progress", "--store", f"sqlite:///{store}", "--out", str(Path(tmp) / "out"),
+             "--capture-every", str(args.capture_every)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        from_end: list[float] = []
+        from_report: list[float] = []
+        elapsed: list[float] = []
+        try:
+            conn = _open_reader(store, time.monotonic() + 300)
+            run_id, steps_per_call = None, 0
+            last_epoch, stop_at = -1, None
+            while trainer.poll() is None and (stop_at is None or time.monotonic() < stop_at):
+                if run_id is None:
+                    row = conn.execute("SELECT run_id FROM run WHERE run_name = ?", (run_name,)).fetchone()
+                    if row:
+                        run_id = row[0]
+                        steps = conn.execute("SELECT value FROM run_hyperparameter WHERE run_id = ? AND "
+                                             "name = 'steps_per_call'", (run_id,)).fetchone()
+                        steps_per_call = int(steps[0]) if steps else 0
+                else:
+                    rows = conn.execute("SELECT epoch, ended_at, elapsed_s FROM epoch_metric WHERE run_id = ? "
+                                        "AND epoch > ? ORDER BY epoch", (run_id, last_epoch)).fetchall()
+                    now = time.time()
+                    for epoch, ended_at, epoch_s in rows:
+                        from_end.append(now - ended_at)
+                        elapsed.append(epoch_s)
+                        if steps_per_call and epoch % steps_per_call == steps_per_call - 1:
+                            from_report.append(now - ended_at)
+                    if rows:
+                        last_epoch = rows[-1][0]
+                        if stop_at is None:
+                            stop_at = time.monotonic() + args.seconds
+                time.sleep(args.poll_ms / 1000)
+        finally:
+            if trainer.poll() is None:
+                trainer.send_signal(signal.SIGINT)
+            _, stderr = trainer.communicate(timeout=120)
+        if not from_end:
+            raise SystemExit(f"no epochs seen; trainer said:\n{stderr[-3000:]}")
+    print(json.dumps({
+        "bench": "freshness", "config": "tiny" if args.tiny else "benchmark", "capture_every": args.capture_every,
+        "from_epoch_end": _summary(from_end), "from_report": _summary(from_report),
+        "steps_per_call": steps_per_call, "epoch_s_mean": round(statistics.fmean(elapsed), 5),
+        "poll_ms": args.poll_ms, "cpus": os.cpu_count(), "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
