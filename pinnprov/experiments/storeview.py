@@ -1,0 +1,177 @@
+"""What the experiment drivers read from and write to the provenance store, through the collector's APIs.
+
+Reads use the named queries (`runs`, `latest`, `epochs`, `lr`, `adaptations`) and run selection, so every
+table in a sweep summary or the paper's report is exactly what `pinnprov query` prints. The only writes are a
+failed run's end (for a process that died before its own telemetry could say so) and steering commands.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pinn.steering import SteeringCommand
+
+FINISHED = ("completed", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    run_name: str
+    status: str
+    error: str
+    last_epoch: int | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A run's latest stored epoch (Table 2's row for it)."""
+
+    epoch: int
+    loss: float
+    loss_residual: float
+    loss_data: float
+    status: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A query result with its name, ready for printing, CSV and HTML."""
+
+    name: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class StoreView:
+    """Opens the store per call (read-only for reads), so a long-running driver never holds a stale snapshot."""
+
+    def __init__(self, url: str) -> None:
+        from collector.store import resolve_store_url
+
+        self.url = resolve_store_url(url)
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        from collector.store import open_store
+
+        with open_store(self.url) as store:
+            yield store
+
+    def exists(self) -> bool:
+        try:
+            with self._read():
+                return True
+        except FileNotFoundError:
+            return False
+
+    # --- named queries -----------------------------------------------------------------------------
+    def query(self, name: str, *, run: str | None = None, **options: Any) -> Table:
+        """Run named query `name`; `run` is a selector (name, id, prefix, 'latest') for per-run queries."""
+        from collector.queries import QueryOptions, run_query
+        from collector.run_select import resolve_run
+
+        with self._read() as store:
+            run_id = resolve_run(store, run) if run is not None else None
+            result = run_query(store, name, QueryOptions(run_id=run_id, **options))
+        return Table(name, list(result.columns), [tuple(row) for row in result.rows])
+
+    def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        table = self.query("runs", experiment=experiment)
+        return [dict(zip(table.columns, row, strict=True)) for row in table.rows]
+
+    def find_run(self, run_name: str) -> RunInfo | None:
+        """The run with exactly this name, or None (not in the store yet, or never started)."""
+        with self._read() as store:
+            rows = store.execute(
+                "SELECT run_id, run_name, status, error, last_epoch FROM run WHERE run_name = :name",
+                {"name": run_name},
+            ).rows
+        if not rows:
+            return None
+        run_id, name, status, error, last_epoch = rows[0]
+        return RunInfo(run_id, name, status or "running", error or "", last_epoch)
+
+    def progress(self, experiment: str) -> dict[str, Progress]:
+        """Latest epoch of each run of the experiment, by run name (from the `latest` query, Table 2)."""
+        table = self.query("latest", experiment=experiment)
+        index = {column: i for i, column in enumerate(table.columns)}
+        progress = {}
+        for row in table.rows:
+            if row[index["epoch"]] is None:
+                continue
+            progress[row[index["run_name"]]] = Progress(
+                epoch=int(row[index["epoch"]]),
+                loss=_num(row[index["loss"]]),
+                loss_residual=_num(row[index["loss_residual"]]),
+                loss_data=_num(row[index["loss_data"]]),
+                status=row[index["status"]] or "running",
+            )
+        return progress
+
+    # --- writes --------------------------------------------------------------------------------------
+    def mark_failed(
+        self,
+        *,
+        run_name: str,
+        experiment: str,
+        started_at: float,
+        error: str,
+        hyperparameters: Mapping[str, str],
+        run_id: str | None = None,
+    ) -> str:
+        """Record a run as failed with its error; for a run that never reached the store, record it first.
+
+        Written through the same sink the collector uses, so the rows are exactly those a trainer's own
+        failure would produce (status, error, end time) and the PROV views include them.
+        """
+        from collector.records import RunEndRecord, RunStartRecord
+        from collector.service import open_sink
+
+        records: list[Any] = []
+        epochs = 0
+        if run_id is None:
+            run_id = secrets.token_hex(16)
+            known = {key: value for key, value in hyperparameters.items() if key in ("optimizer", "activation")}
+            others = {f"sweep.{key}": value for key, value in hyperparameters.items() if key not in known}
+            records.append(
+                RunStartRecord(
+                    run_id=run_id, record_id=secrets.token_hex(8), run_name=run_name, experiment=experiment,
+                    started_at=started_at, hyperparameters={**known, **others}, service="pinnprov-sweep",
+                )
+            )
+        else:
+            info = self.find_run(run_name)
+            epochs = (info.last_epoch + 1) if info and info.last_epoch is not None else 0
+        records.append(
+            RunEndRecord(
+                run_id=run_id, record_id=secrets.token_hex(8), ended_at=time.time(), status="failed",
+                epochs=epochs, error=error, run_name=run_name, experiment=experiment, started_at=started_at,
+            )
+        )
+        sink = open_sink(self.url)
+        try:
+            result = sink.export(records)
+            sink.force_flush()
+        finally:
+            sink.shutdown()
+        if not result.ok:
+            raise RuntimeError(f"could not record the failure of {run_name} in {self.url}: {result.detail}")
+        return run_id
+
+    def steer(self, run_id: str, command: SteeringCommand) -> None:
+        """Queue a steering command (ValueError for a finished or unknown run)."""
+        from collector.steering_channel import submit
+        from collector.store import open_store
+
+        with open_store(self.url, read_only=False) as store:
+            submit(store, run_id, command)
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None else float("nan")
