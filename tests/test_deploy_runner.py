@@ -41,7 +41,9 @@ PLAYBOOK = """\
       ignore_errors: true
       changed_when: false
     - name: Retry once before succeeding
-      ansible.builtin.shell: test -e {{ marker_dir }}/{{ inventory_hostname }}.retry || { touch {{ marker_dir }}/{{ inventory_hostname }}.retry; exit 1; }
+      ansible.builtin.shell: >-
+        test -e {{ marker_dir }}/{{ inventory_hostname }}.retry
+        || { touch {{ marker_dir }}/{{ inventory_hostname }}.retry; exit 1; }
       register: attempt
       until: attempt.rc == 0
       retries: 2

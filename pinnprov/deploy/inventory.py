@@ -102,7 +102,8 @@ def classify(
         cluster, site = split_node_name(host)
         known = _facts_for(host, facts)
         cluster = cluster or (known.cluster if known else "")
-        matched = next((p for p in patterns if fnmatch.fnmatchcase(host, p) or fnmatch.fnmatchcase(host.split(".")[0], p)), None)
+        short = host.split(".")[0]
+        matched = next((p for p in patterns if fnmatch.fnmatchcase(host, p) or fnmatch.fnmatchcase(short, p)), None)
         if known is not None and known.gpu_count is not None:
             has_gpu, reason = known.gpu_count > 0, f"gpu_count={known.gpu_count} in {known.source}"
         elif matched is not None:

@@ -41,6 +41,13 @@ def short_host(host: str) -> str:
 
 def failure_message(result: Mapping[str, Any]) -> str:
     """The most useful single line of a failed result: msg, else stderr, else stdout, else the rc."""
+    errors = result.get("argument_errors")
+    if isinstance(errors, list) and errors:  # argument spec validation: say which variables are wrong
+        return "invalid role variables: " + "; ".join(str(error) for error in errors)
+    message = result.get("msg")
+    if isinstance(message, str) and message.strip().splitlines()[0].rstrip().endswith(":"):
+        # "Some header:\nthe detail" -> one line with the detail
+        return " ".join(line.strip() for line in message.strip().splitlines() if line.strip())[:500]
     for key in ("msg", "stderr", "stdout", "module_stderr", "module_stdout"):
         value = result.get(key)
         if isinstance(value, str) and value.strip():

@@ -73,13 +73,16 @@ def _append(path: Path, values: Mapping[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         if handle.tell() == 0:
-            handle.write("# pinnprov deploy secrets (generated; keep this file, mode 600). Shell: set -a; . THIS; set +a\n")
+            handle.write("# pinnprov deploy secrets (generated; keep this file, mode 600).\n"
+                         "# In a shell: set -a; . THIS_FILE; set +a\n")
         for name, value in values.items():
             handle.write(f"{name}={value}\n")
     os.chmod(path, 0o600)
 
 
-def resolve_secrets(path: Path | None = None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+def resolve_secrets(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
     """Every secret by precedence (environment, then the file, then generated into the file).
 
     Returns the values to put in the playbooks' environment and the names generated just now.
