@@ -148,3 +148,55 @@ def test_deploy_cli_refuses_inconsistent_flags(tmp_path: Path, capsys: pytest.Ca
     assert "--purge only goes with --teardown" in capsys.readouterr().err
     assert main(["deploy", "--inventory", str(tmp_path / "absent.yml")]) == 2
     assert "absent.yml: no such file" in capsys.readouterr().err
+
+
+def site_inventory(tmp_path: Path) -> Path:
+    """The test host in every group site.yml uses."""
+    path = tmp_path / "site-hosts.yml"
+    groups = "\n".join(f"    {group}: {{hosts: {{testhost: }}}}"
+                       for group in ("monetdb", "elasticsearch", "kibana", "collector", "trainers"))
+    path.write_text(f"all:\n  hosts:\n    testhost:\n      ansible_connection: local\n"
+                    f"      ansible_python_interpreter: {sys.executable}\n  children:\n{groups}\n")
+    return path
+
+
+@pytest.mark.slow
+def test_deploy_command_runs_site_preflight_with_generated_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pinnprov.deploy.secrets import SECRETS
+
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    secrets = tmp_path / "secrets.env"
+    code = main(["deploy", "--inventory", str(site_inventory(tmp_path)), "--check", "--tags", "preflight",
+                 "--secrets", str(secrets)])
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    # Every role's argument validation and preflight ran and passed with the generated secrets.
+    assert "  ok       localhost    Check that every secret is set" in out.out
+    for check in ("Check MonetDB's passwords", "Check Elasticsearch's passwords", "Check Kibana's secrets",
+                  "Check that a non-loopback collector has a token", "Check the collector endpoint the runs export to"):
+        assert f"  ok       testhost     {check}" in out.out
+    assert "check mode: 0 task(s) would change something; nothing was changed" in out.out
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    assert "wheel: " in out.err and (tmp_path / "cache" / "pinnprov" / "wheels").is_dir()
+    for value in (line.split("=", 1)[1] for line in secrets.read_text().splitlines() if "=" in line):
+        assert value not in out.out + out.err  # no secret is ever printed
+
+
+@pytest.mark.slow
+def test_site_refuses_to_run_without_its_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pinnprov.deploy.secrets import SECRETS
+
+    for name in SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PINNPROV_COLLECTOR_TOKEN", "t" * 20)
+    result = run_playbook("site.yml", inventory=site_inventory(tmp_path), ansible_dir=ANSIBLE_DIR, check=True,
+                          extravars={"pinnprov_wheel": "/nonexistent.whl"}, progress=Progress(stream=io.StringIO()),
+                          timeout=300)
+    assert not result.ok
+    [failure] = result.failures
+    assert failure.host == "localhost"
+    assert failure.message.startswith("missing secrets: PINNPROV_MONETDB_ADMIN_PASSWORD, PINNPROV_MONETDB_PASSWORD,")
+    assert "PINNPROV_COLLECTOR_TOKEN" not in failure.message
