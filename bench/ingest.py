@@ -8,9 +8,14 @@ Runs a real `pinnprov collector` subprocess on loopback and measures, one JSON l
   UNAVAILABLE / 503 instead of growing; shows accepted vs refused and the peak RSS;
 - latency: a real SDK trainer (BatchSpanProcessor, pinnprov's 200 ms delay) ending epochs at 20/s; time from
   an epoch span's end to its row being visible in the store, median and p99.
+- ingest_micro: the two big costs in isolation, in this process, as median thread-CPU microseconds per span
+  (CPU time, so other work on a shared machine inflates them less than wall time): decode + translate of a
+  pre-built 512-span request (`translate_us_per_span`; `translate_general_us_per_span` is the same request
+  through the general path only, for the ratio) and one SQLite transaction writing 512 EpochRecords into a
+  growing store (`sqlite_us_per_span`; `sqlite_wall_us_per_span` includes the commit's fsync).
 The SQLite sink always; MonetDB too when PINNPROV_TEST_MONETDB_URL is set.
 
-Usage: python bench/ingest.py [--senders 4] [--requests 40] [--skip-overload] [--skip-latency]
+Usage: python bench/ingest.py [--senders 4] [--requests 40] [--skip-overload] [--skip-latency] [--micro-only]
 """
 
 from __future__ import annotations
@@ -269,15 +274,67 @@ def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0) -> dict:
             "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1), "max_ms": round(latencies[-1], 1)}
 
 
+def _median_us_per_span(run: object, spans: int, repeats: int) -> float:
+    """Median thread-CPU time of `run()` over `repeats` calls, in microseconds per span."""
+    times = []
+    for _ in range(repeats):
+        started = time.thread_time()
+        run()  # type: ignore[operator]
+        times.append((time.thread_time() - started) / spans * 1e6)
+    return round(statistics.median(times), 2)
+
+
+def bench_micro(workdir: Path, repeats: int = 15) -> dict:
+    import dataclasses
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from collector.sinks.sqlite import connect_writer
+    from collector.sinks.sqlite_writes import write_records
+    from collector.translate import translate_traces
+
+    payload = _requests(7, 1)[0]
+    message = ExportTraceServiceRequest.FromString(payload)
+    decode = _median_us_per_span(lambda: ExportTraceServiceRequest.FromString(payload), SPANS_PER_REQUEST, repeats)
+    translate = _median_us_per_span(lambda: translate_traces(ExportTraceServiceRequest.FromString(payload)),
+                                    SPANS_PER_REQUEST, repeats)
+    general = _median_us_per_span(lambda: translate_traces(message, fast=False), SPANS_PER_REQUEST, repeats)
+    records = translate_traces(message).records
+    assert len(records) == SPANS_PER_REQUEST
+    batches = iter([[dataclasses.replace(r, run_id=f"{n:032x}") for r in records] for n in range(1, repeats + 1)])
+    conn = connect_writer(workdir / "micro.db", busy_timeout_s=30)
+    walls: list[float] = []
+
+    def write() -> None:
+        started = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        write_records(conn, next(batches))
+        conn.execute("COMMIT")
+        walls.append((time.perf_counter() - started) / SPANS_PER_REQUEST * 1e6)
+
+    try:
+        sqlite = _median_us_per_span(write, SPANS_PER_REQUEST, repeats)
+    finally:
+        conn.close()
+    return {"bench": "ingest_micro", "translate_us_per_span": translate, "sqlite_us_per_span": sqlite,
+            "decode_us_per_span": decode, "translate_general_us_per_span": general,
+            "sqlite_wall_us_per_span": round(statistics.median(walls), 2), "spans_per_request": SPANS_PER_REQUEST,
+            "repeats": repeats, "clock": "thread_cpu", "load_avg_1m": os.getloadavg()[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--requests", type=int, default=40, help="requests of 512 spans per sender")
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--micro-only", action="store_true", help="only the in-process translate/SQLite line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pinnprov-ingest-") as tmp:
         workdir = Path(tmp)
+        print(json.dumps(bench_micro(workdir)), flush=True)
+        if args.micro_only:
+            return
         print(json.dumps(bench_ingest(workdir, f"sqlite:///{workdir / 'ingest.db'}", "sqlite", args.senders,
                                       args.requests)), flush=True)
         monetdb = os.environ.get("PINNPROV_TEST_MONETDB_URL")
