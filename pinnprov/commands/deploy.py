@@ -17,7 +17,9 @@ on first use (--secrets). Exit status: 0 deployed, 1 a task failed, 2 bad argume
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,9 @@ def register(subparsers: Any) -> None:
     package.add_argument("--wheel", type=Path, metavar="FILE", help="install this pinnprov wheel (default: built "
                          "from this checkout)")
     package.add_argument("--package", metavar="SPEC", help="install this pip requirement instead of a wheel")
+    run.add_argument("-e", "--extra-var", action="append", default=[], metavar="NAME=VALUE",
+                     help="set a playbook variable (VALUE as JSON, else a string), e.g. "
+                     "-e 'trainer_common_config={\"epochs\": 50000}'; never a secret (command lines are public)")
     run.add_argument("--secrets", type=Path, metavar="FILE", help="secrets file (default "
                      "~/.config/pinnprov/deploy-secrets.env; created with random values when missing)")
     run.add_argument("--vault-password-file", type=Path, metavar="FILE", help="for group_vars/all/vault.yml")
@@ -70,6 +75,27 @@ def register(subparsers: Any) -> None:
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_SECRET_NAME = re.compile(r"password|token|secret|encryption_key|api_key", re.IGNORECASE)
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_extra_vars(items: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs; VALUE is JSON when it parses, else a plain string. Secrets are refused by name."""
+    result: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not _VAR_NAME.match(name):
+            raise ValueError(f"--extra-var {item!r}: expected NAME=VALUE")
+        if _SECRET_NAME.search(name):
+            raise ValueError(f"--extra-var {name}: secrets go in the environment or the secrets file, not on the "
+                             "command line (other users can read it)")
+        try:
+            result[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            result[name] = raw
+    return result
 
 
 def _generated_inventory(args: argparse.Namespace) -> tuple[Path, Any, Any]:
@@ -143,7 +169,7 @@ def run_deploy(args: argparse.Namespace) -> int:
             return 0
     services, trainers = _hosts_of(inventory)
 
-    extravars: dict[str, Any] = {}
+    extravars: dict[str, Any] = parse_extra_vars(args.extra_var)
     envvars: dict[str, str] = {}
     secrets_file: Path | None = None
     generated: list[str] = []
