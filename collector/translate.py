@@ -26,14 +26,12 @@ from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
 
 from collector.otlp_values import AttributeProblem, Plain, attributes, get_float, get_int, get_str, scalar
 from collector.records import AdaptationRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
-from collector.translate_fast import MAX_EPOCH, epoch_record
+from collector.translate_fast import MAX_EPOCH, EpochFastPath
 from instrumentation import vocabulary as v
 
 log = logging.getLogger(__name__)
 
 RUN_STATUSES = frozenset({"completed", "stopped", "failed"})
-_NO_TRACE = bytes(16)
-_NO_SPAN = bytes(8)
 
 
 @dataclass(frozen=True)
@@ -274,8 +272,7 @@ def translate_traces(request: ExportTraceServiceRequest, *, fast: bool = True) -
     result = TranslationResult()
     records = result.records
     epoch_span = v.EPOCH_SPAN if fast else None
-    last_trace: bytes | None = None  # the spans of a request nearly always share one trace id: hex it once
-    run_id = ""
+    fast_path = EpochFastPath()
     for resource_spans in request.resource_spans:
         try:
             resource = attributes(resource_spans.resource.attributes)
@@ -287,14 +284,10 @@ def translate_traces(request: ExportTraceServiceRequest, *, fast: bool = True) -
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 if span.name == epoch_span:
-                    trace_id, span_id = span.trace_id, span.span_id
-                    if trace_id != last_trace and len(trace_id) == 16 and trace_id != _NO_TRACE:
-                        last_trace, run_id = trace_id, trace_id.hex()
-                    if trace_id == last_trace and len(span_id) == 8 and span_id != _NO_SPAN:
-                        record = epoch_record(span, run_id, span_id.hex())
-                        if record is not None:
-                            records.append(record)
-                            continue
+                    record = fast_path.record(span)
+                    if record is not None:
+                        records.append(record)
+                        continue
                 try:
                     record = translate_span(span, resource)
                 except _Reject as reject:

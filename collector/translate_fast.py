@@ -132,3 +132,29 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
         "learning_rate": lr, "extra": extra,
     })
     return record
+
+
+_NO_TRACE = bytes(16)
+_NO_SPAN = bytes(8)
+
+
+class EpochFastPath:
+    """The fast path over one request: checks ids like the general path and hexes a trace id once, since the
+    spans of a request nearly always share it (one run per trainer)."""
+
+    __slots__ = ("_trace_id", "_run_id")
+
+    def __init__(self) -> None:
+        self._trace_id: bytes | None = None
+        self._run_id = ""
+
+    def record(self, span: Span) -> EpochRecord | None:
+        """`epoch_record` for an epoch span with valid ids; None leaves the span to the general path."""
+        trace_id, span_id = span.trace_id, span.span_id
+        if trace_id != self._trace_id:
+            if len(trace_id) != 16 or trace_id == _NO_TRACE:
+                return None
+            self._trace_id, self._run_id = trace_id, trace_id.hex()
+        if len(span_id) != 8 or span_id == _NO_SPAN:
+            return None
+        return epoch_record(span, self._run_id, span_id.hex())
