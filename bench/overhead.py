@@ -105,10 +105,11 @@ def _epoch_events(count: int) -> list:
                        {"data_rms_s": 2.1e-5, "objective": 0.0123}) for i in range(count)]
 
 
-def _timed_calls(capture_every: int, events: list, burst: int, pause_s: float) -> tuple[list[float], list[float]]:
-    """Microseconds per on_epoch_end (wall, and CPU of the calling thread) per burst of `burst` events.
+def _timed_calls(capture_every: int, events: list, burst: int, pause_s: float) -> tuple[list, list, float]:
+    """Microseconds per on_epoch_end (wall, and CPU of the calling thread) per burst of `burst` events, and the
+    process CPU per epoch from the first event to the end of the final flush (all threads: export included).
 
-    The CPU time is what the call itself costs; the wall time adds waiting for the GIL and, on a shared
+    The thread CPU time is what the call itself costs; the wall time adds waiting for the GIL and, on a shared
     machine, for a core.
     """
     import uuid
@@ -123,6 +124,7 @@ def _timed_calls(capture_every: int, events: list, burst: int, pause_s: float) -
         observer.on_run_start(RunStarted(uuid.uuid4().hex, "cost", "bench", time.time(), {"optimizer": "adam"},
                                          DatasetIdentity("crosshole", "0" * 64, 100, "benchmark")))
         time.sleep(0.5)
+        process_began = _cpu_s()
         for start in range(0, len(events), burst):
             chunk = events[start:start + burst]
             began, began_cpu = time.perf_counter(), time.thread_time()
@@ -133,7 +135,7 @@ def _timed_calls(capture_every: int, events: list, burst: int, pause_s: float) -
             if pause_s:
                 time.sleep(pause_s)  # like TensorFlow computing the next chunk: the GIL is free for the exporter
         observer.on_run_end(RunEnded("completed", time.time(), len(events)))
-    return wall, cpu
+    return wall, cpu, (_cpu_s() - process_began) / len(events) * 1e6
 
 
 def observer_epoch_cost(capture_every: int) -> dict[str, object]:
@@ -147,18 +149,18 @@ def observer_epoch_cost(capture_every: int) -> dict[str, object]:
     saved = {key: os.environ.get(key) for key in held}
     os.environ.update(held)
     try:
-        isolated_wall, isolated_cpu = _timed_calls(capture_every, _epoch_events(20_000), 4_000, 0.0)
+        isolated_wall, isolated_cpu, _ = _timed_calls(capture_every, _epoch_events(20_000), 4_000, 0.0)
     finally:
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-    bursts_wall, bursts_cpu = _timed_calls(capture_every, _epoch_events(4_000), 100, 0.25)
+    bursts_wall, bursts_cpu, process_cpu = _timed_calls(capture_every, _epoch_events(4_000), 100, 0.25)
     return {"bench": "observer_epoch_cost", "capture_every": capture_every,
             "us_cpu_isolated": round(statistics.median(isolated_cpu), 2),
             "us_wall_isolated": round(statistics.median(isolated_wall), 2),
             "us_cpu_trainer_like": round(statistics.median(bursts_cpu), 2),
             "us_wall_trainer_like": round(statistics.median(bursts_wall), 2),
             "us_wall_trainer_like_p90": round(statistics.quantiles(bursts_wall, n=10)[-1], 2),
-            "load": _load()}
+            "us_cpu_all_threads_trainer_like": round(process_cpu, 1), "load": _load()}
 
 
 def main() -> None:
@@ -207,8 +209,17 @@ def main() -> None:
         "tf_threads": 1, "cpus": os.cpu_count(), "load_before": load_before, "load_after": _load(),
     }), flush=True)
     if not args.skip_micro:
+        epoch_s = calibration["epoch_s"] if args.epochs is None else statistics.median(
+            r["train_s"] / r["epochs"] for r in without)
         for every in sorted({1, args.capture_every, 10}):
-            print(json.dumps(observer_epoch_cost(every)), flush=True)
+            cost = observer_epoch_cost(every)
+            print(json.dumps(cost), flush=True)
+            # Bottom-up estimate, robust to the machine's load: what capture costs per epoch of this run.
+            print(json.dumps({
+                "bench": "overhead_accounting", "capture_every": every, "epoch_s": round(epoch_s, 5),
+                "training_thread_percent": round(cost["us_cpu_trainer_like"] / (epoch_s * 1e6) * 100, 3),
+                "all_threads_cpu_percent": round(cost["us_cpu_all_threads_trainer_like"] / (epoch_s * 1e6) * 100, 3),
+            }), flush=True)
 
 
 if __name__ == "__main__":

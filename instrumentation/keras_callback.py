@@ -34,6 +34,7 @@ from typing import Any
 
 import keras
 
+from instrumentation import vocabulary as v
 from pinn.observer import (
     Adapted,
     DatasetIdentity,
@@ -48,6 +49,17 @@ from pinn.runinfo import new_run_name
 
 COMPONENTS = ("total", "boundary", "residual", "data")
 _NAN = float("nan")
+
+
+def _hp(name: str) -> str:
+    """A hyperparameter key as the observer events carry it: the vocabulary name without `pinn.hp.`."""
+    return name.removeprefix(v.HYPERPARAMETER_PREFIX)
+
+
+HP_OPTIMIZER, HP_EPOCHS = _hp(v.HP_OPTIMIZER), _hp(v.HP_EPOCHS)
+HP_SCHEDULE, HP_LR_INITIAL = _hp(v.HP_LR_SCHEDULE), _hp(v.HP_LR_INITIAL)
+_SCHEDULE_KEYS = (("initial_learning_rate", HP_LR_INITIAL), ("decay_rate", _hp(v.HP_LR_DECAY_RATE)),
+                  ("decay_steps", _hp(v.HP_LR_DECAY_STEPS)), ("staircase", "lr.staircase"))
 
 
 def _snake(name: str) -> str:
@@ -117,7 +129,7 @@ class ProvenanceCallback(keras.callbacks.Callback):
             self._end("failed", "model.fit raised before on_train_end (run recorded when the next fit began)")
         optimizer = getattr(self.model, "optimizer", None)
         hp = self._optimizer_hyperparameters(optimizer)
-        hp["epochs"] = int(self.params.get("epochs", 0) or 0)
+        hp[HP_EPOCHS] = int(self.params.get("epochs", 0) or 0)
         if self.params.get("steps"):
             hp["steps_per_epoch"] = int(self.params["steps"])
         with suppress(ValueError, AttributeError):  # an unbuilt model has no parameter count yet
@@ -126,7 +138,7 @@ class ProvenanceCallback(keras.callbacks.Callback):
         self.run_id = uuid.uuid4().hex
         self._epochs_done = 0
         self._last_lr = self._current_lr()
-        name = self._run_name or new_run_name(str(hp.get("optimizer", "keras")), _snake(type(self.model).__name__))
+        name = self._run_name or new_run_name(str(hp.get(HP_OPTIMIZER, "keras")), _snake(type(self.model).__name__))
         self._fanout.on_run_start(
             RunStarted(self.run_id, name, self._experiment, time.time(), hp, self._dataset)
         )
@@ -193,18 +205,17 @@ class ProvenanceCallback(keras.callbacks.Callback):
     def _optimizer_hyperparameters(self, optimizer: Any) -> dict[str, HyperparameterValue]:
         if optimizer is None:
             return {}
-        hp: dict[str, HyperparameterValue] = {"optimizer": type(optimizer).__name__.lower()}
+        hp: dict[str, HyperparameterValue] = {HP_OPTIMIZER: type(optimizer).__name__.lower()}
         schedule = getattr(optimizer, "_learning_rate", None)
         self._scheduled_lr = isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
         if self._scheduled_lr:
-            hp["lr.schedule"] = _snake(type(schedule).__name__)
+            hp[HP_SCHEDULE] = _snake(type(schedule).__name__)
             config = schedule.get_config()
-            for source, target in (("initial_learning_rate", "lr.initial"), ("decay_rate", "lr.decay_rate"),
-                                   ("decay_steps", "lr.decay_steps"), ("staircase", "lr.staircase")):
+            for source, target in _SCHEDULE_KEYS:
                 value = config.get(source)
                 if isinstance(value, bool | int | float):
                     hp[target] = value
         else:
-            hp["lr.schedule"] = "constant"
-            hp["lr.initial"] = self._current_lr()
+            hp[HP_SCHEDULE] = "constant"
+            hp[HP_LR_INITIAL] = self._current_lr()
         return hp

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pinn.observer import TrainingObserver
 from pinnprov.settings import resolve
@@ -137,7 +138,6 @@ def open_capture(
         yield []
         return
     from instrumentation import otlp
-    from instrumentation.embedded import EmbeddedExporter
     from instrumentation.observer import ProvenanceObserver
     from instrumentation.provider import (
         DeliveryCounter,
@@ -170,7 +170,41 @@ def open_capture(
         spool_root = Path(spool_dir).expanduser() if spool_dir is not None else default_spool_dir()
     export_timeout = _export_timeout(export_timeout_s)
 
-    exporters: list[tuple[str, object]] = []  # (destination, SpanExporter)
+    resource = build_resource(service_name)  # validates the service name before anything starts
+    exporters, metric_exporter = _exporters(store_url, endpoint, protocol, headers, export_timeout)
+    # The counter is outermost: it sees every span the queue hands over, whatever a spool does with it.
+    destinations = [(name, DeliveryCounter(_with_spool(exporter, name, spool_root))) for name, exporter in exporters]
+    try:
+        processors = [batch_processor(counter, schedule_delay_ms=schedule_delay_ms) for _, counter in destinations]
+        tracer_provider = build_tracer_provider(processors, resource, set_global=set_global)
+        meter_provider = build_meter_provider(metric_exporter, resource, set_global=set_global)
+    except BaseException:  # e.g. a bad OTEL_BSP_* value: release the store and the sockets, then report it
+        for _, counter in destinations:
+            counter.shutdown()
+        if metric_exporter is not None:
+            metric_exporter.shutdown()
+        raise
+    observer = ProvenanceObserver(tracer_provider, meter_provider, every)
+    log.info("provenance capture to %s (every %d epoch(s))", ", ".join(name for name, _ in destinations), every)
+    try:
+        yield [observer]
+    finally:
+        in_time = shutdown_within(tracer_provider, meter_provider, timeout)
+        _report(observer.spans_ended, destinations, in_time, timeout, stats)
+
+
+def _exporters(
+    store_url: str | None,
+    endpoint: str | None,
+    protocol: str | None,
+    headers: str | Mapping[str, str] | None,
+    timeout_s: float | None,
+) -> tuple[list[tuple[str, Any]], Any]:
+    """The span exporters by destination name (embedded store first) and the OTLP metric exporter, if any."""
+    from instrumentation import otlp
+    from instrumentation.embedded import EmbeddedExporter
+
+    exporters: list[tuple[str, Any]] = []
     metric_exporter = None
     if store_url is not None:
         from collector.pipeline import Pipeline
@@ -181,29 +215,14 @@ def open_capture(
         chosen = otlp.resolve_protocol(endpoint, protocol)
         headers = headers if headers is not None else _token_headers()
         try:
-            span_exporter = otlp.span_exporter(endpoint, protocol=chosen, headers=headers, timeout_s=export_timeout)
+            span_exporter = otlp.span_exporter(endpoint, protocol=chosen, headers=headers, timeout_s=timeout_s)
             exporters.append((f"otlp+{chosen}://{endpoint.split('://')[-1]}", span_exporter))
-            metric_exporter = otlp.metric_exporter(endpoint, protocol=protocol, headers=headers,
-                                                   timeout_s=export_timeout)
+            metric_exporter = otlp.metric_exporter(endpoint, protocol=protocol, headers=headers, timeout_s=timeout_s)
         except Exception:
             for _, exporter in exporters:
                 exporter.shutdown()
             raise
-    # The counter is outermost: it sees every span the queue hands over, whatever a spool does with it.
-    destinations = [
-        (name, DeliveryCounter(_with_spool(exporter, name, spool_root))) for name, exporter in exporters
-    ]
-    processors = [batch_processor(counter, schedule_delay_ms=schedule_delay_ms) for _, counter in destinations]
-    resource = build_resource(service_name)
-    tracer_provider = build_tracer_provider(processors, resource, set_global=set_global)
-    meter_provider = build_meter_provider(metric_exporter, resource, set_global=set_global)
-    observer = ProvenanceObserver(tracer_provider, meter_provider, every)
-    log.info("provenance capture to %s (every %d epoch(s))", ", ".join(name for name, _ in destinations), every)
-    try:
-        yield [observer]
-    finally:
-        in_time = shutdown_within(tracer_provider, meter_provider, timeout)
-        _report(observer.spans_ended, destinations, in_time, timeout, stats)
+    return exporters, metric_exporter
 
 
 def _report(spans_ended: int, destinations: list, in_time: bool, timeout: float, stats: CaptureStats | None) -> None:

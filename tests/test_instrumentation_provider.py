@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PINNPROV_SPOOL_DIR", str(tmp_path / "spool"))  # never the user's ~/.cache
     for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE",
                  "PINNPROV_CAPTURE", "PINNPROV_CAPTURE_EVERY", "OTEL_EXPORTER_OTLP_ENDPOINT",
                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
@@ -111,6 +112,15 @@ def test_bad_capture_settings_fail_before_anything_starts(monkeypatch: pytest.Mo
         pass
     with pytest.raises(ValueError, match="unsupported scheme"), open_capture(store="redis://x/0", capture_every=1):
         pass
+    monkeypatch.delenv("PINNPROV_CAPTURE_EVERY")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "soon")
+    threads = threading.active_count()
+    with pytest.raises(ValueError, match="OTEL_BSP_SCHEDULE_DELAY"), open_capture(store=str(tmp_path / "c")):
+        pass
+    deadline = time.monotonic() + 10
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= threads  # the store's writer and the spool's replayer were shut down
 
 
 def test_run_id_goes_to_the_next_root_span_of_the_calling_thread_only() -> None:

@@ -184,7 +184,8 @@ def test_a_failing_fit_is_recorded_as_failed_by_the_context_manager() -> None:
     assert root.status.status_code is StatusCode.ERROR
 
 
-def test_embedded_store_holds_the_epochs_of_a_fit(tmp_path: Path) -> None:
+def test_embedded_store_holds_the_epochs_of_a_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PINNPROV_SPOOL_DIR", str(tmp_path / "spool"))
     store = tmp_path / "keras.sqlite"
     stats = CaptureStats()
     x, y = _data()
