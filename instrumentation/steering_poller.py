@@ -36,6 +36,7 @@ log = logging.getLogger("pinnprov.steering")
 DEFAULT_INTERVAL_S = 0.5
 INTERVAL_ENV = "PINNPROV_STEERING_INTERVAL"
 STEERING_ENDPOINT_ENV = "PINNPROV_STEERING_ENDPOINT"
+TOKEN_ENV = "PINNPROV_COLLECTOR_TOKEN"
 CAPTURE_ENV = "PINNPROV_CAPTURE"  # capture off means no store knows the run: nothing to poll
 MAX_BACKOFF_S = 10.0
 MAX_PENDING_ACKS = 1000  # an unreachable store must not grow memory without bound
@@ -330,7 +331,8 @@ def command_source_for(
     """The command source matching a capture configured with the same arguments as `open_capture`.
 
     - an OTLP endpoint (argument or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): poll that collector over HTTP,
-      with the exporter's headers (OTEL_EXPORTER_OTLP_[TRACES_]HEADERS) so the same bearer token applies;
+      with the exporter's headers (OTEL_EXPORTER_OTLP_[TRACES_]HEADERS, else PINNPROV_COLLECTOR_TOKEN as a
+      bearer token) so the same authentication applies;
     - otherwise the embedded store (argument, PINNPROV_STORE, or the default SQLite file);
     - capture disabled (PINNPROV_CAPTURE=0): no commands (the run is not in any store to be steered).
     The result has `close()`; use it as a context manager or call close() after training so the last
@@ -343,13 +345,17 @@ def command_source_for(
     interval = float(resolve("steering_interval_s", interval_s, INTERVAL_ENV, DEFAULT_INTERVAL_S, float))
     endpoint = otlp.traces_endpoint(otlp_endpoint)
     if endpoint:
+        # The exporter's rule (pinnprov.capture): explicit headers, else OTEL_* headers, else the collector token.
         header_text = headers if headers is not None else (
             _env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or _env("OTEL_EXPORTER_OTLP_HEADERS")
         )
+        parsed = otlp.parse_headers(header_text) or {}
+        if header_text is None and _env(TOKEN_ENV):
+            parsed = {"authorization": f"Bearer {_env(TOKEN_ENV)}"}
         ca_file = _env("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE") or _env("OTEL_EXPORTER_OTLP_CERTIFICATE")
         return HttpCommandSource(
             steering_endpoint(endpoint, steering_endpoint_url),
-            otlp.parse_headers(header_text) or {},
+            parsed,
             interval_s=interval,
             ca_file=ca_file,
         )

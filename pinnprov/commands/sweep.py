@@ -18,25 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-# train flags the sweep sets itself for every run (or that make no sense per run)
-MANAGED = ("experiment", "run_name", "out", "store", "otlp_endpoint", "threads", "no_progress", "activation",
-           "optimizer", "with_baseline", "no_capture")
-NOT_A_LIST = ("domain",)  # values that contain commas themselves
-
-
-def train_flag_actions() -> list[argparse.Action]:
-    """The optional flags of `pinnprov train` (from its own parser, so the two never drift apart)."""
-    from pinnprov.commands import train
-
-    holder = argparse.ArgumentParser(add_help=False)
-    train.register(holder.add_subparsers())
-    (subparsers,) = [a for a in holder._actions if isinstance(a, argparse._SubParsersAction)]
-    parser = subparsers.choices["train"]
-    return [a for a in parser._actions if a.option_strings and a.dest not in MANAGED and a.dest != "help"]
-
 
 def register(subparsers: Any) -> None:
     from pinnprov.commands.query import STORE_HELP
+    from pinnprov.experiments.train_flags import add_train_flags
 
     parser = subparsers.add_parser(
         "sweep", help="train a grid of configurations in parallel", description=__doc__,
@@ -45,13 +30,7 @@ def register(subparsers: Any) -> None:
     grid = parser.add_argument_group("grid (comma-separated lists)")
     grid.add_argument("--activation", default="tanh", help="e.g. tanh,sine,sigmoid,relu (default tanh)")
     grid.add_argument("--optimizer", default="adam", help="e.g. adam,rmsprop (default adam)")
-    passed = parser.add_argument_group("any `pinnprov train` flag (a comma list makes it a grid axis)")
-    for action in train_flag_actions():
-        if action.nargs == 0:  # switches such as --jit: passed to every run
-            passed.add_argument(*action.option_strings, dest=action.dest, action="store_true", help=action.help)
-        else:
-            passed.add_argument(*action.option_strings, dest=action.dest, metavar=action.metavar or "V",
-                                help=action.help)
+    add_train_flags(parser, "any `pinnprov train` flag (a comma list makes it a grid axis)")
     run = parser.add_argument_group("sweep")
     run.add_argument("--parallel", type=int, metavar="N", help="processes at once (default: available cores)")
     run.add_argument("--experiment", help="experiment name for every run (default sweep-<date>-<time>)")
@@ -63,37 +42,11 @@ def register(subparsers: Any) -> None:
 
 
 def build_axes(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
-    """(axes: flag -> comma list, fixed train args) from the parsed flags; values are checked by train's types."""
-    axes: dict[str, str] = {"activation": args.activation, "optimizer": args.optimizer}
-    fixed: list[str] = []
-    for action in train_flag_actions():
-        value = getattr(args, action.dest, None)
-        if value is None or value is False:
-            continue
-        flag = next(o for o in action.option_strings if o.startswith("--"))
-        if action.nargs == 0:
-            fixed.append(flag)
-            continue
-        from pinnprov.experiments.grid import split_values
+    """(axes: flag -> comma list, fixed train args): activation and optimizer first, then train's flag order."""
+    from pinnprov.experiments.train_flags import collect
 
-        values = [value] if action.dest in NOT_A_LIST else split_values(flag[2:], value)
-        for item in values:
-            _check_type(flag, action, item)
-        if len(values) > 1:
-            axes[flag[2:]] = value
-        else:
-            fixed += [flag, values[0]]
-    return axes, fixed
-
-
-def _check_type(flag: str, action: argparse.Action, value: str) -> None:
-    if action.choices is not None and value not in action.choices:
-        raise ValueError(f"{flag}: invalid choice {value!r} (choose from {', '.join(map(str, action.choices))})")
-    if callable(action.type):
-        try:
-            action.type(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{flag}: invalid value {value!r}") from None
+    extra, fixed = collect(args)
+    return {"activation": args.activation, "optimizer": args.optimizer, **extra}, fixed
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -214,6 +214,8 @@ class Sweep:
         self._last_progress_at = now
         try:
             progress = self.view.progress(self.spec.experiment)
+        except FileNotFoundError:
+            return  # no run has reached the store yet
         except Exception as error:  # noqa: BLE001 - progress lines are a courtesy; the runs go on
             self.echo(f"(progress unavailable: {error})")
             return

@@ -1,0 +1,149 @@
+"""Cost of steering for the trainer: the per-epoch poll, the store read behind it, command latency, and the
+training throughput with a live StoreCommandSource against none at all.
+
+    .venv/bin/python bench/steering.py                 # 3 pairs of 3000-epoch tiny runs
+    .venv/bin/python bench/steering.py --epochs 500 --pairs 1   # smoke run
+
+One JSON line per result: steering_poll_cost, steering_fetch_cost, steering_latency, steering_overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TINY = dict(tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
+            boundary_points=20, steps_per_call=20, stopping="none", threads=1, seed=5)
+
+
+def _emit(**fields: object) -> None:
+    print(json.dumps({**fields, "load": [round(x, 2) for x in os.getloadavg()]}), flush=True)
+
+
+def _store_with_runs(path: Path, runs: int, commands_per_run: int) -> tuple[str, str]:
+    """A store with `runs` running runs, each with acknowledged commands; returns (url, one run id)."""
+    from collector import steering_channel as channel
+    from collector.records import RunStartRecord
+    from collector.sinks.sqlite import SqliteSink
+    from collector.store import acknowledge_command, open_store
+
+    sink = SqliteSink(path)
+    ids = [secrets.token_hex(16) for _ in range(runs)]
+    sink.export([RunStartRecord(r, secrets.token_hex(8), f"run-{i}", "bench", time.time(), {})
+                 for i, r in enumerate(ids)])
+    sink.shutdown()
+    url = f"sqlite:///{path}"
+    with open_store(url, read_only=False) as store:
+        for run_id in ids:
+            for _ in range(commands_per_run):
+                command = channel.new_command("scale_lr", 0.9)
+                channel.submit(store, run_id, command)
+                acknowledge_command(store, command.command_id, applied=True)
+    return url, ids[0]
+
+
+def poll_cost(url: str, run_id: str, calls: int = 1_000_000) -> None:
+    from instrumentation.steering_poller import StoreCommandSource
+
+    with StoreCommandSource(url, interval_s=0.5) as source:
+        source.poll(run_id, 0)  # starts the worker
+        started = time.perf_counter()
+        for epoch in range(calls):
+            source.poll(run_id, epoch)
+        elapsed = time.perf_counter() - started
+    _emit(bench="steering_poll_cost", source="StoreCommandSource", calls=calls,
+          ns_per_poll=round(elapsed / calls * 1e9, 1), fetches_meanwhile=source.fetches)
+
+
+def fetch_cost(url: str, run_id: str, repeats: int = 2000) -> None:
+    from collector.steering_channel import pending
+    from collector.store import open_store
+
+    with open_store(url, read_only=False) as store:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            pending(store, run_id)
+            times.append(time.perf_counter() - started)
+        commands = store.execute("SELECT COUNT(*) FROM steering_command").rows[0][0]
+    _emit(bench="steering_fetch_cost", commands_in_store=commands, median_us=round(statistics.median(times) * 1e6, 1),
+          p99_us=round(sorted(times)[int(0.99 * len(times))] * 1e6, 1))
+
+
+def latency(url: str, run_id: str, repeats: int = 10, interval_s: float = 0.5) -> None:
+    """Seconds from `pinnprov steer` writing a command to the trainer's poll() returning it."""
+    from collector import steering_channel as channel
+    from collector.store import open_store
+    from instrumentation.steering_poller import StoreCommandSource
+
+    delays = []
+    with StoreCommandSource(url, interval_s=interval_s) as source, open_store(url, read_only=False) as store:
+        source.poll(run_id, 0)
+        for _ in range(repeats):
+            time.sleep(interval_s * 0.37)  # desynchronise from the worker's schedule
+            command = channel.new_command("scale_lr", 1.0)
+            channel.submit(store, run_id, command)
+            started = time.perf_counter()
+            while not source.poll(run_id, 0):
+                time.sleep(0.001)
+            delays.append(time.perf_counter() - started)
+            source.acknowledge(run_id, command, True, "")
+    _emit(bench="steering_latency", interval_s=interval_s, repeats=repeats,
+          median_s=round(statistics.median(delays), 3), max_s=round(max(delays), 3))
+
+
+def overhead(url: str, epochs: int, pairs: int) -> None:
+    """Training throughput with NoCommands vs a live StoreCommandSource, alternating, in this process."""
+    from instrumentation.steering_poller import StoreCommandSource
+    from pinn.benchmark import crosshole_benchmark
+    from pinn.config import TrainConfig
+    from pinn.steering import NoCommands
+    from pinn.trainer import configure_threads, train
+
+    configure_threads(1)
+    data = crosshole_benchmark()
+    config = TrainConfig(**TINY, epochs=epochs)
+    train(config.replace(epochs=200), data)  # warm-up: imports, first tracing
+    rates: dict[str, list[float]] = {"none": [], "store": []}
+    for pair in range(pairs):
+        order = ("none", "store") if pair % 2 == 0 else ("store", "none")
+        for kind in order:
+            source = StoreCommandSource(url, interval_s=0.5) if kind == "store" else NoCommands()
+            started = time.perf_counter()
+            result = train(config, data, (), source)
+            rates[kind].append(result.epochs / (time.perf_counter() - started))
+            if kind == "store":
+                source.close()
+    ratios = [n / s for n, s in zip(rates["none"], rates["store"], strict=True)]
+    _emit(bench="steering_overhead", epochs=epochs, pairs=pairs,
+          epochs_per_s_none=round(statistics.median(rates["none"]), 1),
+          epochs_per_s_store=round(statistics.median(rates["store"]), 1),
+          time_ratio_median=round(statistics.median(ratios), 4))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=3000)
+    parser.add_argument("--pairs", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with tempfile.TemporaryDirectory() as tmp:
+        url, run_id = _store_with_runs(Path(tmp) / "bench.db", runs=1000, commands_per_run=5)
+        poll_cost(url, run_id)
+        fetch_cost(url, run_id)
+        latency(url, run_id)
+        overhead(url, args.epochs, args.pairs)
+
+
+if __name__ == "__main__":
+    main()
