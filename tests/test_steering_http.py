@@ -239,3 +239,29 @@ def test_training_steered_through_the_collector_stops(collector: Collector, monk
     assert agent.startswith("user:") and reason == "remote stop"
     assert rows(db, "SELECT state FROM steering_command c JOIN run r USING (run_id) "
                     "WHERE r.run_name = 'http-steered'") == [("applied",)]
+
+
+def test_command_source_for_follows_the_capture_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from instrumentation.steering_poller import StoreCommandSource
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+                 "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "PINNPROV_STEERING_ENDPOINT", "PINNPROV_CAPTURE",
+                 "PINNPROV_COLLECTOR_TOKEN", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PINNPROV_STORE", f"sqlite:///{tmp_path / 'env.db'}")
+    embedded = command_source_for()
+    assert isinstance(embedded, StoreCommandSource) and embedded.store_url == f"sqlite:///{tmp_path / 'env.db'}"
+    assert command_source_for(store="sqlite:///x.db").store_url == "sqlite:///x.db"  # explicit beats environment
+    monkeypatch.setenv("PINNPROV_COLLECTOR_TOKEN", "t0ken")
+    remote = command_source_for(otlp_endpoint="collector.example:4317")
+    assert isinstance(remote, HttpCommandSource) and remote.endpoint == "http://collector.example:4318"
+    assert remote.headers == {"authorization": "Bearer t0ken"}  # the exporter's token rule
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer other")
+    assert command_source_for(otlp_endpoint="http://c:4318").headers == {"authorization": "Bearer other"}
+    monkeypatch.setenv("PINNPROV_CAPTURE", "0")
+    off = command_source_for()
+    assert off.poll(RUNNING, 0) == [] and not isinstance(off, StoreCommandSource | HttpCommandSource)
+    monkeypatch.setenv("PINNPROV_STEERING_INTERVAL", "-1")
+    monkeypatch.delenv("PINNPROV_CAPTURE")
+    with pytest.raises(ValueError, match="steering poll interval"):
+        command_source_for()
