@@ -1,4 +1,4 @@
-"""The fast path for epoch spans: one scan of the KeyValue list, no intermediate dict, no per-key lookups.
+"""The fast path for epoch spans: one scan of the KeyValue list, no intermediate dict, no typed getters.
 
 Why: epoch spans are nearly all of the traffic (a trainer sends one per epoch, the other span kinds once per
 run), and the general path in collector/translate.py converts *every* attribute to a Python value in a dict
@@ -40,7 +40,6 @@ _RUN_ID = v.RUN_ID
 _EXTRA = v.EPOCH_EXTRA_PREFIX
 _EXTRA_LEN = len(_EXTRA)
 _NAN = float("nan")
-_NUMBER_KINDS = ("double_value", "int_value")
 _NEW = object.__new__
 
 
