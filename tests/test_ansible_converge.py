@@ -3,7 +3,7 @@
 Local connection, every path under a scratch prefix, `process` service managers (no systemd here). pinnprov is
 installed into the roles' virtualenvs from a wheel of this checkout with `--no-deps --no-index`, the
 dependencies coming from this test environment through `*_site_dirs` (a .pth file): fast and offline.
-Checked: the collector answers OTLP/HTTP (and refuses requests without its token), a tiny training run started
+Checked: check mode on the fresh host writes nothing, the collector answers OTLP/HTTP (and refuses requests without its token), a tiny training run started
 by the trainer role reaches the collector's store through OTLP with the token, a second converge changes
 nothing, and the roles' teardown stops both and keeps the data.
 """
@@ -56,10 +56,10 @@ def post_traces(port: int, token: str | None) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def converge(playbook: str, inventory: Path) -> tuple[object, Progress]:
+def converge(playbook: str, inventory: Path, check: bool = False) -> tuple[object, Progress]:
     progress = Progress(stream=io.StringIO())
     result = run_playbook(ANSIBLE_DIR / "tests" / playbook, inventory=inventory, ansible_dir=ANSIBLE_DIR,
-                          progress=progress, timeout=900)
+                          progress=progress, check=check, timeout=900)
     assert result.ok, [f"{f.task}: {f.message}" for f in result.failures] or result.error
     return result, progress
 
@@ -94,6 +94,11 @@ def test_collector_and_trainer_converge_serve_and_are_idempotent(tmp_path: Path)
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"testhost": host}, "children": {
         "collector": {"hosts": {"testhost": None}}, "trainers": {"hosts": {"testhost": None}}}}}))
     store = root / "var/lib/collector/prov.sqlite"
+
+    # Check mode on the fresh host (what `pinnprov deploy --check` does): predicts changes, writes nothing.
+    dry, _ = converge("converge_local.yml", inventory, check=True)
+    assert dry.changed() > 0
+    assert not root.exists()
     try:
         first, progress = converge("converge_local.yml", inventory)
         assert first.changed() > 0
