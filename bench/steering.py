@@ -1,7 +1,7 @@
 """Cost of steering for the trainer: the per-epoch poll, the store read behind it, command latency, and the
 training throughput with a live StoreCommandSource against none at all.
 
-    .venv/bin/python bench/steering.py                 # 3 pairs of 3000-epoch tiny runs
+    .venv/bin/python bench/steering.py                 # 4 pairs of 20000-epoch tiny runs (a few minutes)
     .venv/bin/python bench/steering.py --epochs 500 --pairs 1   # smoke run
 
 One JSON line per result: steering_poll_cost, steering_fetch_cost, steering_latency, steering_overhead.
@@ -103,7 +103,11 @@ def latency(url: str, run_id: str, repeats: int = 10, interval_s: float = 0.5) -
 
 
 def overhead(url: str, epochs: int, pairs: int) -> None:
-    """Training throughput with NoCommands vs a live StoreCommandSource, alternating, in this process."""
+    """Training with NoCommands vs a live StoreCommandSource, alternating in this process.
+
+    Reports median ratios (store / none) of wall time and of process CPU time (training plus the poller's
+    worker thread); CPU time is what a loaded, shared machine disturbs least. 1.0 = no overhead.
+    """
     from instrumentation.steering_poller import StoreCommandSource
     from pinn.benchmark import crosshole_benchmark
     from pinn.config import TrainConfig
@@ -114,27 +118,33 @@ def overhead(url: str, epochs: int, pairs: int) -> None:
     data = crosshole_benchmark()
     config = TrainConfig(**TINY, epochs=epochs)
     train(config.replace(epochs=200), data)  # warm-up: imports, first tracing
-    rates: dict[str, list[float]] = {"none": [], "store": []}
+    wall: dict[str, list[float]] = {"none": [], "store": []}
+    cpu: dict[str, list[float]] = {"none": [], "store": []}
+    fetches = 0
     for pair in range(pairs):
         order = ("none", "store") if pair % 2 == 0 else ("store", "none")
         for kind in order:
             source = StoreCommandSource(url, interval_s=0.5) if kind == "store" else NoCommands()
-            started = time.perf_counter()
-            result = train(config, data, (), source)
-            rates[kind].append(result.epochs / (time.perf_counter() - started))
-            if kind == "store":
+            started, cpu_started = time.perf_counter(), time.process_time()
+            train(config, data, (), source)
+            wall[kind].append(time.perf_counter() - started)
+            cpu[kind].append(time.process_time() - cpu_started)
+            if isinstance(source, StoreCommandSource):
                 source.close()
-    ratios = [n / s for n, s in zip(rates["none"], rates["store"], strict=True)]
-    _emit(bench="steering_overhead", epochs=epochs, pairs=pairs,
-          epochs_per_s_none=round(statistics.median(rates["none"]), 1),
-          epochs_per_s_store=round(statistics.median(rates["store"]), 1),
-          time_ratio_median=round(statistics.median(ratios), 4))
+                fetches += source.fetches
+    wall_ratio = statistics.median(s / n for s, n in zip(wall["store"], wall["none"], strict=True))
+    cpu_ratio = statistics.median(s / n for s, n in zip(cpu["store"], cpu["none"], strict=True))
+    _emit(bench="steering_overhead", epochs=epochs, pairs=pairs, steps_per_poll=TINY["steps_per_call"],
+          epochs_per_s_none=round(epochs / statistics.median(wall["none"]), 1),
+          epochs_per_s_store=round(epochs / statistics.median(wall["store"]), 1),
+          wall_ratio_median=round(wall_ratio, 4), cpu_ratio_median=round(cpu_ratio, 4),
+          store_fetches=fetches)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=3000)
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20000)
+    parser.add_argument("--pairs", type=int, default=4)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory() as tmp:

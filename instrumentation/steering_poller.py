@@ -121,16 +121,15 @@ class _BackgroundSource:
         next_fetch = time.monotonic()
         try:
             while True:
-                self._flush_acks()
+                self._wake.clear()  # before the work: a wake-up set during it is not lost
+                acks_ok = self._flush_acks()
                 if self._stopping:
                     return
-                now = time.monotonic()
-                if now >= next_fetch:
-                    ok = self._fetch_once()
+                if time.monotonic() >= next_fetch:
+                    ok = self._fetch_once() and acks_ok
                     backoff = self.interval_s if ok else min(backoff * 2, MAX_BACKOFF_S)
                     next_fetch = time.monotonic() + backoff
                 self._wake.wait(max(0.0, next_fetch - time.monotonic()))
-                self._wake.clear()
         finally:
             with contextlib.suppress(Exception):  # nothing useful to do about a failing close at shutdown
                 self._release()
@@ -149,19 +148,18 @@ class _BackgroundSource:
                 self._inbox.append(command)
         return True
 
-    def _flush_acks(self) -> None:
+    def _flush_acks(self) -> bool:
+        """Send queued acknowledgements in order; False at the first failure (retried on the fetch schedule)."""
         while self._acks:
             run_id, ack = self._acks[0]
             try:
                 self._send_ack(run_id, ack)
-            except Exception as error:  # noqa: BLE001 - retried at the next wake-up
+            except Exception as error:  # noqa: BLE001 - kept and retried, never raised into training
                 self._report_failure("acknowledge", error)
-                if self._stopping:
-                    return  # do not spin at shutdown against a store that is down
-                self._wake.wait(min(MAX_BACKOFF_S, self.interval_s * 4))
-                continue
+                return False
             self._acks.popleft()
             self.acknowledged += 1
+        return True
 
     def _report_failure(self, what: str, error: Exception) -> None:
         if not self._failing:  # once per outage, not every half second

@@ -265,3 +265,25 @@ def test_command_source_for_follows_the_capture_settings(tmp_path: Path, monkeyp
     monkeypatch.delenv("PINNPROV_CAPTURE")
     with pytest.raises(ValueError, match="steering poll interval"):
         command_source_for()
+
+
+@pytest.mark.slow
+def test_an_acknowledgement_survives_a_collector_restart(tmp_path: Path) -> None:
+    process = Collector(tmp_path, env={"PINNPROV_COLLECTOR_TOKEN": TOKEN}).start()
+    try:
+        _make_store_via(process)
+        with open_store(f"sqlite:///{process.store}", read_only=False) as store:
+            command = channel.new_command("set_weight", 2.0, "data", agent="user:ana")
+            channel.submit(store, RUNNING, command)
+        source = HttpCommandSource(process.http, {"authorization": f"Bearer {TOKEN}"}, interval_s=0.05, timeout_s=2)
+        assert wait_for(lambda: source.poll(RUNNING, 0), 30, what="command") == [command]
+        assert process.stop() == 0
+        source.acknowledge(RUNNING, command, True, "weight 1 -> 2")  # the collector is down now
+        time.sleep(0.5)
+        assert source.acknowledged == 0 and source.poll(RUNNING, 1) == []
+        process.start()  # same ports
+        wait_for(lambda: source.acknowledged == 1, 60, what="acknowledgement after restart")
+        source.close()
+        assert rows(process.store, "SELECT state, detail FROM steering_command") == [("applied", "weight 1 -> 2")]
+    finally:
+        process.stop()
