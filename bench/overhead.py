@@ -9,6 +9,9 @@ the median of the per-pair ratios. Also measured in isolation: the training-thre
     .venv/bin/python bench/overhead.py                   # >= 60 s of training per run, 4 pairs
     .venv/bin/python bench/overhead.py --seconds 5 --pairs 1   # smoke run
 
+Also runs bench/overhead_interleaved.py (capture switched on and off within one run, 2 x --seconds), the
+comparison that survives a busy shared machine: {"bench": "overhead_interleaved", ...}.
+
 Prints one JSON line per result: {"bench": "overhead", ...} and {"bench": "observer_epoch_cost", ...}.
 `ratio` is the median wall-time ratio (what a user waits); `cpu_ratio` the median ratio of the process's
 CPU time (training thread plus the export threads), which a busy shared machine disturbs far less and
@@ -97,6 +100,18 @@ def _run(epochs: int, capture: bool, store: Path, capture_every: int, calibrate:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _interleaved(epoch_s: float, seconds: float) -> str:
+    """The in-run on/off comparison (bench/overhead_interleaved.py) in its own process; its JSON line."""
+    command = [sys.executable, str(Path(__file__).with_name("overhead_interleaved.py")), "--seconds", str(seconds),
+               "--epoch-s", str(epoch_s)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"interleaved overhead run failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def _epoch_events(count: int) -> list:
     from pinn.observer import EpochEnded
 
@@ -170,6 +185,7 @@ def main() -> None:
     parser.add_argument("--capture-every", type=int, default=1)
     parser.add_argument("--epochs", type=int, help="fixed epoch count (default: calibrated to --seconds)")
     parser.add_argument("--skip-micro", action="store_true", help="skip the on_epoch_end micro-benchmark")
+    parser.add_argument("--skip-interleaved", action="store_true", help="skip the in-run on/off comparison")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--capture", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
@@ -208,9 +224,11 @@ def main() -> None:
         "spans": with_capture[0]["spans"], "undelivered": sum(r["undelivered"] for r in with_capture),
         "tf_threads": 1, "cpus": os.cpu_count(), "load_before": load_before, "load_after": _load(),
     }), flush=True)
+    epoch_s = calibration["epoch_s"] if args.epochs is None else statistics.median(
+        r["train_s"] / r["epochs"] for r in without)
+    if not args.skip_interleaved:
+        print(_interleaved(epoch_s, 2 * args.seconds), flush=True)
     if not args.skip_micro:
-        epoch_s = calibration["epoch_s"] if args.epochs is None else statistics.median(
-            r["train_s"] / r["epochs"] for r in without)
         for every in sorted({1, args.capture_every, 10}):
             cost = observer_epoch_cost(every)
             print(json.dumps(cost), flush=True)
