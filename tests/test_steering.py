@@ -41,9 +41,11 @@ def _command_state(db: Path, command_id: str) -> str:
     return found[0][0] if found else ""
 
 
-def _steer(db: Path, *args: str) -> str:
+def _steer(db: Path, *args: str, outputs: list[str] | None = None) -> str:
     code, out, err = _cli("steer", "steer-e2e", "--store", f"sqlite:///{db}", *args)
     assert code == 0, err
+    if outputs is not None:
+        outputs.append(out)
     return out.split(" as command ")[1].split()[0]
 
 
@@ -84,7 +86,9 @@ def steered_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             applied_at = rows(db, "SELECT MAX(epoch) FROM epoch_metric")[0][0]
             wait_for(lambda: rows(db, "SELECT MAX(epoch) FROM epoch_metric")[0][0] >= applied_at + 60, 120,
                      what="epochs after set-lr")
-            outcome["stop_command"] = _steer(db, "--stop", "--reason", "enough for the test")
+            outcome["stop_output"] = []
+            outcome["stop_command"] = _steer(db, "--stop", "--reason", "enough for the test", "--wait", "120",
+                                             outputs=outcome["stop_output"])
         except BaseException as error:  # surface in the main thread, and end the run so the test cannot hang
             outcome["user_error"] = error
             give_up.set()
@@ -110,6 +114,9 @@ def test_stop_ends_the_run_cleanly_with_status_stopped(steered_run: dict) -> Non
     assert stored == list(range(result.epochs))  # everything it captured is kept
     assert _command_state(db, steered_run["stop_command"]) == "applied"
     assert steered_run["acknowledged"] == 2
+    queued, answer = steered_run["stop_output"][0].splitlines()  # --wait prints the trainer's answer
+    assert queued.startswith("queued stop for run steer-e2e (") and f"(agent {user_agent()})" in queued
+    assert answer == f"applied: stopping after epoch {result.epochs - 1}"
 
 
 def test_set_lr_changes_the_learning_rate_of_later_epochs(steered_run: dict) -> None:

@@ -179,6 +179,9 @@ class Sweep:
 
     def _finalise(self, run: SweepRun) -> None:
         """Take the run's outcome from the store; record a failure the run itself could not record."""
+        if self.spec.otlp_endpoint and not self.view.exists():
+            self._finalise_blind(run)
+            return
         info = self._lookup(run.run_name)
         if run.returncode == 0 and (info is None or info.status not in FINISHED):
             # Through a collector the end record can trail the process's exit by a delivery cycle.
@@ -206,6 +209,18 @@ class Sweep:
             run.status, run.error = "unknown", "process exited 0 but the store has no end record for this run"
         line = f"[{run.run_name}] {run.status} after {run.elapsed_s:.0f} s"
         self.echo(line + (f": {run.error}" if run.status in ("failed", "unknown") else ""))
+
+    def _finalise_blind(self, run: SweepRun) -> None:
+        """Runs sent to a collector whose store this machine cannot read: the exit status is all we know."""
+        code = run.returncode or 0
+        if code == 0:
+            run.status = "completed"
+        else:
+            reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            run.status, run.error = "failed", f"{_last_error_line(run.log_path) or 'no output'} ({reason})"
+        note = " (from the exit status: give --store to read the collector's store)"
+        self.echo(f"[{run.run_name}] {run.status} after {run.elapsed_s:.0f} s{note}"
+                  + (f": {run.error}" if run.error else ""))
 
     def _progress(self) -> None:
         now = time.monotonic()
