@@ -185,6 +185,21 @@ def test_bad_commands_are_one_line_errors(tmp_path: Path, flags: list[str], mess
     assert not (tmp_path / "absent.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["steer", "latest"], "one of the arguments --set-lr --scale-lr --set-weight --stop is required"),
+        (["steer", "latest", "--set-lr", "fast"], "argument --set-lr: invalid float value: 'fast'"),
+        (["steer", "latest", "--stop", "--set-lr", "1e-4"], "argument --set-lr: not allowed with argument --stop"),
+    ],
+)
+def test_malformed_command_lines_are_one_line_errors(args: list[str], message: str) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        cli(args)
+    assert exit_info.value.code == 2 and err.getvalue() == f"pinnprov steer: error: {message}\n"
+
+
 def test_missing_store_is_refused_without_creating_it(tmp_path: Path) -> None:
     code, _, err = _cli("steer", "latest", "--store", str(tmp_path / "absent.db"), "--stop")
     assert code == 2 and err.startswith("pinnprov steer: error: store not found:")

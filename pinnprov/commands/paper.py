@@ -18,8 +18,9 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +40,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--baseline-sec-nodes", metavar="N", help="PyGIMLi secondary nodes (default 3)")
     add_train_flags(parser, "`pinnprov train` flags for every run (--epochs overrides the study's epochs)")
     parser.set_defaults(handler=handle)
+    parser.error = _one_line_error("paper")  # type: ignore[method-assign]
+
+
+def _one_line_error(command: str) -> Callable[[str], NoReturn]:
+    """Bad flags: one line naming the problem, exit 2, no usage dump (as `pinnprov train` does)."""
+
+    def error(message: str) -> NoReturn:
+        print(f"pinnprov {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    return error
 
 
 def plan_from(args: argparse.Namespace) -> Any:

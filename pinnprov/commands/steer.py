@@ -17,7 +17,8 @@ import argparse
 import getpass
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 WAIT_POLL_S = 0.25
 
@@ -44,6 +45,17 @@ def register(subparsers: Any) -> None:
         help="wait up to SECONDS for the trainer to apply the command and print its answer",
     )
     parser.set_defaults(handler=handle)
+    parser.error = _one_line_error("steer")  # type: ignore[method-assign]
+
+
+def _one_line_error(command: str) -> Callable[[str], NoReturn]:
+    """Bad flags: one line naming the problem, exit 2, no usage dump (as `pinnprov train` does)."""
+
+    def error(message: str) -> NoReturn:
+        print(f"pinnprov {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    return error
 
 
 def user_agent() -> str:

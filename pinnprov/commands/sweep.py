@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +40,17 @@ def register(subparsers: Any) -> None:
     run.add_argument("--otlp-endpoint", metavar="URL", help="runs send OTLP to this collector (--store then "
                                                             "names the store behind it, for progress)")
     parser.set_defaults(handler=handle)
+    parser.error = _one_line_error("sweep")  # type: ignore[method-assign]
+
+
+def _one_line_error(command: str) -> Callable[[str], NoReturn]:
+    """Bad flags: one line naming the problem, exit 2, no usage dump (as `pinnprov train` does)."""
+
+    def error(message: str) -> NoReturn:
+        print(f"pinnprov {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    return error
 
 
 def build_axes(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
