@@ -3,9 +3,9 @@
 Local connection, every path under a scratch prefix, `process` service managers (no systemd here). pinnprov is
 installed into the roles' virtualenvs from a wheel of this checkout with `--no-deps --no-index`, the
 dependencies coming from this test environment through `*_site_dirs` (a .pth file): fast and offline.
-Checked: check mode on the fresh host writes nothing, the collector answers OTLP/HTTP (and refuses requests without its token), a tiny training run started
-by the trainer role reaches the collector's store through OTLP with the token, a second converge changes
-nothing, and the roles' teardown stops both and keeps the data.
+Checked: check mode on the fresh host writes nothing; the collector answers OTLP/HTTP and refuses requests
+without its token; a second converge changes nothing; a tiny training run started by the trainer role reaches
+the collector's store through OTLP with the token; the roles' teardown stops both and keeps the data.
 """
 
 from __future__ import annotations
@@ -114,6 +114,13 @@ def test_collector_and_trainer_converge_serve_and_are_idempotent(tmp_path: Path)
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=30) as response:
             assert response.status == 200
 
+        # Idempotence, while the run trains (the two overlap to keep the test short): the second converge changes
+        # nothing and does not start the run again.
+        second, progress = converge("converge_local.yml", inventory)
+        assert second.changed() == 0, [(r.task, r.status) for r in progress.results if r.status == "changed"]
+        lane = [r for r in progress.results if r.task == "Start the pending lanes as background processes"]
+        assert [r.status for r in lane] == ["skipped"]  # running or done: never started twice
+
         # The run the trainer role started reaches the collector's store over OTLP, and its lane records the end.
         run_dir = root / "var/lib/runs/converge-adam-tanh"
         deadline, row = time.monotonic() + 300, None
@@ -128,11 +135,7 @@ def test_collector_and_trainer_converge_serve_and_are_idempotent(tmp_path: Path)
         assert row == ("converge-adam-tanh", "converge-test", "completed"), row
         assert (run_dir / "exit-status").read_text().strip() == "0"
         assert "experiment: converge-test" in (run_dir / "config.yml").read_text()
-
-        # Idempotence: the second converge changes nothing and does not start the finished run again.
-        second, progress = converge("converge_local.yml", inventory)
-        assert second.changed() == 0, [(r.task, r.status) for r in progress.results if r.status == "changed"]
-        assert (run_dir / "exit-status").read_text().strip() == "0"
+        assert "start converge-adam-tanh on cpu" in (root / "var/lib/runs/lanes/cpu.log").read_text()
     finally:
         _, progress = converge("teardown_local.yml", inventory)
 
