@@ -65,6 +65,11 @@ def open_sink(url: str) -> Any:
                      "(use sqlite://, monetdb:// or elasticsearch+http(s)://)")
 
 
+def sql_store_url(urls: list[str]) -> str | None:
+    """The first SQL store (SQLite or MonetDB): where steering commands and alert actions are kept."""
+    return next((u for u in urls if u.startswith(("sqlite:", "monetdb:", "monetdbs:")) or "://" not in u), None)
+
+
 def consumer_name(url: str) -> str:
     """A stable spool cursor name per store URL, with no password in it."""
     scheme = url.split("://", 1)[0].split("+")[0] if "://" in url else "sqlite"
@@ -138,7 +143,7 @@ class CollectorService:
             return None
         from collector.alerts import AlertEngine, StoreSteering
 
-        steer_url = next((u for u in urls if u.startswith(("sqlite:", "monetdb:")) or "://" not in u), None)
+        steer_url = sql_store_url(urls)
         return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None)
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -236,7 +241,10 @@ class CollectorService:
                 try:
                     from collector.store import open_store
 
-                    self._steering_store = open_store(self.config.stores[0], read_only=False)
+                    url = sql_store_url(list(self.config.stores))
+                    if url is None:
+                        return 503, json.dumps({"error": "steering needs a SQLite or MonetDB store"}).encode()
+                    self._steering_store = open_store(url, read_only=False)
                 except Exception as error:  # noqa: BLE001 - the store may be down; the trainer retries
                     return 503, json.dumps({"error": f"store unavailable: {error}"}).encode()
             return handle_steering_request(self._steering_store, method, path, body)
