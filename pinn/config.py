@@ -15,7 +15,7 @@ from typing import Any
 from pinn.observer import HyperparameterValue
 
 STOPPING_RULES = ("none", "discrepancy", "holdout")
-SOURCE_SAMPLING = ("sources", "domain")
+SOURCE_SAMPLING = ("sources", "interpolated", "domain")
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class TrainConfig:
     weight_residual: float = 1.0
     weight_boundary: float = 1.0
     weight_data: float = 1.0
-    weight_smoothness: float = 0.0  # extra regulariser on v: mean |grad v|^2 (nondimensional), reported in extra
-    weight_tv: float = 0.0  # extra regulariser on v: mean |grad v| (total variation), reported in extra
+    regularizer: str = "none"  # prior on v, see pinn.regularizers; reported in EpochEnded.extra["regularizer"]
+    weight_regularizer: float = 0.0
+    regularizer_beta: float = 0.1  # scale of the support / gradient-support / tv regularisers (nondimensional)
     data_loss: str = "relative"  # "relative": ((phi - t) / t)^2 ; "absolute": ((phi - t) / T)^2
     residual_form: str = "hamiltonian"  # see pinn.fee.RESIDUAL_FORMS
     # networks
@@ -55,7 +56,8 @@ class TrainConfig:
     # collocation
     collocation_count: int = 2000
     collocation_resample: bool = True  # draw fresh points at every chunk
-    source_sampling: str = "sources"  # collocation sources: the data's shot points or anywhere in the domain
+    source_sampling: str = "sources"  # collocation sources: shot points, between shots, or the whole domain
+    reciprocity: bool = False  # also train on every pick with source and receiver swapped (phi is symmetric)
     ray_fraction: float = 0.0  # share of collocation receivers drawn near the straight rays of the picks
     ray_width: float = 0.05  # std of their offset from the ray (nondimensional, i.e. times L)
     boundary_points: int = 200  # extra points x where tau(x, x) = 1/v(x) is enforced besides the sources
@@ -113,8 +115,9 @@ class TrainConfig:
             "loss.weight.residual": self.weight_residual,
             "loss.weight.boundary": self.weight_boundary,
             "loss.weight.data": self.weight_data,
-            "loss.weight.smoothness": self.weight_smoothness,
-            "loss.weight.tv": self.weight_tv,
+            "loss.regularizer": self.regularizer,
+            "loss.weight.regularizer": self.weight_regularizer,
+            "loss.regularizer.beta": self.regularizer_beta,
             "loss.data": self.data_loss,
             "loss.residual_form": self.residual_form,
             "network.tau.layers": self.tau_layers,
@@ -128,6 +131,7 @@ class TrainConfig:
             "collocation.count": self.collocation_count,
             "collocation.resample": self.collocation_resample,
             "collocation.source_sampling": self.source_sampling,
+            "data.reciprocity": self.reciprocity,
             "collocation.boundary_points": self.boundary_points,
             "collocation.ray_fraction": self.ray_fraction,
             "collocation.ray_width": self.ray_width,
@@ -173,6 +177,7 @@ def _validate(config: TrainConfig) -> None:
     from pinn.activations import ACTIVATIONS
     from pinn.fee import RESIDUAL_FORMS
     from pinn.optimizers import OPTIMIZERS
+    from pinn.regularizers import REGULARIZERS
     from pinn.schedule import SCHEDULES
 
     def require(condition: bool, key: str, message: str) -> None:
@@ -195,7 +200,9 @@ def _validate(config: TrainConfig) -> None:
     require(config.lr_report_every >= 0, "lr_report_every", "must be >= 0")
     require(config.lbfgs_steps >= 0, "lbfgs_steps", "must be >= 0")
     require(1 <= config.lbfgs_memory <= 200, "lbfgs_memory", "must be in [1, 200]")
-    for key in ("weight_residual", "weight_boundary", "weight_data", "weight_smoothness", "weight_tv"):
+    REGULARIZERS.get(config.regularizer)
+    require(config.regularizer_beta > 0, "regularizer_beta", "must be > 0")
+    for key in ("weight_residual", "weight_boundary", "weight_data", "weight_regularizer"):
         require(getattr(config, key) >= 0 and getattr(config, key) < float("inf"), key, "must be finite and >= 0")
     require(config.data_loss in ("relative", "absolute"), "data_loss", "must be relative or absolute")
     RESIDUAL_FORMS.get(config.residual_form)

@@ -39,7 +39,7 @@ class EventReplay:
         self._decays = config.lr_schedule != "constant"
         self._reason = (f"{config.lr_schedule}: x{config.lr_decay_rate:g} every {config.lr_decay_steps} steps"
                         + (" (staircase)" if config.lr_staircase else ""))
-        self._regularised = config.weight_smoothness > 0 or config.weight_tv > 0
+        self._regularised = config.regularizer != "none"
         self.reported_lr = learning_rate.value(0)
         self.schedule_active = True  # off during L-BFGS, where no learning rate applies
 
@@ -53,8 +53,7 @@ class EventReplay:
         for i, row in enumerate(records):
             extra = {"data_rms_s": f32(row[_INDEX["data_rms_s"]]), "objective": f32(row[_INDEX["objective"]])}
             if self._regularised:
-                extra["smoothness"] = f32(row[_INDEX["smoothness"]])
-                extra["total_variation"] = f32(row[_INDEX["total_variation"]])
+                extra["regularizer"] = f32(row[_INDEX["regularizer"]])
             for name, column in (extra_columns or {}).items():
                 extra[name] = f32(column[i])
             if holdout_rms_s is not None and i == k - 1:

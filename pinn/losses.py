@@ -1,7 +1,7 @@
 """The loss L = w_R L_R + w_BC L_BC + w_D L_D of the paper's Eq. (8), each component kept separately.
 
-The optimiser minimises L plus any regulariser of v (smoothness, total variation); regularisers are reported
-as extra terms, never folded into the three components. Weights are tf.Variables so steering can change
+The optimiser minimises L plus an optional regulariser of v (pinn.regularizers), reported as an extra term,
+never folded into the three components. Weights are tf.Variables so steering can change
 them between compiled calls without retracing.
 """
 
@@ -12,26 +12,27 @@ import tensorflow as tf
 
 from pinn.fee import RESIDUAL_FORMS, grad_phi_squared
 from pinn.networks import TauNetwork, VelocityNetwork
+from pinn.regularizers import REGULARIZERS, USES_REFERENCE
 
 # Order of the per-step record the compiled loop returns; the trainer turns it into EpochEnded events.
 RECORD_FIELDS = ("loss", "loss_boundary", "loss_residual", "loss_data", "learning_rate", "data_rms_s",
-                 "smoothness", "total_variation", "objective")
+                 "regularizer", "objective")
 
 
 class LossWeights(tf.Module):
-    def __init__(self, residual: float, boundary: float, data: float, smoothness: float, tv: float) -> None:
+    def __init__(self, residual: float, boundary: float, data: float, regularizer: float = 0.0, *,
+                 regularized: bool = False) -> None:
         super().__init__(name="loss_weights")
         self.residual = tf.Variable(residual, dtype=tf.float32, trainable=False, name="w_residual")
         self.boundary = tf.Variable(boundary, dtype=tf.float32, trainable=False, name="w_boundary")
         self.data = tf.Variable(data, dtype=tf.float32, trainable=False, name="w_data")
-        self.smoothness = tf.Variable(smoothness, dtype=tf.float32, trainable=False, name="w_smoothness")
-        self.tv = tf.Variable(tv, dtype=tf.float32, trainable=False, name="w_tv")
-        self.regularised = smoothness > 0 or tv > 0
+        self.regularizer = tf.Variable(regularizer, dtype=tf.float32, trainable=False, name="w_regularizer")
+        self.regularised = regularized
 
     def by_name(self, name: str) -> tf.Variable:
-        """The weight a steering `set_weight` names: residual, boundary, data, smoothness or tv."""
-        if name not in ("residual", "boundary", "data", "smoothness", "tv"):
-            raise ValueError(f"unknown loss weight {name!r} (choose from: boundary, data, residual, smoothness, tv)")
+        """The weight a steering `set_weight` names: residual, boundary, data or regularizer."""
+        if name not in ("residual", "boundary", "data", "regularizer"):
+            raise ValueError(f"unknown loss weight {name!r} (choose from: boundary, data, regularizer, residual)")
         return getattr(self, name)
 
 
@@ -40,11 +41,16 @@ class PinnLoss(tf.Module):
 
     def __init__(self, tau: TauNetwork, velocity: VelocityNetwork, weights: LossWeights, *, residual_form: str,
                  data_loss: str, sources: np.ndarray, receivers: np.ndarray, times_hat: np.ndarray,
-                 time_scale_s: float) -> None:
+                 time_scale_s: float, regularizer: str = "none", regularizer_beta: float = 0.1) -> None:
         super().__init__(name="pinn_loss")
         self.tau, self.velocity, self.weights = tau, velocity, weights
         self._form = RESIDUAL_FORMS.get(residual_form)
         self._relative = data_loss == "relative"
+        self._regularizer = REGULARIZERS.get(regularizer)
+        self._beta = float(regularizer_beta)
+        # background velocity of the support regulariser (nondimensional); trains only when it is used
+        self.reference = tf.Variable(1.0, dtype=tf.float32, trainable=regularizer in USES_REFERENCE,
+                                     name="v_reference")
         self.sources = tf.constant(sources, tf.float32)
         self.receivers = tf.constant(receivers, tf.float32)
         self.distances = tf.norm(self.receivers - self.sources, axis=1)
@@ -79,20 +85,18 @@ class PinnLoss(tf.Module):
         loss_data = tf.reduce_mean(tf.square(scaled))
         data_rms_s = tf.sqrt(tf.reduce_mean(tf.square(misfit))) * self.time_scale_s
 
-        zero = tf.zeros([], tf.float32)
-        smoothness, total_variation = zero, zero
+        regularizer = tf.zeros([], tf.float32)
         if self.weights.regularised:
-            grad_v2 = tf.reduce_sum(tf.square(tape.gradient(velocity_all, xr_all)[:n]), axis=1)
-            smoothness = tf.reduce_mean(grad_v2)
-            total_variation = tf.reduce_mean(tf.sqrt(grad_v2 + 1e-8))
+            grad_v = tape.gradient(velocity_all, xr_all)[:n]
+            regularizer = self._regularizer(velocity, grad_v, self._beta, self.reference)
             del tape
 
         w = self.weights
         loss = w.residual * loss_residual + w.boundary * loss_boundary + w.data * loss_data
-        objective = loss + w.smoothness * smoothness + w.tv * total_variation
+        objective = loss + w.regularizer * regularizer
         return {
             "loss": loss, "loss_boundary": loss_boundary, "loss_residual": loss_residual, "loss_data": loss_data,
-            "data_rms_s": data_rms_s, "smoothness": smoothness, "total_variation": total_variation,
+            "data_rms_s": data_rms_s, "regularizer": regularizer,
             "objective": objective,
         }
 

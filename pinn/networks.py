@@ -2,8 +2,9 @@
 
 Both end in a scaled sigmoid, so outputs stay in a physical range from the first step: v_hat in
 [v_min, v_max] / v0 and tau_hat (an average slowness along the ray, times v0) in [v0 / v_max, v0 / v_min].
-Both start at their homogeneous value (v_hat = tau_hat = 1), i.e. the starting model is the medium whose
-velocity is the data's median apparent velocity.
+Both are centred on their homogeneous value (v_hat = tau_hat = 1) at the start: the output bias is set
+so, and the last layer's random weights add a spread around it. The starting model is thus near the
+medium whose velocity is the data's median apparent velocity.
 """
 
 from __future__ import annotations

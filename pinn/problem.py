@@ -56,24 +56,35 @@ class Problem:
         receivers = self.scaling.points(data.receivers)
         times_hat = (data.traveltimes / self.scaling.time_s).astype(np.float32)
         train = self.split.train
+        pair_sources, pair_receivers, pair_times = sources[train], receivers[train], times_hat[train]
+        shots = sources
+        if config.reciprocity:
+            # phi(a, b) = phi(b, a): each pick is also a shot from its receiver, so tau learns both directions
+            pair_sources, pair_receivers = (np.concatenate([pair_sources, pair_receivers]),
+                                            np.concatenate([pair_receivers, pair_sources]))
+            pair_times = np.concatenate([pair_times, pair_times])
+            shots = np.concatenate([sources, receivers])
         self.weights = LossWeights(config.weight_residual, config.weight_boundary, config.weight_data,
-                                   config.weight_smoothness, config.weight_tv)
+                                   config.weight_regularizer, regularized=config.regularizer != "none")
         self.loss = PinnLoss(
             self.tau, self.velocity, self.weights, residual_form=config.residual_form, data_loss=config.data_loss,
-            sources=sources[train], receivers=receivers[train], times_hat=times_hat[train],
+            regularizer=config.regularizer, regularizer_beta=config.regularizer_beta,
+            sources=pair_sources, receivers=pair_receivers, times_hat=pair_times,
             time_scale_s=self.scaling.time_s,
         )
         held = self.split.holdout
         self.holdout = (tf.constant(sources[held]), tf.constant(receivers[held]), tf.constant(times_hat[held]))
         self.sampler = CollocationSampler(
-            count=config.collocation_count, box=self.scaling.domain_box(data.domain), shot_points=sources,
+            count=config.collocation_count, box=self.scaling.domain_box(data.domain), shot_points=shots,
             source_sampling=config.source_sampling, boundary_points=config.boundary_points, seed=config.seed,
             ray_fraction=config.ray_fraction, ray_width=config.ray_width,
-            pair_sources=sources[train], pair_receivers=receivers[train],
+            pair_sources=pair_sources, pair_receivers=pair_receivers,
         )
         self.variables: list[tf.Variable] = list(self.tau.trainable_variables) + list(
             self.velocity.trainable_variables
         )
+        if self.loss.reference.trainable:
+            self.variables.append(self.loss.reference)
         self.learning_rate = LearningRate(config.lr_schedule, config.lr_initial, config.lr_decay_rate,
                                           config.lr_decay_steps, config.lr_staircase)
         self.optimizer = OPTIMIZERS.get(config.optimizer)(self.variables)

@@ -1,7 +1,9 @@
 """Collocation points for the residual and the boundary condition, drawn by a seeded generator.
 
-Sources: the data's own source positions ("sources", the default: the inverse problem only needs tau for
-shots that were fired) or anywhere in the domain ("domain", what a general forward solver needs).
+Sources: the data's own source positions ("sources": the inverse problem only needs tau for shots that were
+fired), points on the segments between two shots ("interpolated": for shots along a borehole, sources anywhere
+along it, so tau must be a consistent eikonal solution for a continuum of shots, which constrains v more than
+ten isolated fields do), or anywhere in the domain ("domain", what a general forward solver needs).
 Receivers: uniform over the domain, optionally a fraction concentrated along the straight rays between the
 picked pairs, where the data actually constrain v. Points are tf.Variables refreshed in place, so the
 compiled step never retraces.
@@ -29,8 +31,8 @@ class CollocationSampler(tf.Module):
         if self.rays:
             self.pair_sources = tf.constant(pair_sources, tf.float32)
             self.pair_receivers = tf.constant(pair_receivers, tf.float32)
-        # Boundary points: every shot, plus random points when tau must hold for sources anywhere.
-        self.extra_boundary = boundary_points if source_sampling == "domain" else 0
+        # Boundary points: every shot, plus random source points when collocation sources are not only shots.
+        self.extra_boundary = boundary_points if source_sampling != "sources" else 0
         self.generator = tf.random.Generator.from_seed(seed)
         self.xs = tf.Variable(tf.zeros([count, 2]), trainable=False, name="xs")
         self.xr = tf.Variable(tf.zeros([count, 2]), trainable=False, name="xr")
@@ -44,10 +46,18 @@ class CollocationSampler(tf.Module):
         index = self.generator.uniform([n], 0, tf.shape(self.shots)[0], dtype=tf.int32)
         return tf.gather(self.shots, index)
 
+    def _sources(self, n: int) -> tf.Tensor:
+        if self.source_sampling == "domain":
+            return self._uniform(n)
+        if self.source_sampling == "interpolated":
+            first, second = self._shots(n), self._shots(n)
+            return first + self.generator.uniform([n, 1]) * (second - first)
+        return self._shots(n)
+
     @tf.function
     def resample(self) -> None:
         uniform = self.count - self.rays
-        sources = self._uniform(uniform) if self.source_sampling == "domain" else self._shots(uniform)
+        sources = self._sources(uniform)
         receivers = self._uniform(uniform)
         if self.rays:
             index = self.generator.uniform([self.rays], 0, tf.shape(self.pair_sources)[0], dtype=tf.int32)
@@ -60,6 +70,6 @@ class CollocationSampler(tf.Module):
         self.xs.assign(sources)
         self.xr.assign(receivers)
         if self.extra_boundary:
-            self.x_bc.assign(tf.concat([self.shots, self._uniform(self.extra_boundary)], axis=0))
+            self.x_bc.assign(tf.concat([self.shots, self._sources(self.extra_boundary)], axis=0))
         else:
             self.x_bc.assign(self.shots)

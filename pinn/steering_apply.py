@@ -64,8 +64,8 @@ class SteeringApplier:
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"loss weight must be finite and >= 0, got {value!r}")
             weight = self.problem.weights.by_name(command.parameter)
-            if command.parameter in ("smoothness", "tv") and not self.problem.weights.regularised:
-                raise ValueError(f"regulariser {command.parameter!r} is not part of this run's compiled loss")
+            if command.parameter == "regularizer" and not self.problem.weights.regularised:
+                raise ValueError("this run has no regularizer (set one with the regularizer config key)")
             old = float(weight.numpy())
             weight.assign(value)
             self._report(f"loss_weight.{command.parameter}", old, float(weight.numpy()), command)
