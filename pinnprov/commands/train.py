@@ -166,15 +166,18 @@ def run_train(args: argparse.Namespace) -> int:
     from pinn.trainer import configure_threads
 
     configure_threads(config.threads)  # before any TensorFlow op runs
+    from instrumentation.steering_poller import command_source_for
     from pinn.progress import ProgressBar
     from pinn.trainer import train
     from pinnprov.capture import open_capture
 
     out = args.out or Path("runs") / config.run_name
     out.mkdir(parents=True, exist_ok=True)
-    with open_capture(**capture_kwargs) as observers:
+    # Steering reads commands from wherever the provenance goes: the same store or the same collector.
+    steering = {key: capture_kwargs[key] for key in ("store", "otlp_endpoint", "enabled") if key in capture_kwargs}
+    with open_capture(**capture_kwargs) as observers, command_source_for(**steering) as commands:
         progress = [] if args.no_progress else [ProgressBar()]
-        result = train(config, data, [*observers, *progress])
+        result = train(config, data, [*observers, *progress], commands)
     baseline = _run_baseline(data) if args.with_baseline else None
     written = _write_outputs(out, config, data, result, baseline)
     _print_result(result, data, config, written)
