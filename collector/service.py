@@ -30,44 +30,11 @@ from collector.delivery import DeliverySettings, DeliveryWorker, pipeline_handle
 from collector.health import Health, StatsLogger
 from collector.pipeline import Pipeline, RecordProcessor
 from collector.receivers.intake import Intake
+from collector.sinks import open_sink
 from collector.spool import Spool, SpoolBusy
+from collector.urls import redact, sql_store_url
 
 log = logging.getLogger("pinnprov.collector")
-
-
-def redact(url: str) -> str:
-    """A URL without its password, for logs and health output."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-
-
-def open_sink(url: str) -> Any:
-    """A sink for a store URL: sqlite:///file.db, monetdb://user:pw@host:port/db, elasticsearch+http(s)://..."""
-    from collector.sinks.base import SINKS
-    from collector.store import sqlite_path
-
-    path = sqlite_path(url)
-    if path is not None:
-        import collector.sinks.sqlite  # noqa: F401 - registers the sink
-        return SINKS.get("sqlite")(path)
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
-    if scheme in ("monetdb", "monetdbs"):
-        import collector.sinks.monetdb  # noqa: F401
-        return SINKS.get("monetdb")(url)
-    if scheme in ("elasticsearch", "es"):
-        import collector.sinks.elasticsearch  # noqa: F401
-        return SINKS.get("elasticsearch")(url.split("+", 1)[1] if "+" in url.split("://", 1)[0] else url)
-    raise ValueError(f"store URL {redact(url)!r}: unsupported scheme {scheme!r} "
-                     "(use sqlite://, monetdb:// or elasticsearch+http(s)://)")
-
-
-def sql_store_url(urls: list[str]) -> str | None:
-    """The first SQL store (SQLite or MonetDB): where steering commands and alert actions are kept."""
-    return next((u for u in urls if u.startswith(("sqlite:", "monetdb:", "monetdbs:")) or "://" not in u), None)
 
 
 def consumer_name(url: str) -> str:

@@ -17,6 +17,7 @@ from collector.dialects import MONETDB
 from collector.prov_views import VIEWS, create_view_sql
 from collector.schema import SCHEMA_VERSION, TABLES, SchemaVersionError, create_index_sql, create_table_sql
 from collector.store import QueryResult, ReadOnlyViolation, check_read_only_sql
+from collector.urls import redact
 
 DEFAULT_PORT = 50000
 
@@ -26,11 +27,11 @@ def parse_monetdb_url(url: str) -> dict[str, Any]:
     parts = urllib.parse.urlsplit(url)
     database = parts.path.lstrip("/")
     if parts.scheme != "monetdb" or not parts.hostname or not database:
-        raise ValueError(f"store URL {_redact(url)!r}: expected monetdb://user:password@host:port/database")
+        raise ValueError(f"store URL {redact(url)!r}: expected monetdb://user:password@host:port/database")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError:
-        raise ValueError(f"store URL {_redact(url)!r}: bad port") from None
+        raise ValueError(f"store URL {redact(url)!r}: bad port") from None
     return {
         "hostname": parts.hostname,
         "port": port,
@@ -38,14 +39,6 @@ def parse_monetdb_url(url: str) -> dict[str, Any]:
         "username": urllib.parse.unquote(parts.username or "monetdb"),
         "password": urllib.parse.unquote(parts.password or "monetdb"),
     }
-
-
-def _redact(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def apply_monetdb(conn: Any) -> None:
@@ -91,7 +84,7 @@ class MonetdbStore:
     def __init__(self, url: str, *, read_only: bool = True, connect_timeout_s: int = 10) -> None:
         import pymonetdb
 
-        self.url = _redact(url)
+        self.url = redact(url)
         self.read_only = read_only
         try:
             self._conn = pymonetdb.connect(

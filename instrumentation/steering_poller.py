@@ -106,7 +106,7 @@ class StoreCommandSource(BackgroundSource):
         self._store: object | None = None
 
     def describe(self) -> str:
-        from collector.service import redact
+        from collector.urls import redact
 
         return redact(self.store_url)
 

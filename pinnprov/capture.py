@@ -67,7 +67,7 @@ def _bool(text: str) -> bool:
 
 def _store_sink(url: str) -> object:
     """The sink for a store URL, built exactly as the collector service builds its sinks."""
-    from collector.service import open_sink
+    from collector.sinks import open_sink
 
     return open_sink(url)
 
@@ -208,7 +208,7 @@ def _exporters(
     metric_exporter = None
     if store_url is not None:
         from collector.pipeline import Pipeline
-        from collector.service import redact
+        from collector.urls import redact
 
         exporters.append((redact(store_url), EmbeddedExporter(Pipeline([_store_sink(store_url)]))))
     if endpoint:

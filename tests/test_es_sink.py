@@ -209,7 +209,7 @@ def test_bad_configuration_fails_at_start_naming_the_problem() -> None:
 
 
 def test_prefix_and_options_from_the_store_url_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from collector.service import open_sink
+    from collector.sinks import open_sink
 
     with FakeElasticsearch() as es:
         host = es.url.removeprefix("http://")

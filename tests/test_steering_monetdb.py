@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.live,
 
 def test_steer_poll_and_acknowledge_on_monetdb() -> None:
     from collector.records import RunEndRecord, RunStartRecord
-    from collector.service import open_sink
+    from collector.sinks import open_sink
     from collector.store import list_commands, open_store
     from instrumentation.steering_poller import StoreCommandSource
     from pinnprov.cli import main as cli

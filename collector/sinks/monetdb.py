@@ -28,7 +28,8 @@ from typing import Any
 from collector.monetdb_copy import OPERATIONS, batch_rows, copy_payload
 from collector.records import ProvRecord
 from collector.sinks.base import SINKS, ExportResult, ExportStatus
-from collector.store_monetdb import _redact, apply_monetdb, parse_monetdb_url
+from collector.store_monetdb import apply_monetdb, parse_monetdb_url
+from collector.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class MonetdbSink:
     def __init__(self, url: str, *, name: str = "monetdb", connect_timeout_s: int = 5,
                  conflict_retries: int = 5) -> None:
         self.name = name
-        self.url = _redact(url)
+        self.url = redact(url)
         self._connect_args = parse_monetdb_url(url)  # a bad URL fails here, clearly, at startup
         self._connect_timeout_s = connect_timeout_s
         self._conflict_retries = conflict_retries

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _exporter(args: argparse.Namespace) -> tuple[object, str]:
     if args.store:
         from collector.pipeline import Pipeline
-        from collector.service import open_sink, redact
+        from collector.sinks import open_sink
+        from collector.urls import redact
         from instrumentation.embedded import EmbeddedExporter
 
         return EmbeddedExporter(Pipeline([open_sink(args.store)])), redact(args.store)

@@ -131,7 +131,7 @@ class StoreView:
         failure would produce (status, error, end time) and the PROV views include them.
         """
         from collector.records import RunEndRecord, RunStartRecord
-        from collector.service import open_sink
+        from collector.sinks import open_sink
 
         records: list[Any] = []
         epochs = 0
