@@ -11,13 +11,14 @@ the accepted step length goes to extra["lbfgs_step"].
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from pinn.config import TrainConfig
 from pinn.events import EventReplay
-from pinn.losses import RECORD_FIELDS
+from pinn.losses import DATA_RMS, LEARNING_RATE, RECORD_FIELDS
 from pinn.observer import RunStatus
 from pinn.problem import Problem
 from pinn.steering_apply import SteeringApplier
@@ -124,10 +125,13 @@ class LBFGS(tf.Module):
 
 
 def run_lbfgs(problem: Problem, replay: EventReplay, steering: SteeringApplier, rule: StoppingRule,
-              config: TrainConfig) -> tuple[RunStatus, str]:
-    """Run config.lbfgs_steps iterations in chunks; returns (status, stop reason)."""
+              config: TrainConfig, on_improved: Callable[[], None] = lambda: None) -> tuple[RunStatus, str]:
+    """Run config.lbfgs_steps iterations in chunks; returns (status, stop reason).
+
+    `on_improved` is called when the hold-out rule finds new best parameters (the trainer snapshots them).
+    """
     optimizer = LBFGS(problem, config.lbfgs_memory)
-    optimizer.frozen_rate.assign(float(replay.last[4]) if replay.last is not None else 0.0)
+    optimizer.frozen_rate.assign(float(replay.last[LEARNING_RATE]) if replay.last is not None else 0.0)
     replay.schedule_active = False
     steering.lbfgs_phase = True
     done = 0
@@ -144,7 +148,9 @@ def run_lbfgs(problem: Problem, replay: EventReplay, steering: SteeringApplier, 
             raise FloatingPointError(f"loss is not finite at epoch {replay.epochs - 1}")
         if steering.poll(replay.epochs):
             return "stopped", steering.stop_reason
-        decision = rule.check(replay.epochs - 1, float(records[-1, 5]), holdout)
+        decision = rule.check(replay.epochs - 1, float(records[-1, DATA_RMS]), holdout)
+        if decision.improved:
+            on_improved()
         if decision.stop:
             replay.adapted("stop", False, True, "trainer", decision.reason)
             return "completed", decision.reason

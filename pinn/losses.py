@@ -17,6 +17,7 @@ from pinn.regularizers import REGULARIZERS, USES_REFERENCE
 # Order of the per-step record the compiled loop returns; the trainer turns it into EpochEnded events.
 RECORD_FIELDS = ("loss", "loss_boundary", "loss_residual", "loss_data", "learning_rate", "data_rms_s",
                  "regularizer", "objective")
+LOSS, LEARNING_RATE, DATA_RMS = (RECORD_FIELDS.index(name) for name in ("loss", "learning_rate", "data_rms_s"))
 
 
 class LossWeights(tf.Module):

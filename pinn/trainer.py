@@ -19,6 +19,7 @@ import numpy as np
 from pinn.config import TrainConfig
 from pinn.dataset import TraveltimeData
 from pinn.events import EventReplay
+from pinn.losses import DATA_RMS, LEARNING_RATE, LOSS
 from pinn.observer import ObserverFanout, RunEnded, RunStarted, RunStatus, TrainingObserver
 from pinn.runinfo import new_run_id, new_run_name
 from pinn.scoring import Scored, score
@@ -115,7 +116,7 @@ def train(
             replay.chunk(records, call_start, call_end, holdout_rms_s=holdout)
             if not np.all(np.isfinite(records[:, 0])):
                 raise FloatingPointError(f"loss is not finite at epoch {replay.epochs - 1}")
-            decision: Decision = rule.check(replay.epochs - 1, float(records[-1, 5]), holdout)
+            decision: Decision = rule.check(replay.epochs - 1, float(records[-1, DATA_RMS]), holdout)
             if decision.improved:
                 best = problem.snapshot()
             if steering.poll(replay.epochs):
@@ -132,7 +133,11 @@ def train(
 
             replay.adapted("optimizer", config.optimizer, "lbfgs", "trainer",
                            f"scheduled L-BFGS phase of {config.lbfgs_steps} steps after {replay.epochs} epochs")
-            status, stop_reason = run_lbfgs(problem, replay, steering, rule, config)
+            def snapshot() -> None:
+                nonlocal best
+                best = problem.snapshot()
+
+            status, stop_reason = run_lbfgs(problem, replay, steering, rule, config, snapshot)
         if best is not None:
             problem.restore(best)  # hold-out selection: the parameters with the lowest held-out RMS
         scored = score(problem, data)
@@ -158,6 +163,6 @@ def _summary(scored: Scored, problem: object, replay: EventReplay, started: floa
     if scored.holdout_rms_s is not None:
         metrics["holdout_rms_s"] = scored.holdout_rms_s
     if replay.last is not None:
-        metrics["loss"] = float(replay.last[0])
-        metrics["learning_rate"] = float(replay.last[4])
+        metrics["loss"] = float(replay.last[LOSS])
+        metrics["learning_rate"] = float(replay.last[LEARNING_RATE])
     return {key: value for key, value in metrics.items() if math.isfinite(value)}

@@ -16,7 +16,8 @@ from pinn.trainer import configure_threads, train
 configure_threads(1)
 
 SMALL = dict(tau_layers=3, tau_units=16, velocity_layers=3, velocity_units=16, collocation_count=300,
-             steps_per_call=50, stopping="none", threads=1)
+             steps_per_call=50, stopping="none", threads=1, jit_compile=False, regularizer="none", weight_data=1.0,
+             lr_initial=1e-3)
 
 
 def small(**overrides: object) -> TrainConfig:

@@ -12,7 +12,7 @@ from pinn.benchmark import crosshole_benchmark
 from pinn.picks_csv import write_picks
 from pinnprov.cli import main
 
-FAST = ["--epochs", "60", "--collocation", "200", "--threads", "1", "--no-progress", "--no-capture",
+FAST = ["--epochs", "60", "--collocation", "200", "--threads", "1", "--no-progress", "--no-capture", "--no-jit",
         "--stopping", "none"]
 
 

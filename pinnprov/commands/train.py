@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this wall time")
     model.add_argument("--seed", type=int)
     model.add_argument("--threads", type=int, help="TensorFlow threads (1 is fastest for small nets)")
-    model.add_argument("--jit", action="store_const", const=True, default=None, help="XLA-compile the train step")
+    model.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
+                       help="XLA-compile the train step (default on)")
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, metavar="CSV", help="picks with header sx,sz,rx,rz,t (m, s)")
     data.add_argument("--domain", metavar="X0,X1,Z0,Z1", help="domain of --data in metres")
