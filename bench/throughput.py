@@ -2,8 +2,10 @@
 
 One JSON line per result, e.g.
 {"bench": "throughput", "mode": "xla", "collocation": 10000, "steps_per_s": 66.1, ...}
-Networks are 10 x 20 (tau and v). "trainer" runs pinn.trainer.train end to end (chunks of K compiled steps,
-events replayed to an observer) to show the loop adds no per-step Python overhead over "graph".
+Networks are 10 x 20 (tau and v); the loss is the plain three-term loss (no regulariser) unless
+--regularizer is given. "trainer" runs pinn.trainer.train end to end with XLA (chunks of K compiled steps,
+events replayed to an observer, resampling and steering polls between chunks) to show the loop adds no
+per-step Python overhead over "xla".
 
 Usage: python bench/throughput.py [--points 10000,50000] [--modes eager,graph,xla,trainer] [--threads N]
 """
@@ -41,13 +43,13 @@ class _Clock:
     def on_run_end(self, event: object) -> None: ...
 
 
-def measure(mode: str, points: int, seconds: float, k: int) -> dict[str, object]:
+def measure(mode: str, points: int, seconds: float, k: int, regularizer: str) -> dict[str, object]:
     from pinn.benchmark import crosshole_benchmark
     from pinn.config import TrainConfig
 
     config = TrainConfig(tau_layers=10, tau_units=20, velocity_layers=10, velocity_units=20,
                          collocation_count=points, steps_per_call=k, stopping="none", collocation_resample=True,
-                         jit_compile=False)
+                         jit_compile=mode == "trainer", regularizer=regularizer, time_budget_s=0.0, threads=0)
     data = crosshole_benchmark()
     if mode == "trainer":
         from pinn.trainer import train
@@ -86,6 +88,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = default)")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per measurement")
     parser.add_argument("--steps-per-call", type=int, default=50)
+    parser.add_argument("--regularizer", default="none", help="regulariser of v in the loss (default none)")
     args = parser.parse_args()
     from pinn.trainer import configure_threads
 
@@ -95,9 +98,10 @@ def main() -> int:
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     for points in (int(p) for p in args.points.split(",")):
         for mode in args.modes.split(","):
-            result = measure(mode, points, args.seconds, args.steps_per_call)
+            result = measure(mode, points, args.seconds, args.steps_per_call, args.regularizer)
             line = {"bench": "throughput", "mode": mode, "collocation": points, "networks": "10x20",
-                    "threads": threads, "steps_per_call": args.steps_per_call, "load_avg_1m": os.getloadavg()[0],
+                    "threads": threads, "steps_per_call": args.steps_per_call, "regularizer": args.regularizer,
+                    "load_avg_1m": round(os.getloadavg()[0], 2),
                     **result}
             print(json.dumps(line), flush=True)
     return 0
