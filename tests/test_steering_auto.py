@@ -16,7 +16,7 @@ pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.slow
 
 TINY = dict(tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
-            boundary_points=20, steps_per_call=10, threads=1, seed=5)
+            boundary_points=20, steps_per_call=10, threads=1, seed=5, lr_initial=1e-3)
 
 
 @pytest.fixture(scope="module")
