@@ -239,16 +239,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _figure(out: Path, panels: list, data: Any) -> Path | None:
-    try:
-        from pinn.figures import comparison_figure
-    except ImportError:
-        return None  # the figures module is optional (written by another part of the project)
     import numpy as np
 
-    from pinn.scoring import is_benchmark
+    from pinn.figures import comparison_figure, grid_extent
+    from pinn.scoring import grid_for, is_benchmark
 
-    domain = data.domain
-    extent = (domain.x_min, domain.x_max, domain.z_max, domain.z_min)  # imshow (left, right, bottom, top): depth down
+    # Panels are sampled on the scoring grid, which stops at 27.5 m on the benchmark: draw its cells, not the domain.
+    extent = grid_extent(*grid_for(data))
     if is_benchmark(data):
         return comparison_figure(out / "comparison.png", panels, extent)
     sensors = (np.unique(data.sources, axis=0), np.unique(data.receivers, axis=0))
