@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pinnprov.settings import resolve
+from pinnprov.settings import parse_bool, resolve
 
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
@@ -119,17 +119,6 @@ def _non_negative_float(value: object) -> float:
     return number
 
 
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 def _stores(value: object) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(item, str) and item for item in items):
@@ -163,7 +152,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "tls_key_file": _path,
     "max_request_bytes": _positive_int,
     "max_spool_bytes": _positive_int,
-    "fsync": _bool,
+    "fsync": parse_bool,
     "batch_max_requests": _positive_int,
     "batch_max_bytes": _positive_int,
     "batch_linger_s": _non_negative_float,

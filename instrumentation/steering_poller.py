@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from collector.steering_channel import Acknowledgement, command_from_json
 from instrumentation.steering_worker import DEFAULT_INTERVAL_S, BackgroundSource
 from pinn.steering import CommandSource, NoCommands, SteeringCommand
-from pinnprov.settings import resolve
+from pinnprov.settings import parse_bool, resolve
 
 log = logging.getLogger("pinnprov.steering")
 
@@ -140,15 +140,6 @@ class StoreCommandSource(BackgroundSource):
             store.close()  # type: ignore[attr-defined]
 
 
-def _parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
@@ -195,7 +186,7 @@ def command_source_for(
     """
     from instrumentation import otlp
 
-    if not resolve("enabled", enabled, CAPTURE_ENV, True, _parse_bool):
+    if not resolve("enabled", enabled, CAPTURE_ENV, True, parse_bool):
         return _NoCommandsClosing()
     interval = float(resolve("steering_interval_s", interval_s, INTERVAL_ENV, DEFAULT_INTERVAL_S, float))
     endpoint = otlp.traces_endpoint(otlp_endpoint)

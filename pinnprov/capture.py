@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pinn.observer import TrainingObserver
-from pinnprov.settings import resolve
+from pinnprov.settings import parse_bool, resolve
 
 log = logging.getLogger("pinnprov.capture")
 
@@ -54,15 +54,6 @@ class CaptureStats:
     failed: dict[str, int] = field(default_factory=dict)  # per destination: spans whose export failed
     dropped: dict[str, int] = field(default_factory=dict)  # per destination: spans that never reached export
     closed_in_time: bool = True
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
 
 
 def _store_sink(url: str) -> object:
@@ -134,7 +125,7 @@ def open_capture(
     PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL, PINNPROV_SPOOL_DIR, OTEL_*)
     > default. Raises ValueError for a bad setting before anything starts.
     """
-    if not resolve("enabled", enabled, CAPTURE_ENV, True, _bool):
+    if not resolve("enabled", enabled, CAPTURE_ENV, True, parse_bool):
         yield []
         return
     from instrumentation import otlp
@@ -164,7 +155,7 @@ def open_capture(
         raise ValueError(f"shutdown_timeout_s: must be positive, got {timeout!r}")
 
     spool_root = None
-    if resolve("spool", spool, SPOOL_ENV, True, _bool):
+    if resolve("spool", spool, SPOOL_ENV, True, parse_bool):
         from instrumentation.spool_exporter import default_spool_dir
 
         spool_root = Path(spool_dir).expanduser() if spool_dir is not None else default_spool_dir()

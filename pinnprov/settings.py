@@ -26,3 +26,15 @@ def resolve(key: str, explicit: object | None, env_var: str | None, default: T, 
         return parse(raw)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{source}: invalid value {raw!r} ({error})") from None
+
+
+def parse_bool(value: object) -> bool:
+    """A yes/no setting as people write it in flags, files and the environment (1/0, true/false, yes/no, on/off)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
