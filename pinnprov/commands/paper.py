@@ -4,7 +4,7 @@ A sweep of activations (tanh, sine, sigmoid, relu) x optimizers (adam, rmsprop) 
 RMSProp run stopped at runtime from a query of the store (as the paper did), the PyGIMLi baseline, and a report:
 report.html with Tables 1-3 (named queries against the store, also as CSV) and Figures 2-3 (PNG).
 
---quick runs tanh, sigmoid x adam, rmsprop for 1500 epochs (a few minutes on two cores). Any `pinnprov train`
+--quick runs tanh, sigmoid x adam, rmsprop for 8000 epochs (under two minutes on two cores). Any `pinnprov train`
 flag is passed to every run (e.g. --config to shrink the networks for a smoke test).
 
 Examples:
