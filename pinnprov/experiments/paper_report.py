@@ -76,9 +76,9 @@ def _figure2(outcome: PaperOutcome, figures: Path) -> tuple[html.FigureBlock | N
     note += (f"PINN panel: run {name}, chosen by the data alone (lowest final data RMS, {data_rms * 1e3:.4f} ms, "
              f"among the {len(candidates)} runs that finished); R² scores each model against the true one.")
     if outcome.plan.quick:
-        note += (f" Quick mode trains {outcome.plan.epochs} epochs per run: far from converged (the paper's PINN, "
-                 "R² 0.52, trained for tens of thousands of epochs), so this panel shows the pipeline, not the "
-                 "method's accuracy.")
+        note += (f" Quick mode stops every run at {outcome.plan.epochs} epochs, before the discrepancy principle "
+                 "would (about 21,000 epochs with the defaults), so this panel understates the method's accuracy; "
+                 "the full study or `pinnprov train` shows the converged model.")
     return html.FigureBlock("Figure 2. True, PyGIMLi and PINN velocity models with R²", png), note
 
 
