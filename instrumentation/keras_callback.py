@@ -16,13 +16,19 @@ Decisions:
   callbacks the batch size: pass it as `hyperparameters={"batch_size": 32}`.
 - A learning rate changed between epochs by another callback (ReduceLROnPlateau, LearningRateScheduler)
   is recorded as an adaptation; a LearningRateSchedule's continuous decay is not (it is a hyperparameter).
-- End of run: `completed`, or `stopped` when another callback set `model.stop_training`. Keras does not
-  call `on_train_end` when `fit` raises, so a failure is recorded when the callback is used as a context
+- Steering: with `commands=` (a `pinn.steering.CommandSource`, e.g. `instrumentation.steering_poller.
+  command_source_for(store=...)`), pending commands are applied at each epoch end, after the epoch is
+  reported: stop, set_lr and scale_lr apply (recorded as adaptations with the command's agent and id);
+  set_weight is refused (Keras has no PINN loss weights), and so is an LR change under a
+  LearningRateSchedule (it cannot be set). A failing source is logged once and ignored: it never breaks fit.
+- End of run: `completed`, or `stopped` when a stop command or another callback set `model.stop_training`.
+  Keras does not call `on_train_end` when `fit` raises, so a failure is recorded when the callback is used as a context
   manager (`with ... as callback:`), or at the latest when `on_train_begin` finds a run still open.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -46,6 +52,9 @@ from pinn.observer import (
     TrainingObserver,
 )
 from pinn.runinfo import new_run_name
+from pinn.steering import CommandSource, SteeringCommand
+
+log = logging.getLogger("pinnprov.keras")
 
 COMPONENTS = ("total", "boundary", "residual", "data")
 _NAN = float("nan")
@@ -91,6 +100,7 @@ class ProvenanceCallback(keras.callbacks.Callback):
         hyperparameters: Mapping[str, HyperparameterValue] | None = None,
         dataset: DatasetIdentity | None = None,
         loss_components: Mapping[str, str] | None = None,
+        commands: CommandSource | None = None,
     ) -> None:
         super().__init__()
         mapping = dict(loss_components) if loss_components is not None else {"loss": "total"}
@@ -112,6 +122,8 @@ class ProvenanceCallback(keras.callbacks.Callback):
         self._epoch_clock = 0.0
         self._last_lr = _NAN
         self._scheduled_lr = False
+        self._commands = commands
+        self._steering_failed = False  # a failing source is logged once per callback
 
     # --- context manager: records failures that Keras does not report to callbacks --------------------------
 
@@ -148,10 +160,8 @@ class ProvenanceCallback(keras.callbacks.Callback):
             return
         current = self._current_lr()
         if not self._scheduled_lr and current != self._last_lr and not math.isnan(self._last_lr):
-            self._fanout.on_adaptation(Adapted(
-                epoch=epoch, at=time.time(), parameter="learning_rate", old_value=self._last_lr, new_value=current,
-                agent="trainer", reason="learning rate changed between epochs by a Keras callback",
-            ))
+            self._adapt(epoch, "learning_rate", self._last_lr, current, "trainer",
+                        "learning rate changed between epochs by a Keras callback")
         self._last_lr = current
         self._epoch_started = time.time()
         self._epoch_clock = time.perf_counter()
@@ -178,6 +188,8 @@ class ProvenanceCallback(keras.callbacks.Callback):
             loss_residual=values["residual"], loss_data=values["data"], learning_rate=self._last_lr, extra=extra,
         ))
         self._epochs_done += 1
+        if self._commands is not None:
+            self._steer(int(epoch))
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self.run_id is None:
@@ -186,7 +198,72 @@ class ProvenanceCallback(keras.callbacks.Callback):
         stopped = bool(getattr(self.model, "stop_training", False))
         self._end("stopped" if stopped else "completed", "", summary)
 
+    # --- steering ---------------------------------------------------------------------------------------------
+
+    def _steer(self, epoch: int) -> None:
+        """Apply the source's pending commands; nothing here may raise into model.fit."""
+        commands, run_id = self._commands, self.run_id
+        if commands is None or run_id is None:
+            return
+        try:
+            pending = list(commands.poll(run_id, epoch))
+        except Exception as error:  # noqa: BLE001 - steering must never break training
+            self._steering_failure("poll", error)
+            return
+        for command in pending:
+            try:
+                applied, detail = self._apply(command)
+            except Exception as error:  # noqa: BLE001 - e.g. an optimizer whose learning rate cannot be assigned
+                applied, detail = False, f"{type(error).__name__}: {error}"
+            if not applied:
+                log.warning("steering command %s (%s) refused: %s", command.command_id, command.kind, detail)
+            try:
+                commands.acknowledge(run_id, command, applied, detail)
+            except Exception as error:  # noqa: BLE001
+                self._steering_failure("acknowledge", error)
+
+    def _apply(self, command: SteeringCommand) -> tuple[bool, str]:
+        """(applied, detail) for one command; a change is reported as an adaptation from the next epoch."""
+        at = self._epochs_done  # the first epoch the change affects
+        if command.kind == "stop":
+            self.model.stop_training = True
+            self._adapt(at, "stop", False, True, command.agent, command.reason, command.command_id)
+            return True, f"stopping after epoch {at - 1}"
+        if command.kind in ("set_lr", "scale_lr"):
+            optimizer = getattr(self.model, "optimizer", None)
+            if optimizer is None:
+                return False, "the model has no optimizer"
+            if isinstance(getattr(optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule):
+                return False, "the optimizer's learning rate is a LearningRateSchedule and cannot be set"
+            old = self._current_lr()
+            value = float(command.value)
+            target = value if command.kind == "set_lr" else old * value
+            if not (math.isfinite(target) and target > 0):
+                return False, f"learning rate must be finite and > 0, got {target!r}"
+            optimizer.learning_rate = target
+            new = self._current_lr()
+            # The change is recorded here, with the command's agent; _last_lr keeps on_epoch_begin from
+            # recording it a second time as a change made by another callback.
+            self._last_lr = new
+            self._adapt(at, "learning_rate", old, new, command.agent, command.reason, command.command_id)
+            return True, f"learning rate {old:.6g} -> {new:.6g} from epoch {at}"
+        if command.kind == "set_weight":
+            return False, "set_weight: a Keras model.fit run has no PINN loss weights to set"
+        return False, f"unknown command kind {command.kind!r}"
+
+    def _steering_failure(self, what: str, error: Exception) -> None:
+        if not self._steering_failed:
+            self._steering_failed = True
+            log.warning("steering %s failed (ignored; further failures are not logged): %s", what, error)
+
     # --- helpers ------------------------------------------------------------------------------------------------
+
+    def _adapt(self, epoch: int, parameter: str, old: HyperparameterValue, new: HyperparameterValue, agent: str,
+               reason: str, command_id: str = "") -> None:
+        self._fanout.on_adaptation(Adapted(
+            epoch=epoch, at=time.time(), parameter=parameter, old_value=old, new_value=new, agent=agent,
+            reason=reason, command_id=command_id,
+        ))
 
     def _end(self, status: str, error: str, summary: Mapping[str, float] | None = None) -> None:
         finite = {key: value for key, value in (summary or {}).items() if math.isfinite(value)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,15 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import StatusCode  # noqa: E402
 
+from collector.steering_channel import new_command, run_status, submit  # noqa: E402
+from collector.store import list_commands, open_store  # noqa: E402
 from instrumentation import vocabulary as v  # noqa: E402
 from instrumentation.keras_callback import ProvenanceCallback  # noqa: E402
 from instrumentation.observer import ProvenanceObserver  # noqa: E402
 from instrumentation.provider import batch_processor, build_tracer_provider  # noqa: E402
+from instrumentation.steering_poller import StoreCommandSource  # noqa: E402
+from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted, TrainingObserver  # noqa: E402
+from pinn.steering import SteeringCommand  # noqa: E402
 from pinnprov.capture import CaptureStats, open_capture  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -211,3 +217,136 @@ def test_embedded_store_holds_the_epochs_of_a_fit(tmp_path: Path, monkeypatch: p
     assert [r[2] for r in rows] == [None] * 4  # unmeasured component: NULL in the store
     assert [r[3] for r in rows] == pytest.approx([0.01] * 4)
     assert [r[0] for r in mae] == pytest.approx(history.history["mae"], rel=1e-6)
+
+
+# --- steering: commands from a CommandSource, applied at epoch ends ----------------------------------------------
+
+class _ScriptedCommands:
+    """An in-test CommandSource: hands out scripted commands at given epochs and records acknowledgements."""
+
+    def __init__(self, script: dict[int, list[SteeringCommand]]) -> None:
+        self.script = script
+        self.polls: list[tuple[str, int]] = []
+        self.acks: list[tuple[str, SteeringCommand, bool, str]] = []
+
+    def poll(self, run_id: str, epoch: int) -> list[SteeringCommand]:
+        self.polls.append((run_id, epoch))
+        return self.script.pop(epoch, [])
+
+    def acknowledge(self, run_id: str, command: SteeringCommand, applied: bool, detail: str) -> None:
+        self.acks.append((run_id, command, applied, detail))
+
+
+class _RecordingObserver(TrainingObserver):
+    def __init__(self) -> None:
+        self.adaptations: list[Adapted] = []
+        self.epochs: list[EpochEnded] = []
+        self.ended: list[RunEnded] = []
+
+    def on_run_start(self, event: RunStarted) -> None:
+        pass
+
+    def on_epoch_end(self, event: EpochEnded) -> None:
+        self.epochs.append(event)
+
+    def on_adaptation(self, event: Adapted) -> None:
+        self.adaptations.append(event)
+
+    def on_run_end(self, event: RunEnded) -> None:
+        self.ended.append(event)
+
+
+def test_steering_commands_set_the_learning_rate_and_stop_the_fit() -> None:
+    set_lr = SteeringCommand("c-lr", "set_lr", 0.002, agent="user:ana", reason="too noisy")
+    weight = SteeringCommand("c-w", "set_weight", 2.0, parameter="residual", agent="user:ana")
+    stop = SteeringCommand("c-stop", "stop", agent="user:bo", reason="good enough")
+    source = _ScriptedCommands({1: [set_lr, weight], 3: [stop]})
+    observer = _RecordingObserver()
+    callback = ProvenanceCallback(observer, commands=source)
+    model = _model(0.01)
+    x, y = _data()
+    history = model.fit(x, y, epochs=10, batch_size=32, verbose=0, callbacks=[callback])
+
+    assert len(history.history["loss"]) == 4  # epochs 0..3, stopped after epoch 3
+    assert [run_id for run_id, _ in source.polls] == [source.polls[0][0]] * 4
+    assert [epoch for _, epoch in source.polls] == [0, 1, 2, 3]
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.002)
+    assert [e.learning_rate for e in observer.epochs] == pytest.approx([0.01, 0.01, 0.002, 0.002])
+
+    lr_change, stopped = observer.adaptations  # no second, "trainer" adaptation for the same LR change
+    assert (lr_change.parameter, lr_change.agent, lr_change.command_id, lr_change.reason, lr_change.epoch) == (
+        "learning_rate", "user:ana", "c-lr", "too noisy", 2)
+    assert lr_change.old_value == pytest.approx(0.01) and lr_change.new_value == pytest.approx(0.002)
+    assert (stopped.parameter, stopped.old_value, stopped.new_value, stopped.agent, stopped.command_id) == (
+        "stop", False, True, "user:bo", "c-stop")
+
+    acks = {command.command_id: (applied, detail) for _, command, applied, detail in source.acks}
+    assert acks["c-lr"][0] is True and acks["c-stop"][0] is True
+    assert acks["c-w"][0] is False and "loss weights" in acks["c-w"][1]
+    (end,) = observer.ended
+    assert end.status == "stopped" and end.epochs == 4
+
+
+def test_lr_commands_are_refused_under_a_schedule_and_a_failing_source_never_breaks_fit() -> None:
+    class Broken(_ScriptedCommands):
+        def poll(self, run_id: str, epoch: int) -> list[SteeringCommand]:
+            super().poll(run_id, epoch)
+            if epoch == 0:
+                raise ConnectionError("store gone")
+            return [SteeringCommand(f"c{epoch}", "scale_lr", 0.5)]
+
+        def acknowledge(self, run_id: str, command: SteeringCommand, applied: bool, detail: str) -> None:
+            super().acknowledge(run_id, command, applied, detail)
+            raise ConnectionError("still gone")
+
+    source = Broken({})
+    observer = _RecordingObserver()
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, decay_steps=10, decay_rate=0.9)
+    x, y = _data()
+    _model(schedule).fit(x, y, epochs=3, batch_size=32, verbose=0,
+                         callbacks=[ProvenanceCallback(observer, commands=source)])
+    assert [applied for _, _, applied, _ in source.acks] == [False, False]
+    assert "LearningRateSchedule" in source.acks[0][3]
+    assert not observer.adaptations
+    assert observer.ended[0].status == "completed"
+
+
+class _SubmitStop(keras.callbacks.Callback):
+    """Plays the user: once the run is in the store, submits a stop through the steering channel."""
+
+    def __init__(self, store_url: str, callback: ProvenanceCallback) -> None:
+        super().__init__()
+        self.store_url, self.callback, self.submitted = store_url, callback, False
+
+    def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+        time.sleep(0.02)  # leaves the exporter and the steering worker time to run
+        if self.submitted:
+            return
+        with open_store(self.store_url, read_only=False) as store:
+            if run_status(store, self.callback.run_id or "") is None:
+                return  # the run-start span has not reached the store yet
+            submit(store, self.callback.run_id, new_command("stop", agent="user:carol", reason="seen enough"))
+        self.submitted = True
+
+
+def test_a_stop_submitted_to_the_store_stops_the_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PINNPROV_SPOOL_DIR", str(tmp_path / "spool"))
+    url = f"sqlite:///{tmp_path / 'steer.sqlite'}"
+    x, y = _data()
+    with open_capture(store=url, schedule_delay_ms=20) as observers, \
+            StoreCommandSource(url, interval_s=0.05) as source:
+        callback = ProvenanceCallback(observers, run_name="keras-steered", commands=source)
+        history = _model().fit(x, y, epochs=300, batch_size=64, verbose=0,
+                               callbacks=[_SubmitStop(url, callback), callback])
+    assert len(history.history["loss"]) < 300
+    with sqlite3.connect(tmp_path / "steer.sqlite") as conn:
+        run_id, status = conn.execute("SELECT run_id, status FROM run WHERE run_name = 'keras-steered'").fetchone()
+        rows = conn.execute(
+            "SELECT parameter, agent, reason, command_id FROM adaptation WHERE run_id = ?", (run_id,)
+        ).fetchall()
+    assert status == "stopped"
+    ((parameter, agent, reason, command_id),) = rows
+    assert (parameter, agent, reason) == ("stop", "user:carol", "seen enough") and command_id
+    with open_store(url) as store:
+        (command,) = list_commands(store, run_id)
+    assert command.command_id == command_id and command.state == "applied"  # acknowledged on close()
