@@ -3,7 +3,8 @@
 Any OpenTelemetry SDK or an upstream OpenTelemetry Collector can export here. Status codes follow the OTLP
 spec: OK once the request is spooled; UNAVAILABLE with a RetryInfo delay when the collector cannot take it
 now (the client retries and keeps the data); UNAUTHENTICATED without the token; RESOURCE_EXHAUSTED for a
-request above the size limit (gRPC itself refuses it, before it is decoded).
+request above the size limit (gRPC itself refuses it, before it is decoded); INVALID_ARGUMENT for bytes that
+are not the service's request message. The raw request bytes are spooled as received, never re-encoded.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from concurrent import futures
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import DecodeError
 from google.rpc.error_details_pb2 import RetryInfo
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector.auth import BearerToken, GrpcAuthInterceptor
 from collector.receivers.intake import Intake, Verdict, count_items
@@ -27,29 +29,36 @@ def _refuse(context: grpc.ServicerContext, verdict: Verdict) -> None:
     context.abort(grpc.StatusCode.UNAVAILABLE, verdict.detail)
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, intake: Intake) -> None:
-        self._intake = intake
+class _Export:
+    """One Export method: parse the raw request once (to validate and count), spool the bytes as received.
 
-    def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,  # noqa: N802 - gRPC's name
-               context: grpc.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
-        verdict = self._intake.accept(Signal.TRACES, request.SerializeToString(), count_items(Signal.TRACES, request))
+    Registered without a request deserializer, so gRPC hands over the wire bytes and nothing is re-encoded
+    (the HTTP receiver spools its body the same way).
+    """
+
+    def __init__(self, intake: Intake, signal: Signal, request_type: type, response: bytes) -> None:
+        self._intake = intake
+        self._signal = signal
+        self._request_type = request_type
+        self._response = response
+
+    def __call__(self, payload: bytes, context: grpc.ServicerContext) -> bytes:
+        request = self._request_type()
+        try:
+            request.ParseFromString(payload)
+        except DecodeError as error:
+            self._intake.refuse(self._signal, "malformed")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"request is not a valid {self._request_type.__name__}: {error}")
+        verdict = self._intake.accept(self._signal, payload, count_items(self._signal, request))
         if not verdict.accepted:
             _refuse(context, verdict)
-        return trace_service_pb2.ExportTraceServiceResponse()
+        return self._response
 
 
-class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, intake: Intake) -> None:
-        self._intake = intake
-
-    def Export(self, request: metrics_service_pb2.ExportMetricsServiceRequest,  # noqa: N802
-               context: grpc.ServicerContext) -> metrics_service_pb2.ExportMetricsServiceResponse:
-        verdict = self._intake.accept(Signal.METRICS, request.SerializeToString(),
-                                      count_items(Signal.METRICS, request))
-        if not verdict.accepted:
-            _refuse(context, verdict)
-        return metrics_service_pb2.ExportMetricsServiceResponse()
+def _service(name: str, export: _Export) -> grpc.GenericRpcHandler:
+    handler = grpc.unary_unary_rpc_method_handler(export, request_deserializer=None, response_serializer=None)
+    return grpc.method_handlers_generic_handler(name, {"Export": handler})
 
 
 class GrpcReceiver:
@@ -77,8 +86,14 @@ class GrpcReceiver:
             ],
             maximum_concurrent_rpcs=workers * 4,
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(intake), self._server)
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(intake), self._server)
+        self._server.add_generic_rpc_handlers((
+            _service(trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+                     _Export(intake, Signal.TRACES, trace_service_pb2.ExportTraceServiceRequest,
+                             trace_service_pb2.ExportTraceServiceResponse().SerializeToString())),
+            _service(metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
+                     _Export(intake, Signal.METRICS, metrics_service_pb2.ExportMetricsServiceRequest,
+                             metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString())),
+        ))
         try:
             if credentials is not None:
                 self.port = self._server.add_secure_port(endpoint, credentials)
