@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -68,17 +69,25 @@ class Pipeline:
             self.counters.add("traces.errors")
             return PipelineResult(ExportStatus.RETRYABLE, detail=f"internal error: {type(error).__name__}: {error}")
 
+    def _decoded(self, message_type: type, request: Any, signal: str) -> Any:
+        """Parse raw OTLP bytes once (receivers and the spool hand bytes); undecodable bytes are a rejection."""
+        if not isinstance(request, bytes | bytearray | memoryview):
+            return request
+        message = message_type()
+        try:
+            message.ParseFromString(bytes(request))
+        except DecodeError as error:
+            self.counters.add(f"{signal}.undecodable")
+            kind = "trace" if signal == "traces" else "metrics"
+            return PipelineResult(ExportStatus.REJECTED, detail=f"undecodable {kind} request: {error}")
+        return message
+
     def _handle_traces(self, request: ExportTraceServiceRequest | bytes) -> PipelineResult:
         if self._closed:
             return PipelineResult(ExportStatus.RETRYABLE, detail="pipeline is shut down")
-        if isinstance(request, bytes | bytearray | memoryview):
-            message = ExportTraceServiceRequest()
-            try:
-                message.ParseFromString(bytes(request))
-            except DecodeError as error:
-                self.counters.add("traces.undecodable")
-                return PipelineResult(ExportStatus.REJECTED, detail=f"undecodable trace request: {error}")
-            request = message
+        request = self._decoded(ExportTraceServiceRequest, request, "traces")
+        if isinstance(request, PipelineResult):
+            return request
         self.counters.add("traces.requests")
         translation = translate_traces(request)
         spans = translation.records
@@ -144,14 +153,9 @@ class Pipeline:
         try:
             if self._closed:
                 return PipelineResult(ExportStatus.RETRYABLE, detail="pipeline is shut down")
-            if isinstance(request, bytes | bytearray | memoryview):
-                message = ExportMetricsServiceRequest()
-                try:
-                    message.ParseFromString(bytes(request))
-                except DecodeError as error:
-                    self.counters.add("metrics.undecodable")
-                    return PipelineResult(ExportStatus.REJECTED, detail=f"undecodable metrics request: {error}")
-                request = message
+            request = self._decoded(ExportMetricsServiceRequest, request, "metrics")
+            if isinstance(request, PipelineResult):
+                return request
             translation = translate_metrics(request)
             self.counters.add_many(
                 {
