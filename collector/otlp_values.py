@@ -80,15 +80,23 @@ def get_str(attrs: Mapping[str, Plain], key: str, *, required: bool = False, def
     return value
 
 
-def get_int(attrs: Mapping[str, Plain], key: str, *, required: bool = False, default: int = 0) -> int:
-    """An integer attribute; a double with an integral value is accepted (some SDKs widen ints)."""
+def _number(attrs: Mapping[str, Plain], key: str, required: bool, expected: str) -> int | float | None:
+    """The attribute if it is numeric (bools are not), None if absent and optional; else AttributeProblem."""
     value = attrs.get(key)
     if value is None:
         if required:
             raise AttributeProblem(f"missing required attribute {key!r}")
-        return default
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AttributeProblem(f"attribute {key!r} must be an integer, got {_type_name(value)}")
+        raise AttributeProblem(f"attribute {key!r} must be {expected}, got {_type_name(value)}")
+    return value
+
+
+def get_int(attrs: Mapping[str, Plain], key: str, *, required: bool = False, default: int = 0) -> int:
+    """An integer attribute; a double with an integral value is accepted (some SDKs widen ints)."""
+    value = _number(attrs, key, required, "an integer")
+    if value is None:
+        return default
     if isinstance(value, float):
         if not value.is_integer():
             raise AttributeProblem(f"attribute {key!r} must be an integer, got {value!r}")
@@ -98,14 +106,8 @@ def get_int(attrs: Mapping[str, Plain], key: str, *, required: bool = False, def
 
 def get_float(attrs: Mapping[str, Plain], key: str, *, required: bool = False, default: float = float("nan")) -> float:
     """A numeric attribute as float; NaN and infinities pass (they are facts about training)."""
-    value = attrs.get(key)
-    if value is None:
-        if required:
-            raise AttributeProblem(f"missing required attribute {key!r}")
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise AttributeProblem(f"attribute {key!r} must be a number, got {_type_name(value)}")
-    return float(value)
+    value = _number(attrs, key, required, "a number")
+    return default if value is None else float(value)
 
 
 def scalar(value: Plain, key: str) -> str | int | float | bool:
