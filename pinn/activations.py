@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
+from contract.registry import Registry
 
 ActivationFn = Callable[[tf.Tensor], tf.Tensor]
 ActivationFactory = Callable[[], ActivationFn]

@@ -108,7 +108,7 @@ class TrainConfig:
         return self.velocity_activation or self.activation
 
     def hyperparameters(self) -> dict[str, HyperparameterValue]:
-        """Flat dict of scalars; keys are the suffixes of instrumentation.vocabulary's pinn.hp.* names."""
+        """Flat dict of scalars; keys are the suffixes of contract.vocabulary's pinn.hp.* names."""
         hp: dict[str, HyperparameterValue] = {
             "optimizer": self.optimizer,
             "activation": self.activation,

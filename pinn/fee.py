@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
+from contract.registry import Registry
 
 TauFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 VelocityFn = Callable[[tf.Tensor], tf.Tensor]

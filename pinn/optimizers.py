@@ -13,7 +13,7 @@ from typing import Protocol
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
+from contract.registry import Registry
 
 
 class Optimizer(Protocol):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
+from contract.registry import Registry
 
 Regularizer = Callable[[tf.Tensor, tf.Tensor, float, tf.Tensor], tf.Tensor]
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")

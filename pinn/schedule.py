@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
+from contract.registry import Registry
 
 # A schedule maps (step, decay_rate, decay_steps, staircase) to the factor multiplying the base rate.
 ScheduleFactor = Callable[[tf.Tensor, float, int, bool], tf.Tensor]
