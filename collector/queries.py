@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from contract.registry import Registry
+
+if TYPE_CHECKING:
+    from collector.store import QueryResult, Store
+
+QueryParams = dict[str, object]
+"""`:name` parameters of a query's SQL (values the store's driver binds)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class QueryOptions:
 class NamedQuery:
     name: str
     description: str
-    build: Callable[[QueryOptions], tuple[str, dict[str, Any]]]
+    build: Callable[[QueryOptions], tuple[str, QueryParams]]
     needs_run: bool = False
     options: tuple[str, ...] = field(default_factory=tuple)  # QueryOptions fields this query honours
 
@@ -49,11 +55,11 @@ def _positive(name: str, value: int | None) -> None:
         raise ValueError(f"--{name} must be >= 1, got {value}")
 
 
-def _epochs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _epochs(options: QueryOptions) -> tuple[str, QueryParams]:
     _positive("every", options.every)
     _positive("last", options.last)
     where = ["run_id = :run_id"]
-    params: dict[str, Any] = {"run_id": options.run_id}
+    params: QueryParams = {"run_id": options.run_id}
     if options.from_epoch is not None:
         where.append('"epoch" >= :from_epoch')
         params["from_epoch"] = options.from_epoch
@@ -73,13 +79,13 @@ def _epochs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def _experiment_filter(options: QueryOptions, alias: str = "") -> tuple[str, dict[str, Any]]:
+def _experiment_filter(options: QueryOptions, alias: str = "") -> tuple[str, QueryParams]:
     if options.experiment is None:
         return "", {}
     return f" WHERE {alias}experiment = :experiment", {"experiment": options.experiment}
 
 
-def _latest(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _latest(options: QueryOptions) -> tuple[str, QueryParams]:
     where, params = _experiment_filter(options, "r.")
     sql = f"""
 SELECT r.run_name, r.experiment, e."epoch", e.elapsed_s, e.loss, e.loss_bc, e.loss_residual, e.loss_data,
@@ -89,7 +95,7 @@ ORDER BY r.started_at, r.run_id"""
     return sql, params
 
 
-def _lr(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _lr(options: QueryOptions) -> tuple[str, QueryParams]:
     where, params = _experiment_filter(options)
     sql = f"""
 SELECT run_name, lr_schedule, lr_decay_rate, lr_decay_steps, lr_initial, lr_min AS lr_lowest, last_epoch, status
@@ -98,7 +104,7 @@ ORDER BY started_at, run_id"""
     return sql, params
 
 
-def _adaptations(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _adaptations(options: QueryOptions) -> tuple[str, QueryParams]:
     sql = """
 SELECT "epoch", at, parameter, old_value, new_value, agent, reason, command_id
 FROM adaptation WHERE run_id = :run_id
@@ -106,9 +112,10 @@ ORDER BY at, "epoch", adaptation_id"""
     return sql, {"run_id": options.run_id}
 
 
-def _runs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _runs(options: QueryOptions) -> tuple[str, QueryParams]:
     _positive("limit", options.limit)
-    where, params = [], {}
+    where: list[str] = []
+    params: QueryParams = {}
     if options.experiment is not None:
         where.append("experiment = :experiment")
         params["experiment"] = options.experiment
@@ -178,7 +185,7 @@ QUERIES.add(
 )
 
 
-def run_query(store: Any, name: str, options: QueryOptions) -> Any:
+def run_query(store: Store, name: str, options: QueryOptions) -> QueryResult:
     """Build and execute a named query; returns the store's QueryResult."""
     query = QUERIES.get(name)
     if query.needs_run and not options.run_id:
