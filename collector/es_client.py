@@ -67,7 +67,7 @@ def describe_error(error: BaseException) -> str:
     if _version_mismatch(error):
         import elasticsearch
 
-        client = elasticsearch.__versionstr__
+        client = elasticsearch.__versionstr__  # type: ignore[attr-defined]  # public, but missing from its __all__
         found = re.search(r"either version (\d+)", f"{text} {getattr(error, 'body', '')}")
         major = int(found.group(1)) if found else None
         wanted = f"'elasticsearch>={major},<{major + 1}'" if major else "the client of the server's major version"

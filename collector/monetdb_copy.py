@@ -69,7 +69,7 @@ class Operation:
                 "USING DELIMITERS ',', E'\\n', '\"' NULL AS ''")
 
     def dedupe(self, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        chosen: dict[tuple, Mapping[str, Any]] = {}
+        chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}
         for row in rows:
             key = tuple(row.get(k) for k in self.key)
             if self.keep == "last" or key not in chosen:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import PROCESS_OWNER, PROCESS_PID
@@ -179,7 +179,7 @@ def epoch_values(record: EpochRecord) -> tuple[Any, ...]:
 
 def epoch_extra_values(record: EpochRecord) -> list[tuple[Any, ...]]:
     """`epoch_extra_rows(record)` as (run_id, epoch, name, value) tuples, without the dicts."""
-    items = record.extra.items()
+    items: Collection[tuple[str, float]] = record.extra.items()
     if len(items) > 1:
         items = sorted(items)
     run_id, epoch = record.run_id, record.epoch

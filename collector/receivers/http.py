@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ssl import SSLContext
 from typing import Any
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -42,7 +42,7 @@ log = logging.getLogger("pinnprov.collector.http")
 Route = Callable[[str, str, bytes], "tuple[int, bytes] | None"]
 """(method, path, body) -> (status, JSON body), or None if the route does not handle this path."""
 
-_SIGNALS = {
+_SIGNALS: dict[str, tuple[Signal, type[Message], type[Message]]] = {
     "/v1/traces": (Signal.TRACES, ExportTraceServiceRequest, ExportTraceServiceResponse),
     "/v1/metrics": (Signal.METRICS, ExportMetricsServiceRequest, ExportMetricsServiceResponse),
 }

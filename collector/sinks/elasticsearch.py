@@ -269,13 +269,13 @@ class ElasticsearchSink:
                 else:
                     still: list[tuple[int, BulkAction]] = []
                     for (position, action), item in zip(pending, items, strict=True):
-                        result = next(iter(item.values()), {})
+                        result: dict[str, Any] = next(iter(item.values()), {})
                         status = int(result.get("status", 0))
                         if 200 <= status < 300:
                             written += 1
                             continue
-                        error = result.get("error") or {}
-                        reason = f"{status} {error.get('type', 'error')}: {str(error.get('reason', ''))[:200]}"
+                        failure = result.get("error") or {}
+                        reason = f"{status} {failure.get('type', 'error')}: {str(failure.get('reason', ''))[:200]}"
                         if status == 429 or status >= 500:
                             still.append((position, action))
                             problem = reason
