@@ -281,9 +281,10 @@ class ProvenanceCallback(keras.callbacks.Callback):
         if optimizer is None:
             return {}
         hp: dict[str, HyperparameterValue] = {HP_OPTIMIZER: type(optimizer).__name__.lower()}
-        schedule = getattr(optimizer, "_learning_rate", None)
-        self._scheduled_lr = isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
-        if self._scheduled_lr:
+        learning_rate = getattr(optimizer, "_learning_rate", None)
+        schedule = learning_rate if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) else None
+        self._scheduled_lr = schedule is not None
+        if schedule is not None:
             hp[HP_SCHEDULE] = _snake(type(schedule).__name__)
             config = schedule.get_config()
             for source, target in _SCHEDULE_KEYS:
