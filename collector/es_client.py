@@ -10,12 +10,15 @@ is enough for 8.x clusters; `describe_error` turns the version mismatch into tha
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contract.elastic_connection import Connection
 
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
-def build_client(connection: Connection) -> Any:
+
+def build_client(connection: Connection) -> Elasticsearch:
     """An `elasticsearch.Elasticsearch` with no transport-level retries (the sink retries, with backoff)."""
     from elasticsearch import Elasticsearch
 

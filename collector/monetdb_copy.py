@@ -27,7 +27,7 @@ q = MONETDB.quote
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\x00": ""})
 
 
-def encode_field(value: Any) -> str:
+def encode_field(value: object) -> str:
     """One CSV field: '' is NULL, strings are quoted and escaped, numbers exact."""
     if value is None:
         return ""

@@ -115,7 +115,7 @@ class Acknowledgement:
         return {"command_id": self.command_id, "applied": self.applied, "detail": self.detail}
 
     @classmethod
-    def from_json(cls, data: Any) -> Acknowledgement:
+    def from_json(cls, data: object) -> Acknowledgement:
         if not isinstance(data, Mapping):
             raise ValueError(f"acknowledgement: expected an object, got {type(data).__name__}")
         command_id, applied = data.get("command_id"), data.get("applied")

@@ -73,7 +73,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     """A log value as a Python float; None for anything that is not one number (strings, vectors)."""
     try:
         return float(keras.ops.convert_to_numpy(value))
@@ -81,7 +81,7 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _float(value: Any) -> float:
+def _float(value: object) -> float:
     number = _number(value)
     return _NAN if number is None else number
 
@@ -277,7 +277,7 @@ class ProvenanceCallback(keras.callbacks.Callback):
         except Exception:  # noqa: BLE001 - an exotic optimizer must not break fit
             return _NAN
 
-    def _optimizer_hyperparameters(self, optimizer: Any) -> dict[str, HyperparameterValue]:
+    def _optimizer_hyperparameters(self, optimizer: object) -> dict[str, HyperparameterValue]:
         if optimizer is None:
             return {}
         hp: dict[str, HyperparameterValue] = {HP_OPTIMIZER: type(optimizer).__name__.lower()}

@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.es_client import (
     build_client,
@@ -41,6 +41,9 @@ from contract.elastic_connection import resolve_connection, split_options
 from contract.es_indices import DEFAULT_PREFIX, INDEX_KINDS, index_name, index_templates, validate_prefix
 from contract.settings import resolve
 
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
 log = logging.getLogger(__name__)
 
 BULK_FILTER = ["errors", "items.*.status", "items.*.error.type", "items.*.error.reason"]
@@ -54,7 +57,7 @@ LOOKUP_AGAIN_AFTER_S = 60.0
 """A run not found in Elasticsearch is looked up again only after this long (its start may still come)."""
 
 
-def install_index_templates(client: Any, prefix: str = DEFAULT_PREFIX) -> list[str]:
+def install_index_templates(client: Elasticsearch, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Put the four index templates and make sure their indices exist; returns what was done, per index.
 
     Idempotent: re-running replaces the templates with the same content and only adds mapping fields.
@@ -109,7 +112,7 @@ class ElasticsearchSink:
         deadline_s: float = 15.0,
         refresh: str | None = None,
         setup: bool = True,
-        client: Any = None,
+        client: Elasticsearch | None = None,
     ) -> None:
         url, options = split_options(url, URL_OPTIONS)
         # explicit argument (or ?index_prefix= in the URL) > PINNPROV_ES_INDEX_PREFIX > "pinnprov"
@@ -252,7 +255,8 @@ class ElasticsearchSink:
             attempt += 1
             try:
                 response = self.client.bulk(
-                    operations=encode_bulk(action for _, action in pending),
+                    # pre-encoded NDJSON: the client sends bytes as they are, its types list only the sequence form
+                    operations=encode_bulk(action for _, action in pending),  # type: ignore[arg-type]
                     refresh=self.refresh,
                     filter_path=BULK_FILTER,
                 )
