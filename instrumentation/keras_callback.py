@@ -50,6 +50,7 @@ from pinn.observer import (
     ObserverFanout,
     RunEnded,
     RunStarted,
+    RunStatus,
     TrainingObserver,
 )
 from pinn.runinfo import new_run_name
@@ -263,9 +264,9 @@ class ProvenanceCallback(keras.callbacks.Callback):
             reason=reason, command_id=command_id,
         ))
 
-    def _end(self, status: str, error: str, summary: Mapping[str, float] | None = None) -> None:
+    def _end(self, status: RunStatus, error: str, summary: Mapping[str, float] | None = None) -> None:
         finite = {key: value for key, value in (summary or {}).items() if math.isfinite(value)}
-        self._fanout.on_run_end(RunEnded(status, time.time(), self._epochs_done, error, finite))  # type: ignore[arg-type]
+        self._fanout.on_run_end(RunEnded(status, time.time(), self._epochs_done, error, finite))
         self.run_id = None
 
     def _current_lr(self) -> float:

@@ -140,10 +140,10 @@ def _action(fields: _Fields, raw: object, position: int) -> ActionSpec:
     from contract.steering import validate
 
     try:
-        validate(command, value)
+        kind = validate(command, value)
     except ValueError as error:
         raise where.fail(str(error)) from None
-    return SteerSpec(command, value)
+    return SteerSpec(kind, value)
 
 
 def _scope(fields: _Fields) -> Scope:

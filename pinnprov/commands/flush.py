@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
     from pinnprov.commands import Subparsers
 
 
@@ -29,7 +31,7 @@ def register(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def _exporter(args: argparse.Namespace) -> tuple[object, str]:
+def _exporter(args: argparse.Namespace) -> tuple[SpanExporter, str]:
     if args.store:
         from collector.pipeline import Pipeline
         from collector.sinks import open_sink
@@ -62,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     def deliver(payload: bytes) -> bool:
         spans = decode_spans(ExportTraceServiceRequest.FromString(payload))
-        return exporter.export(spans) is SpanExportResult.SUCCESS  # type: ignore[attr-defined]
+        return exporter.export(spans) is SpanExportResult.SUCCESS
 
     try:
         report = replay_directory(root, deliver)
     finally:
-        exporter.shutdown()  # type: ignore[attr-defined]
+        exporter.shutdown()
     busy = f"; {report.busy} spool(s) belong to running processes" if report.busy else ""
     if report.left:
         print(f"flushed {report.delivered} batch(es) to {destination}; {report.left} spool(s) in {root} not "
