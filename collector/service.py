@@ -129,6 +129,7 @@ class CollectorService:
                 self.endpoints["grpc"] = receiver.endpoint
             if config.http_endpoint:
                 from collector.receivers.http import HttpReceiver
+                from collector.receivers.http_server import HttpLimits
 
                 context = (http_ssl_context(config.tls_cert_file, config.tls_key_file)
                            if config.tls_cert_file and config.tls_key_file else None)
@@ -136,7 +137,12 @@ class CollectorService:
                     receiver = HttpReceiver(config.http_endpoint, self.intake, token=self.token,
                                             max_request_bytes=config.max_request_bytes, health=self.health.health,
                                             metrics=self.health.metrics, routes=[self._steering_route],
-                                            ssl_context=context, max_concurrent=config.workers * 2)
+                                            ssl_context=context, max_concurrent=config.workers * 2,
+                                            limits=HttpLimits(max_connections=config.http_max_connections,
+                                                              idle_timeout_s=config.http_idle_timeout_s,
+                                                              head_timeout_s=config.http_request_timeout_s,
+                                                              drain_limit_bytes=config.max_request_bytes),
+                                            body_timeout_s=config.http_request_timeout_s)
                 except OSError as error:
                     raise OSError(f"cannot listen for OTLP/HTTP on {config.http_endpoint}: {error.strerror}") \
                         from None
