@@ -128,7 +128,7 @@ class CollectorService:
                 self._receivers.append(receiver)
                 self.endpoints["grpc"] = receiver.endpoint
             if config.http_endpoint:
-                from collector.receivers.http import HttpReceiver
+                from collector.receivers.http import HttpReceiver, drain_limit
                 from collector.receivers.http_server import HttpLimits
 
                 context = (http_ssl_context(config.tls_cert_file, config.tls_key_file)
@@ -141,7 +141,7 @@ class CollectorService:
                                             limits=HttpLimits(max_connections=config.http_max_connections,
                                                               idle_timeout_s=config.http_idle_timeout_s,
                                                               head_timeout_s=config.http_request_timeout_s,
-                                                              drain_limit_bytes=config.max_request_bytes),
+                                                              drain_limit_bytes=drain_limit(config.max_request_bytes)),
                                             body_timeout_s=config.http_request_timeout_s)
                 except OSError as error:
                     raise OSError(f"cannot listen for OTLP/HTTP on {config.http_endpoint}: {error.strerror}") \

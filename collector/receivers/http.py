@@ -26,6 +26,11 @@ log = logging.getLogger("pinnprov.collector.http")
 Route = ExtraRoute  # the name service.py and older code use
 
 
+def drain_limit(max_request_bytes: int) -> int:
+    """Unread body bytes worth dropping to keep a connection: a few over-limit requests, at least 64 MiB."""
+    return max(4 * max_request_bytes, 64 << 20)
+
+
 class HttpReceiver:
     """Bound in the constructor (OSError if the port is taken); `port` is the bound port (useful with port 0)."""
 
@@ -45,10 +50,10 @@ class HttpReceiver:
         body_timeout_s: float = 30.0,
     ) -> None:
         self.intake = intake
-        limits = limits or HttpLimits(drain_limit_bytes=max_request_bytes)
+        limits = limits or HttpLimits(drain_limit_bytes=drain_limit(max_request_bytes))
         app = OtlpHttpApp(AppSettings(intake=intake, token=token, max_request_bytes=max_request_bytes, health=health,
                                       metrics=metrics, routes=tuple(routes), max_concurrent=max_concurrent,
-                                      body_timeout_s=body_timeout_s))
+                                      body_timeout_s=body_timeout_s, drain_limit_bytes=limits.drain_limit_bytes))
         host, port = split_endpoint(endpoint, "http_endpoint")
         self._server = ThreadedAsgiServer(app.app, host, port, limits=limits, ssl_context=ssl_context,
                                           refuse=self._refuse, name="otlp-http", server_header="pinnprov-collector")

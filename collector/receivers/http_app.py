@@ -71,6 +71,7 @@ class AppSettings:
     routes: Sequence[ExtraRoute] = ()
     max_concurrent: int = 16
     body_timeout_s: float = 30.0
+    drain_limit_bytes: int = 64 << 20  # the server's: a declared body longer than this is refused with a close
 
 
 def media_type(request_headers: Any) -> str:
@@ -163,14 +164,15 @@ class OtlpHttpApp:
                                    "application/json)", "unsupported", "content_type")
             encoding = request.headers.get("content-encoding", "").strip().lower()
             check_encoding(encoding)
-            check_declared_length(request.headers.get("content-length"), settings.max_request_bytes)
+            check_declared_length(request.headers.get("content-length"), settings.max_request_bytes,
+                                  settings.drain_limit_bytes)
             verdict = await self._decode_and_spool(request, signal, content_type, encoding)
         except Refusal as refusal:
             settings.intake.refuse(signal, refusal.reason, refusal.kind)
             headers = _refusal_headers(refusal, settings.intake.retry_after_s)
             return status_response(refusal.status, str(refusal), json_body, headers)
         except ClientDisconnect:
-            settings.intake.refuse(signal, "disconnected")
+            settings.intake.aborted(signal)
             return Response(b"", 400)  # nobody will read it; the server drops it
         if not verdict.accepted:
             return status_response(503, verdict.detail, json_body, {"Retry-After": str(verdict.retry_after_s)})
@@ -208,7 +210,8 @@ class OtlpHttpApp:
         try:
             body = b""
             if request.method == "POST":
-                check_declared_length(request.headers.get("content-length"), self.settings.max_request_bytes)
+                check_declared_length(request.headers.get("content-length"), self.settings.max_request_bytes,
+                                      self.settings.drain_limit_bytes)
                 body = await read_limited(request.stream(), self.settings.max_request_bytes,
                                           self.settings.body_timeout_s)
         except Refusal as refusal:

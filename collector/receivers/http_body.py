@@ -31,11 +31,16 @@ class Refusal(Exception):
         self.status, self.reason, self.kind, self.close = status, reason, kind, close
 
 
-def check_declared_length(content_length: str | None, limit: int) -> None:
-    """Refuse a declared length above the limit before reading a byte of it (the server drains the rest)."""
+def check_declared_length(content_length: str | None, limit: int, drain_limit: int) -> None:
+    """Refuse a declared length above the limit before reading a byte of it.
+
+    The server then reads and drops the unread body to keep the connection (closing a socket with unread
+    data resets it, and the client may never see the 413); a body it would not drain gets `Connection: close`.
+    """
     if content_length is not None and content_length.strip().isdigit() and int(content_length) > limit:
-        raise Refusal(413, f"request of {int(content_length)} bytes exceeds the {limit}-byte limit", "too_large",
-                      "body")
+        length = int(content_length)
+        raise Refusal(413, f"request of {length} bytes exceeds the {limit}-byte limit", "too_large", "body",
+                      close=length > drain_limit)
 
 
 async def read_limited(chunks: AsyncIterator[bytes], limit: int, timeout_s: float) -> bytes:

@@ -28,7 +28,7 @@ class HttpLimits:
     max_connections: int = 256  # open connections; more are answered 503 and closed
     idle_timeout_s: float = 15.0  # keep-alive: an idle connection is closed after this long
     head_timeout_s: float = 30.0  # request line + headers must arrive within this
-    drain_limit_bytes: int = 16 << 20  # unread body bytes dropped to keep a connection after an early answer
+    drain_limit_bytes: int = 64 << 20  # unread body bytes dropped to keep a connection after an early answer
     drain_timeout_s: float = 10.0
     shutdown_grace_s: float = 5.0  # in-flight requests finish within this at stop()
     backlog: int = 512
@@ -37,7 +37,9 @@ class HttpLimits:
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket; OSError if the address is in use or not available."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only when it sees TCP there.
+    # Without it Nagle holds every response body written after its headers for a delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only; a listener still conflicts
         sock.bind((host, port))
