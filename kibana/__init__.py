@@ -38,6 +38,10 @@ def alert_rules_dir() -> Path:
     return package_dir() / "alert_rules"
 
 
+def connectors_dir() -> Path:
+    return package_dir() / "connectors"
+
+
 def index_name(prefix: str, kind: str) -> str:
     """`pinnprov` + `epochs` -> `pinnprov-epochs`; the one place index names are spelled."""
     if kind not in INDEX_KINDS:
