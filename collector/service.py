@@ -108,10 +108,13 @@ class CollectorService:
         """One engine shared by every sink's pipeline, so an alert fires (and acts) once, not once per sink."""
         if not config.rules:
             return None
-        from collector.alerts import AlertEngine, StoreSteering
+        from collector.alerts import AlertEngine, StoreAlertState, StoreSteering
 
         steer_url = sql_store_url(urls)
-        return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None)
+        if steer_url is None:
+            log.warning("alert rules without a SQLite or MonetDB store: their state is not kept across restarts")
+        return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None,
+                           state=StoreAlertState(steer_url) if steer_url else None)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
