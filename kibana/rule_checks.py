@@ -53,7 +53,7 @@ def params_problems(params: dict[str, Any]) -> list[str]:
     term_size = params.get("termSize")
     if group_by == "top" and not (params.get("termField") and term_size is not None):
         problems.append("groupBy top needs termField and termSize")
-    if term_size is not None and (not _is_number(term_size) or not 1 <= term_size <= MAX_GROUPS):
+    if term_size is not None and not (_is_number(term_size) and 1 <= float(term_size) <= MAX_GROUPS):
         problems.append(f"termSize {term_size!r}: must be between 1 and {MAX_GROUPS}")
     size = params.get("timeWindowSize")
     if not _is_number(size) or size < 1:

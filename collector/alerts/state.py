@@ -136,7 +136,7 @@ class StoreAlertState:
             except Exception as error:  # noqa: BLE001 - rather notify twice than never
                 self._failed("claim", error)
                 return True
-        return changed > 0
+        return int(changed) > 0
 
     def fired_at(self, run_id: str, epoch: int) -> list[AlertRecord]:
         with self._lock:
