@@ -26,7 +26,7 @@ from collector.counters import Counters
 from collector.receivers.http import HttpReceiver
 from collector.receivers.http_server import HttpLimits, bind_socket
 from collector.receivers.intake import Intake
-from collector.spool import Signal, Spool
+from contract.spool import Signal, Spool
 
 LIMIT = 200_000
 TOKEN = "t0ken"

@@ -42,7 +42,7 @@ from collector.auth import BearerToken
 from collector.receivers import otlp_json
 from collector.receivers.http_body import Refusal, check_declared_length, check_encoding, decompress, read_limited
 from collector.receivers.intake import Intake, Verdict, count_items
-from collector.spool_format import Signal
+from contract.spool_format import Signal
 
 log = logging.getLogger("pinnprov.collector.http")
 
