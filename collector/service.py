@@ -125,11 +125,11 @@ class CollectorService:
 
                 credentials = (grpc_server_credentials(config.tls_cert_file, config.tls_key_file)
                                if config.tls_cert_file and config.tls_key_file else None)
-                receiver = GrpcReceiver(config.grpc_endpoint, self.intake, token=self.token,
-                                        max_request_bytes=config.max_request_bytes, workers=config.workers,
-                                        credentials=credentials)
-                self._receivers.append(receiver)
-                self.endpoints["grpc"] = receiver.endpoint
+                grpc_receiver = GrpcReceiver(config.grpc_endpoint, self.intake, token=self.token,
+                                             max_request_bytes=config.max_request_bytes, workers=config.workers,
+                                             credentials=credentials)
+                self._receivers.append(grpc_receiver)
+                self.endpoints["grpc"] = grpc_receiver.endpoint
             if config.http_endpoint:
                 from collector.receivers.http import HttpReceiver, drain_limit
                 from collector.receivers.http_server import HttpLimits

@@ -55,8 +55,8 @@ def params_problems(params: dict[str, Any]) -> list[str]:
         problems.append("groupBy top needs termField and termSize")
     if term_size is not None and not (_is_number(term_size) and 1 <= float(term_size) <= MAX_GROUPS):
         problems.append(f"termSize {term_size!r}: must be between 1 and {MAX_GROUPS}")
-    size = params.get("timeWindowSize")
-    if not _is_number(size) or size < 1:
+    size: Any = params.get("timeWindowSize")
+    if not (_is_number(size) and size >= 1):
         problems.append(f"timeWindowSize {size!r}: must be a number >= 1")
     if params.get("timeWindowUnit") not in TIME_UNITS:
         problems.append(f"timeWindowUnit {params.get('timeWindowUnit')!r}: must be one of s, m, h, d")
