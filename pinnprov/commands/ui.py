@@ -49,13 +49,25 @@ def handle(args: argparse.Namespace) -> int:
         raise ValueError(f"--port must be in [0, 65535], got {args.port}")
     tls = args.certfile is not None
     check_exposure(args.host, tls=tls, allow_insecure_remote=args.allow_insecure_remote)
-    label = ReadStores(args.store).label  # resolves --store / $PINNPROV_STORE / the default; bad URLs fail here
+    stores = ReadStores(args.store)  # --store, else $PINNPROV_STORE, else the default
+    note = _check_store(stores)  # an unreachable MonetDB or a bad URL: one line now, not a blank page later
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     guard = Guard(new_token(), allowed_hosts(args.host, tuple(args.allow_host)), port, secure=tls)
     app = create_app(UiConfig(store_url=args.store, guard=guard, agent=user_agent()))
-    print(f"pinnprov ui: store {label} (read-only; steering as {user_agent()} through its steering commands)")
+    print(f"pinnprov ui: store {stores.label} (read-only; steering as {user_agent()} through its steering commands)")
+    if note:
+        print(f"pinnprov ui: {note}")
     print(f"pinnprov ui: open {url_for(args.host, port, guard.token, tls=tls)}", flush=True)
     print("pinnprov ui: Ctrl-C stops it", file=sys.stderr, flush=True)
     serve_forever(app, sock, certfile=args.certfile, keyfile=args.keyfile)
     return 0
+
+
+def _check_store(stores: Any) -> str:
+    """'' if the store opens; a note if it does not exist yet (pages fill in once training creates it)."""
+    try:
+        with stores.read():
+            return ""
+    except FileNotFoundError as error:
+        return f"{str(error).splitlines()[0]}; the pages show it once a training writes it"

@@ -26,6 +26,7 @@ const PP = (() => {
 
   // Python's "%.6g": the CLI's table format, so numbers read the same in both.
   function g6(value) {
+    if (value === null || value === undefined || !Number.isFinite(value)) return "";
     if (value === 0) return "0";
     const exponent = Math.floor(Math.log10(Math.abs(value)));
     if (exponent < -4 || exponent >= 6) {
