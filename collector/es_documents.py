@@ -32,8 +32,8 @@ from collector.records import (
     RunEndRecord,
     RunStartRecord,
 )
-from instrumentation import vocabulary as v
-from kibana import index_name
+from contract import vocabulary as v
+from contract.es_indices import index_name
 
 
 def _hp_key(attribute: str) -> str:

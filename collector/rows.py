@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry.sdk.resources import PROCESS_OWNER, PROCESS_PID
 
 from collector.records import AdaptationRecord, AlertRecord, EpochRecord, RunEndRecord, RunStartRecord
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 Row = dict[str, Any]
 

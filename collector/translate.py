@@ -27,7 +27,7 @@ from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
 from collector.otlp_values import AttributeProblem, Plain, attributes, get_float, get_int, get_str, scalar
 from collector.records import AdaptationRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
 from collector.translate_fast import MAX_EPOCH, EpochFastPath
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 log = logging.getLogger(__name__)
 

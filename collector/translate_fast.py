@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.otlp_values import MAX_ATTRIBUTES, AttributeProblem, plain
 from collector.records import EpochRecord
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 MAX_EPOCH = 2**31 - 1  # the store's epoch column is a 32-bit INTEGER in MonetDB
 

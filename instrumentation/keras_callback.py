@@ -40,7 +40,8 @@ from typing import Any
 
 import keras
 
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
+from contract.steering import SteeringCommand
 from pinn.observer import (
     Adapted,
     DatasetIdentity,
@@ -52,7 +53,7 @@ from pinn.observer import (
     TrainingObserver,
 )
 from pinn.runinfo import new_run_name
-from pinn.steering import CommandSource, SteeringCommand
+from pinn.steering import CommandSource
 
 log = logging.getLogger("pinnprov.keras")
 

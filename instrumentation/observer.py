@@ -1,6 +1,6 @@
 """ProvenanceObserver: turns the trainer's events into OpenTelemetry spans and metrics.
 
-One trace per run, trace id == run id (module `instrumentation.vocabulary` describes the trace model).
+One trace per run, trace id == run id (module `contract.vocabulary` describes the trace model).
 The observer runs on the training thread, so `on_epoch_end` does the minimum: one span started and ended
 with the epoch's own timestamps, a handful of metric calls on precomputed attribute dicts, no I/O (the
 BatchSpanProcessor exports on its own thread). Every method swallows its errors: telemetry never breaks
@@ -20,8 +20,8 @@ from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
-import pinnprov
-from instrumentation import vocabulary as v
+import contract
+from contract import vocabulary as v
 from instrumentation.provider import RunIdGenerator
 from instrumentation.sampling import EpochSampler
 from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
@@ -65,7 +65,7 @@ class ProvenanceObserver:
         flush_promptly: bool = True,
     ) -> None:
         self._provider = tracer_provider
-        self._tracer = tracer_provider.get_tracer(v.INSTRUMENTATION_SCOPE, pinnprov.__version__)
+        self._tracer = tracer_provider.get_tracer(v.INSTRUMENTATION_SCOPE, contract.__version__)
         ids = getattr(tracer_provider, "id_generator", None)
         self._ids = ids if isinstance(ids, RunIdGenerator) else None
         self._sampler = EpochSampler(capture_every)
@@ -73,7 +73,7 @@ class ProvenanceObserver:
         self._flush_promptly = flush_promptly
         meter_provider = meter_provider or metrics_api.NoOpMeterProvider()
         self._metrics_on = not isinstance(meter_provider, metrics_api.NoOpMeterProvider)
-        meter = meter_provider.get_meter(v.INSTRUMENTATION_SCOPE, pinnprov.__version__)
+        meter = meter_provider.get_meter(v.INSTRUMENTATION_SCOPE, contract.__version__)
         one = v.UNIT_DIMENSIONLESS
         self._duration = meter.create_histogram(
             v.METRIC_EPOCH_DURATION, v.UNIT_SECONDS, "epoch wall time",

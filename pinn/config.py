@@ -108,7 +108,7 @@ class TrainConfig:
         return self.velocity_activation or self.activation
 
     def hyperparameters(self) -> dict[str, HyperparameterValue]:
-        """Flat dict of scalars; keys are the suffixes of instrumentation.vocabulary's pinn.hp.* names."""
+        """Flat dict of scalars; keys are the suffixes of contract.vocabulary's pinn.hp.* names."""
         hp: dict[str, HyperparameterValue] = {
             "optimizer": self.optimizer,
             "activation": self.activation,
@@ -183,11 +183,7 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
 
 
 def _validate(config: TrainConfig) -> None:
-    from pinn.activations import ACTIVATIONS
-    from pinn.fee import RESIDUAL_FORMS
-    from pinn.optimizers import OPTIMIZERS
-    from pinn.regularizers import REGULARIZERS
-    from pinn.schedule import SCHEDULES
+    from pinn.plugins import ACTIVATIONS, OPTIMIZERS, REGULARIZERS, RESIDUAL_FORMS, SCHEDULES
 
     def require(condition: bool, key: str, message: str) -> None:
         if not condition:
@@ -197,11 +193,11 @@ def _validate(config: TrainConfig) -> None:
         value = getattr(config, f.name)
         if isinstance(value, float) and value != value:  # NaN sneaks past every comparison below
             raise ValueError(f"{f.name}: must be a number, got NaN")
-    ACTIVATIONS.get(config.activation)
+    ACTIVATIONS.check(config.activation)
     if config.velocity_activation:
-        ACTIVATIONS.get(config.velocity_activation)
-    OPTIMIZERS.get(config.optimizer)
-    SCHEDULES.get(config.lr_schedule)
+        ACTIVATIONS.check(config.velocity_activation)
+    OPTIMIZERS.check(config.optimizer)
+    SCHEDULES.check(config.lr_schedule)
     require(config.epochs >= 1, "epochs", "must be at least 1")
     require(0 < config.lr_initial < 10, "lr_initial", "must be in (0, 10)")
     require(0 < config.lr_decay_rate <= 1, "lr_decay_rate", "must be in (0, 1]")
@@ -209,12 +205,12 @@ def _validate(config: TrainConfig) -> None:
     require(config.lr_report_every >= 0, "lr_report_every", "must be >= 0")
     require(config.lbfgs_steps >= 0, "lbfgs_steps", "must be >= 0")
     require(1 <= config.lbfgs_memory <= 200, "lbfgs_memory", "must be in [1, 200]")
-    REGULARIZERS.get(config.regularizer)
+    REGULARIZERS.check(config.regularizer)
     require(config.regularizer_beta > 0, "regularizer_beta", "must be > 0")
     for key in ("weight_residual", "weight_boundary", "weight_data", "weight_regularizer"):
         require(getattr(config, key) >= 0 and getattr(config, key) < float("inf"), key, "must be finite and >= 0")
     require(config.data_loss in ("relative", "absolute"), "data_loss", "must be relative or absolute")
-    RESIDUAL_FORMS.get(config.residual_form)
+    RESIDUAL_FORMS.check(config.residual_form)
     for key in ("tau_layers", "velocity_layers"):
         require(1 <= getattr(config, key) <= 64, key, "must be in [1, 64]")
     for key in ("tau_units", "velocity_units"):

@@ -26,10 +26,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from contract.settings import parse_bool, resolve
 from pinn.observer import TrainingObserver
-from pinnprov.settings import parse_bool, resolve
+from pinn.steering import CommandSource
+
+if TYPE_CHECKING:
+    from instrumentation.steering_poller import StoreCommandSource
 
 log = logging.getLogger("pinnprov.capture")
 
@@ -143,7 +147,7 @@ def open_capture(
     every = parse_capture_every(capture_every)
     endpoint = otlp.traces_endpoint(otlp_endpoint)
     if store is None and not endpoint:
-        from collector.store import resolve_store_url
+        from contract.settings import resolve_store_url
 
         store = resolve_store_url(None)  # $PINNPROV_STORE, else the default SQLite file
     store_url = store
@@ -199,7 +203,7 @@ def _exporters(
     metric_exporter = None
     if store_url is not None:
         from collector.pipeline import Pipeline
-        from collector.urls import redact
+        from contract.urls import redact
 
         exporters.append((redact(store_url), EmbeddedExporter(Pipeline([_store_sink(store_url)]))))
     if endpoint:
@@ -231,3 +235,31 @@ def _report(spans_ended: int, destinations: list, in_time: bool, timeout: float,
                 name, counts.exported, spans_ended, counts.failed, stats.dropped[name],
                 "" if in_time else f" (gave up after {timeout:g}s)",
             )
+
+
+def store_command_source(store_url: str, interval_s: float | None = None) -> StoreCommandSource:
+    """The steering commands of the runs in one provenance store (SQLite or MonetDB), polled in the background."""
+    from collector.steering_channel import StoreChannel
+    from instrumentation.steering_poller import DEFAULT_INTERVAL_S, StoreCommandSource
+
+    return StoreCommandSource(store_url, StoreChannel, DEFAULT_INTERVAL_S if interval_s is None else interval_s)
+
+
+def command_source_for(
+    *,
+    store: str | None = None,
+    otlp_endpoint: str | None = None,
+    headers: str | Mapping[str, str] | None = None,
+    steering_endpoint_url: str | None = None,
+    enabled: bool | None = None,
+    interval_s: float | None = None,
+) -> CommandSource:
+    """The command source matching `open_capture` called with the same arguments (see
+    instrumentation.steering_poller.command_source_for): the collector over HTTP, or the store itself."""
+    from collector.steering_channel import StoreChannel
+    from instrumentation import steering_poller
+
+    return steering_poller.command_source_for(
+        open_channel=StoreChannel, store=store, otlp_endpoint=otlp_endpoint, headers=headers,
+        steering_endpoint_url=steering_endpoint_url, enabled=enabled, interval_s=interval_s,
+    )

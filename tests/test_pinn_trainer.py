@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contract.steering import SteeringCommand
 from pinn.benchmark import crosshole_benchmark
 from pinn.config import TrainConfig
 from pinn.losses import RECORD_FIELDS
 from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
-from pinn.steering import SteeringCommand
 from pinn.trainer import configure_threads, train
 
 configure_threads(1)
@@ -112,7 +112,7 @@ def test_observers_receive_events_in_order(inverse_run) -> None:
 
 
 def test_hyperparameter_keys_match_the_vocabulary() -> None:
-    from instrumentation import vocabulary
+    from contract import vocabulary
 
     names = [getattr(vocabulary, n) for n in dir(vocabulary) if n.startswith("HP_")]
     keys = small().hyperparameters()

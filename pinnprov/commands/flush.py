@@ -30,7 +30,7 @@ def _exporter(args: argparse.Namespace) -> tuple[object, str]:
     if args.store:
         from collector.pipeline import Pipeline
         from collector.sinks import open_sink
-        from collector.urls import redact
+        from contract.urls import redact
         from instrumentation.embedded import EmbeddedExporter
 
         return EmbeddedExporter(Pipeline([open_sink(args.store)])), redact(args.store)
