@@ -11,7 +11,7 @@ from ui_stores import LONG_EPOCHS, long_run, store_runs
 
 from collector.queries import SERIES_COLUMNS, QueryOptions, run_query
 from collector.store import open_store
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 ATTRIBUTE = {"elapsed_s": v.EPOCH_ELAPSED, "loss": v.LOSS_TOTAL, "loss_bc": v.LOSS_BOUNDARY,
              "loss_residual": v.LOSS_RESIDUAL, "loss_data": v.LOSS_DATA, "learning_rate": v.LEARNING_RATE}

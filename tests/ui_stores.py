@@ -10,7 +10,7 @@ from typing import Any
 
 from prov_builders import RunSpec, epoch_attributes, run_id, sample_run
 
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 LONG_EPOCHS = 6000
 SPIKE_EPOCH = 4321  # one epoch whose total loss jumps: downsampling must keep it

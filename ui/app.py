@@ -111,7 +111,7 @@ def create_app(config: UiConfig) -> Starlette:
         return resolve_run(store, request.path_params["run"])
 
     def info(request: Request, store: Any) -> Any:
-        from collector.steering_channel import KINDS, WEIGHT_PARAMETERS
+        from contract.steering import KINDS, WEIGHT_PARAMETERS
 
         return {"store": stores.label, "agent": config.agent, "kinds": list(KINDS),
                 "weight_parameters": list(WEIGHT_PARAMETERS)}

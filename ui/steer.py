@@ -12,7 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from collector.steering_channel import KINDS, WEIGHT_PARAMETERS, new_command, submit
+from collector.steering_channel import submit
+from contract.steering import KINDS, WEIGHT_PARAMETERS, new_command
 from ui.stores import open_writable
 
 VIA_UI = "(via pinnprov ui)"

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from collector.store import open_store, resolve_store_url, sqlite_path
+from collector.store import open_store, sqlite_path
+from contract.settings import resolve_store_url
 
 
 class ReadStores:
@@ -60,7 +61,7 @@ class ReadStores:
     @property
     def label(self) -> str:
         """The store URL without credentials, for the page header."""
-        from collector.urls import redact
+        from contract.urls import redact
 
         return redact(self.url)
 

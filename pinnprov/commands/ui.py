@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from pinnprov.commands.steer import user_agent
+    from contract.steering import user_agent
     from ui.app import UiConfig, create_app
     from ui.security import Guard, new_token
     from ui.server import allowed_hosts, bind, check_exposure, serve_forever, url_for
