@@ -97,3 +97,17 @@ def test_vendored_assets_are_exactly_the_pinned_files() -> None:
     for package in PACKAGES:
         assert mismatches(package) == [], package.name
         assert set(package.files) >= {"LICENSE"}
+
+
+def test_the_listening_socket_is_tcp_so_responses_are_not_delayed() -> None:
+    """asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP; with proto 0 every small
+    response on a keep-alive connection (a page's poll) waited ~40 ms for a delayed ACK."""
+    import socket
+
+    from ui.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

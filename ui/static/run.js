@@ -42,6 +42,12 @@
     charts.lr.setData([x, Charts.positive(c.learning_rate)]);
     charts.time.setData([x, c.elapsed_s]);
     const chart = document.getElementById("charts");
+    // ms from navigation start to the first drawn curves: what bench/ui.py reports as the render time
+    if (x.length && !chart.dataset.renderedMs) {
+      requestAnimationFrame(() => {
+        if (!chart.dataset.renderedMs) chart.dataset.renderedMs = String(Math.round(performance.now()));
+      });
+    }
     chart.dataset.points = String(x.length);
     chart.dataset.lastEpoch = String(state.lastSeen ?? "");
     document.getElementById("sampling").textContent = state.zoom
