@@ -225,6 +225,12 @@ def _rates(db: Path, run_name: str, segments: list[tuple[float, float, bool]]) -
     return rates
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_overhead(mode: str, segment_s: float, cycles: int, token_wait_s: float = 300) -> None:
     from collector_process import rows, wait_for
     from ui_browser import UiProcess, missing_browser
@@ -254,16 +260,17 @@ def bench_overhead(mode: str, segment_s: float, cycles: int, token_wait_s: float
                 pages.driver.get(ui.url)
             else:
                 http_pages = [HttpPage(ui.base, ui.token, run_name) for _ in range(2)]
-            segments = []
+            segments, ui_cpu_on = [], 0.0
             for cycle in range(2 * cycles):
                 on = cycle % 2 == 1
                 if pages is not None:
                     pages.show(on)
                 for page in http_pages:
                     (page.active.set if on else page.active.clear)()
-                start = time.time()
+                start, cpu = time.time(), _cpu_s(ui.proc.pid)
                 time.sleep(segment_s)
                 segments.append((start, time.time(), on))
+                ui_cpu_on += _cpu_s(ui.proc.pid) - cpu if on else 0.0
             for page in http_pages:
                 page.active.clear()
             requests_made = sum(page.requests for page in http_pages)
@@ -290,6 +297,7 @@ def bench_overhead(mode: str, segment_s: float, cycles: int, token_wait_s: float
                "ratio_quartiles": [round(q, 4) for q in quartiles], "epochs_per_s_without": round(
                    statistics.median(off_rates), 1), "epochs_per_s_with": round(statistics.median(on_rates), 1),
                "segments": len(rates), "segment_s": segment_s,
+               "ui_server_cpu_ms_per_s": round(1000 * ui_cpu_on / (segment_s * cycles), 1),
                "http_requests": requests_made if mode == "http" else None, "load": round(os.getloadavg()[0], 2)})
 
 

@@ -6,14 +6,16 @@ Handlers are plain functions: Starlette runs them on its thread pool, where the 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -27,6 +29,7 @@ from ui.stores import ReadStores
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+WORKER_THREADS = 8
 PROV_FORMATS = {"json": ("application/json", "json"), "provn": ("text/provenance-notation; charset=utf-8", "provn")}
 
 
@@ -189,7 +192,14 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/api/compare/{experiment}", api(compare)),
         Mount("/static", StaticFiles(packages=[("ui", "static")]), name="static"),
     ]
-    app = Starlette(routes=routes)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Few worker threads, so few store connections (one each): MonetDB counts its clients.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        yield
+        stores.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(GuardMiddleware, guard=config.guard)
     app.add_middleware(HeadersMiddleware)  # outermost: refusals get the headers too
     app.state.stores = stores

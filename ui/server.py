@@ -94,7 +94,7 @@ def make_server(app: Any, *, certfile: str | None = None, keyfile: str | None = 
 
     config = uvicorn.Config(
         app, log_level="warning", access_log=False,  # access logs would record ?token= URLs
-        ssl_certfile=certfile, ssl_keyfile=keyfile, lifespan="off", server_header=False,
+        ssl_certfile=certfile, ssl_keyfile=keyfile, lifespan="on", server_header=False,
         timeout_graceful_shutdown=3,  # Ctrl-C must not wait for a browser tab's keep-alive connection
     )
     return uvicorn.Server(config)
