@@ -21,8 +21,15 @@ LONG = run_id(9)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from collector.records import AlertRecord
+    from collector.sinks.sqlite import SqliteSink
+
     path = tmp_path_factory.mktemp("ui") / "prov.db"
     write_store(path, request_for(*store_runs()))
+    sink = SqliteSink(path)  # an alert firing, as the collector's alert engine stores it
+    assert sink.export([AlertRecord(f"loss-high/{LONG}/4321", "loss-high", LONG, SPIKE_EPOCH, 1_700_000_100.0,
+                                    "loss", 1e6, 100.0, "loss 1e+06 > 100", "notify")]).ok
+    sink.shutdown()
     return path
 
 
@@ -133,6 +140,12 @@ def test_run_detail_has_hyperparameters_adaptations_and_alerts(app: Served, stor
     assert detail["alerts"]["rows"] == [] and detail["commands"] == []
     assert get(app, "/api/runs/nope").status_code == 404
     assert "ambiguous" in get(app, "/api/runs/run-00").json()["error"]
+
+
+def test_run_detail_lists_alert_firings(app: Served) -> None:
+    alerts = get(app, f"/api/runs/{LONG}").json()["alerts"]
+    assert alerts["columns"][:4] == ["at", "run_name", "rule", "epoch"]
+    assert [row[2:6] for row in alerts["rows"]] == [["loss-high", SPIKE_EPOCH, "loss", 1e6]]
 
 
 def test_series_of_a_short_run_is_every_epoch(app: Served, store: Path) -> None:
