@@ -39,11 +39,19 @@ def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
     """Host header values accepted: loopback names always; the bound address and this machine's names when exposed."""
     names = {"localhost", "127.0.0.1", "::1", host.lower().strip("[]")}
     if not is_loopback(host):
-        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower(), *_addresses(socket.gethostname())}
     names |= {name.lower().strip("[]") for name in extra}
     names.discard("0.0.0.0")
     names.discard("::")
     return frozenset(names)
+
+
+def _addresses(name: str) -> set[str]:
+    """This machine's addresses by its name (what a browser on the network types when 0.0.0.0 is bound)."""
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return set()
 
 
 def bind(host: str, port: int | None) -> socket.socket:

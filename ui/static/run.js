@@ -112,7 +112,10 @@
   const RUN_FACTS = ["optimizer", "activation", "lr_schedule", "lr_initial", "planned_epochs", "host", "device"];
 
   async function refreshDetail() {
-    const detail = await PP.api(base());
+    return showDetail(await PP.api(base()));
+  }
+
+  function showDetail(detail) {
     state.detail = detail;
     const run = detail.run;
     state.status = run.status;
@@ -194,13 +197,14 @@
     const [info, detail] = await Promise.all([PP.api("/api/info"), PP.api(`/api/runs/${PP.enc(PP.subject)}`)]);
     state.runId = detail.run.run_id;  // "latest" or a prefix is resolved once: the page stays on this run
     history.replaceState(null, "", `/runs/${PP.enc(detail.run.run_name || state.runId)}`);
+    const curves = loadOverview();  // the curves first: they are what the page is opened for
     document.getElementById("prov-json").href = `${base()}/prov?format=json`;
     document.getElementById("prov-provn").href = `${base()}/prov?format=provn`;
     wireSteering(info);
     document.getElementById("table1-form").addEventListener("submit", (e) => { e.preventDefault(); loadTable1(); });
     document.getElementById("table1-every").addEventListener("change", () => loadTable1().catch(PP.showError));
-    await refreshDetail();
-    await loadTable1();
+    showDetail(detail);
+    await Promise.all([curves, loadTable1()]);
     PP.poll(pollEpochs, POLL_MS);
     PP.poll(async () => { await refreshDetail(); return state.status === "running"; }, DETAIL_MS);
     PP.poll(async () => { await loadTable1(); return state.status === "running"; }, 10 * DETAIL_MS);
