@@ -40,7 +40,7 @@ from typing import Any
 
 import keras
 
-from contract import vocabulary as v
+from contract.fields import hyperparameter
 from contract.steering import SteeringCommand
 from pinn.observer import (
     Adapted,
@@ -61,15 +61,12 @@ COMPONENTS = ("total", "boundary", "residual", "data")
 _NAN = float("nan")
 
 
-def _hp(name: str) -> str:
-    """A hyperparameter key as the observer events carry it: the vocabulary name without `pinn.hp.`."""
-    return name.removeprefix(v.HYPERPARAMETER_PREFIX)
-
-
-HP_OPTIMIZER, HP_EPOCHS = _hp(v.HP_OPTIMIZER), _hp(v.HP_EPOCHS)
-HP_SCHEDULE, HP_LR_INITIAL = _hp(v.HP_LR_SCHEDULE), _hp(v.HP_LR_INITIAL)
-_SCHEDULE_KEYS = (("initial_learning_rate", HP_LR_INITIAL), ("decay_rate", _hp(v.HP_LR_DECAY_RATE)),
-                  ("decay_steps", _hp(v.HP_LR_DECAY_STEPS)), ("staircase", "lr.staircase"))
+# Hyperparameter names as the observer events carry them (contract/fields.py: the `pinn.hp.*` suffixes).
+HP_OPTIMIZER, HP_EPOCHS = hyperparameter("optimizer").name, hyperparameter("epochs").name
+HP_SCHEDULE, HP_LR_INITIAL = hyperparameter("lr_schedule").name, hyperparameter("lr_initial").name
+_SCHEDULE_KEYS = (("initial_learning_rate", HP_LR_INITIAL), ("decay_rate", hyperparameter("lr_decay_rate").name),
+                  ("decay_steps", hyperparameter("lr_decay_steps").name),
+                  ("staircase", hyperparameter("lr_staircase").name))
 
 
 def _snake(name: str) -> str:

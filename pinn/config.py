@@ -2,7 +2,7 @@
 
 Why one dataclass: the CLI, config files, benchmarks and tests all build the same object, validation lives in
 one place (a bad value raises ValueError naming the key), and `hyperparameters()` gives the flat dict of scalars
-that provenance records at run start, keyed by the suffixes of the `pinn.hp.*` names.
+that provenance records at run start, as the one schema of fields (contract/fields.py) names them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from contract.fields import HYPERPARAMETERS
 from pinn.observer import HyperparameterValue
 
 STOPPING_RULES = ("none", "discrepancy", "holdout")
@@ -108,54 +109,8 @@ class TrainConfig:
         return self.velocity_activation or self.activation
 
     def hyperparameters(self) -> dict[str, HyperparameterValue]:
-        """Flat dict of scalars; keys are the suffixes of contract.vocabulary's pinn.hp.* names."""
-        hp: dict[str, HyperparameterValue] = {
-            "optimizer": self.optimizer,
-            "activation": self.activation,
-            "activation.velocity": self.velocity_activation_name,
-            "epochs": self.epochs,
-            "lr.schedule": self.lr_schedule,
-            "lr.initial": self.lr_initial,
-            "lr.decay_rate": self.lr_decay_rate,
-            "lr.decay_steps": self.lr_decay_steps,
-            "lr.staircase": self.lr_staircase,
-            "lbfgs.steps": self.lbfgs_steps,
-            "lbfgs.memory": self.lbfgs_memory,
-            "loss.weight.residual": self.weight_residual,
-            "loss.weight.boundary": self.weight_boundary,
-            "loss.weight.data": self.weight_data,
-            "loss.regularizer": self.regularizer,
-            "loss.weight.regularizer": self.weight_regularizer,
-            "loss.regularizer.beta": self.regularizer_beta,
-            "loss.data": self.data_loss,
-            "loss.residual_form": self.residual_form,
-            "network.tau.layers": self.tau_layers,
-            "network.tau.units": self.tau_units,
-            "network.velocity.layers": self.velocity_layers,
-            "network.velocity.units": self.velocity_units,
-            "network.velocity.fourier_features": self.velocity_fourier_features,
-            "network.velocity.fourier_scale": self.velocity_fourier_scale,
-            "network.velocity.min_m_s": self.velocity_min_m_s,
-            "network.velocity.max_m_s": self.velocity_max_m_s,
-            "collocation.count": self.collocation_count,
-            "collocation.resample": self.collocation_resample,
-            "collocation.source_sampling": self.source_sampling,
-            "data.reciprocity": self.reciprocity,
-            "collocation.boundary_points": self.boundary_points,
-            "collocation.ray_fraction": self.ray_fraction,
-            "collocation.ray_width": self.ray_width,
-            "stopping.rule": self.stopping,
-            "stopping.noise_level_s": self.noise_level_s,
-            "stopping.discrepancy_factor": self.discrepancy_factor,
-            "stopping.holdout_fraction": self.holdout_fraction,
-            "stopping.holdout_patience": self.holdout_patience,
-            "stopping.time_budget_s": self.time_budget_s,
-            "seed": self.seed,
-            "steps_per_call": self.steps_per_call,
-            "jit_compile": self.jit_compile,
-            "threads": self.threads,
-        }
-        return hp
+        """Flat dict of scalars keyed by the recorded names of contract/fields.py (the `pinn.hp.*` suffixes)."""
+        return {hp.name: getattr(self, hp.key) for hp in HYPERPARAMETERS}
 
 
 def _coerce(name: str, annotation: object, value: Any) -> Any:
