@@ -2,8 +2,8 @@
 
 Without it a restart forgets that a rule is already firing (it would fire, and notify, again at the next
 epoch where the condition still holds) and which epochs were evaluated (the spool replays undelivered
-requests, and their firings would notify again). Two tables, created on first use in the store the
-collector steers through (SQLite or MonetDB, portable SQL, beside the PROV tables):
+requests, and their firings would notify again). Two tables of the store's schema (collector/schema.py), in
+the store the collector steers through (SQLite or MonetDB, portable SQL, beside the PROV tables):
 
     alert_engine_run   (run_id, last_epoch, states)   per run: the last evaluated epoch and, per rule,
                                                       firing / streak start / best value (JSON)
@@ -31,12 +31,6 @@ from collector.records import AlertRecord
 
 log = logging.getLogger("pinnprov.alerts")
 
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS alert_engine_run (run_id VARCHAR(64) NOT NULL PRIMARY KEY, "
-    "last_epoch BIGINT NOT NULL, states TEXT NOT NULL)",
-    'CREATE TABLE IF NOT EXISTS alert_engine_fired (alert_id VARCHAR(64) NOT NULL PRIMARY KEY, '
-    'run_id VARCHAR(64) NOT NULL, "epoch" BIGINT NOT NULL, record TEXT NOT NULL)',
-)
 RunMemory = tuple[int, dict[str, RuleState]]
 """(last evaluated epoch, rule name -> its state) of one run."""
 
@@ -79,10 +73,8 @@ class StoreAlertState:
         if self._store is None:
             from collector.store import open_store
 
-            store = open_store(self.url, read_only=False)
-            for statement in _DDL:
-                store.execute(statement)
-            self._store = store
+            # Writable stores apply the schema (collector/schema.py), these two tables included.
+            self._store = open_store(self.url, read_only=False)
         return self._store
 
     def _failed(self, what: str, error: Exception) -> None:
