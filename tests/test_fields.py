@@ -9,6 +9,7 @@ nobody would notice otherwise).
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -21,7 +22,7 @@ from collector.records import EpochRecord
 from collector.schema import TABLES_BY_NAME
 from collector.sinks import sqlite_writes
 from contract import fields, vocabulary
-from contract.es_indices import index_templates
+from contract.es_indices import index_templates, index_templates_dir
 from instrumentation.observer import ProvenanceObserver
 from pinn.config import TrainConfig
 from pinn.observer import DatasetIdentity, EpochEnded, RunEnded, RunStarted
@@ -102,6 +103,13 @@ def test_index_templates_map_every_schema_field_with_its_type() -> None:
     epochs = templates["epochs"]["template"]["mappings"]["properties"]
     for field in fields.EPOCH_FIELDS:
         assert epochs.get(field.name) == {"type": fields.ES_TYPES[field.kind]}, field.name
+    # The files hold only what the schema does not define: a second definition could disagree with it.
+    for kind in ("runs", "epochs"):
+        raw = json.loads((index_templates_dir() / f"{kind}.json").read_text(encoding="utf-8"))
+        defined = set(raw["template"]["mappings"]["properties"])
+        schema = ({field.name for field in fields.EPOCH_FIELDS} if kind == "epochs"
+                  else {hp.es_field for hp in fields.HYPERPARAMETERS if hp.es_field})
+        assert defined & schema == set(), f"{kind}.json repeats schema fields: {defined & schema}"
 
 
 def test_ordinary_epoch_spans_from_the_real_sdk_take_the_fast_path() -> None:
