@@ -112,7 +112,7 @@ def _positive_int(value: object) -> int:
 def _non_negative_float(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number")
-    number = float(value)  # type: ignore[arg-type]
+    number = float(str(value))  # like _positive_int: the text of a number from a flag, a file or the environment
     if not number >= 0:
         raise ValueError("expected a number >= 0")
     return number

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contract.elastic_connection import Connection
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ def client_major() -> int:
     return int(str(require_client().__versionstr__).split(".")[0])
 
 
-def check_server_version(client: Any) -> str:
+def check_server_version(client: Elasticsearch) -> str:
     """The server's version; logs a warning when the client is older than the server (works, but only
     through REST compatibility, which a server two majors ahead drops)."""
     number = str(client.info()["version"]["number"])
@@ -63,9 +66,9 @@ def check_server_version(client: Any) -> str:
     return number
 
 
-def build_client(connection: Connection) -> Any:
+def build_client(connection: Connection) -> Elasticsearch:
     """An `elasticsearch.Elasticsearch` with no transport-level retries (the sink retries, with backoff)."""
-    Elasticsearch = require_client().Elasticsearch  # noqa: N806 - the class
+    client_class = require_client().Elasticsearch  # the installed client's (8.x or 9.x)
 
     options: dict[str, Any] = {
         "request_timeout": connection.request_timeout,
@@ -81,7 +84,8 @@ def build_client(connection: Connection) -> Any:
         options["ca_certs"] = connection.ca_certs
     if connection.ca_fingerprint:
         options["ssl_assert_fingerprint"] = connection.ca_fingerprint
-    return Elasticsearch(list(connection.hosts), **options)
+    client: Elasticsearch = client_class(list(connection.hosts), **options)
+    return client
 
 
 def error_status(error: BaseException) -> int | None:

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 from collector.records import (
     AdaptationRecord,
@@ -32,6 +32,7 @@ from collector.records import (
     ProvRecord,
     RunEndRecord,
     RunStartRecord,
+    ScalarValue,
 )
 from contract.es_indices import index_name
 from contract.fields import HYPERPARAMETERS, MEASURED_EPOCH_FIELDS, hyperparameter
@@ -101,12 +102,15 @@ class BulkAction:
         return {self.op: meta}, self.body
 
 
+_Value = TypeVar("_Value")
+
+
 def iso(timestamp: float) -> str:
     """Unix seconds -> ISO 8601 UTC with milliseconds, the resolution of an Elasticsearch `date`."""
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: _Value) -> _Value | None:
     """JSON has no NaN/Infinity and Elasticsearch rejects them: drop non-finite floats (callers record it)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -127,11 +131,11 @@ def _numeric_map(values: Mapping[str, float]) -> tuple[dict[str, float], list[st
     return kept, dropped
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _promoted_value(value: Any, kind: str) -> str | float | int | None:
+def _promoted_value(value: ScalarValue | None, kind: str) -> str | float | int | None:
     """A hyperparameter as its typed runs-index field, or None when it does not fit the type (left out)."""
     if kind == "str":
         return None if value in (None, "") else str(value)
@@ -142,8 +146,8 @@ def _promoted_value(value: Any, kind: str) -> str | float | int | None:
     return float(value)
 
 
-def _scalar_map(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {str(key): _finite(value) for key, value in values.items() if _finite(value) is not None}
+def _scalar_map(values: Mapping[str, ScalarValue]) -> dict[str, ScalarValue]:
+    return {str(key): value for key, value in values.items() if _finite(value) is not None}  # finite: unchanged
 
 
 def run_info_from_start(record: RunStartRecord) -> RunInfo:

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from contract.registry import Registry
+
+if TYPE_CHECKING:
+    from collector.store import QueryResult, Store
+
+QueryParams = dict[str, object]
+"""`:name` parameters of a query's SQL (values the store's driver binds)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class QueryOptions:
 class NamedQuery:
     name: str
     description: str
-    build: Callable[[QueryOptions], tuple[str, dict[str, Any]]]
+    build: Callable[[QueryOptions], tuple[str, QueryParams]]
     needs_run: bool = False
     options: tuple[str, ...] = field(default_factory=tuple)  # QueryOptions fields this query honours
 
@@ -50,11 +56,11 @@ def _positive(name: str, value: int | None) -> None:
         raise ValueError(f"--{name} must be >= 1, got {value}")
 
 
-def _epochs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _epochs(options: QueryOptions) -> tuple[str, QueryParams]:
     _positive("every", options.every)
     _positive("last", options.last)
     where = ["run_id = :run_id"]
-    params: dict[str, Any] = {"run_id": options.run_id}
+    params: QueryParams = {"run_id": options.run_id}
     if options.from_epoch is not None:
         where.append('"epoch" >= :from_epoch')
         params["from_epoch"] = options.from_epoch
@@ -74,13 +80,13 @@ def _epochs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def _experiment_filter(options: QueryOptions, alias: str = "") -> tuple[str, dict[str, Any]]:
+def _experiment_filter(options: QueryOptions, alias: str = "") -> tuple[str, QueryParams]:
     if options.experiment is None:
         return "", {}
     return f" WHERE {alias}experiment = :experiment", {"experiment": options.experiment}
 
 
-def _latest(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _latest(options: QueryOptions) -> tuple[str, QueryParams]:
     where, params = _experiment_filter(options, "r.")
     sql = f"""
 SELECT r.run_name, r.experiment, e."epoch", e.elapsed_s, e.loss, e.loss_bc, e.loss_residual, e.loss_data,
@@ -90,7 +96,7 @@ ORDER BY r.started_at, r.run_id"""
     return sql, params
 
 
-def _lr(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _lr(options: QueryOptions) -> tuple[str, QueryParams]:
     where, params = _experiment_filter(options)
     sql = f"""
 SELECT run_name, lr_schedule, lr_decay_rate, lr_decay_steps, lr_initial, lr_min AS lr_lowest, last_epoch, status
@@ -99,7 +105,7 @@ ORDER BY started_at, run_id"""
     return sql, params
 
 
-def _adaptations(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _adaptations(options: QueryOptions) -> tuple[str, QueryParams]:
     sql = """
 SELECT "epoch", at, parameter, old_value, new_value, agent, reason, command_id
 FROM adaptation WHERE run_id = :run_id
@@ -107,9 +113,10 @@ ORDER BY at, "epoch", adaptation_id"""
     return sql, {"run_id": options.run_id}
 
 
-def _runs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _runs(options: QueryOptions) -> tuple[str, QueryParams]:
     _positive("limit", options.limit)
-    where, params = [], {}
+    where: list[str] = []
+    params: QueryParams = {}
     if options.experiment is not None:
         where.append("experiment = :experiment")
         params["experiment"] = options.experiment
@@ -130,7 +137,7 @@ def _runs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def _run(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _run(options: QueryOptions) -> tuple[str, QueryParams]:
     columns = ", ".join(f'"{name}"' for name in RUN_COLUMNS)  # some are MonetDB keywords (seed)
     sql = f"SELECT {columns} FROM run WHERE run_id = :run_id"
     return sql, {"run_id": options.run_id}
@@ -143,12 +150,12 @@ RUN_COLUMNS = (
 )
 
 
-def _hyperparameters(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _hyperparameters(options: QueryOptions) -> tuple[str, QueryParams]:
     sql = 'SELECT "name", "value", value_type FROM run_hyperparameter WHERE run_id = :run_id ORDER BY "name"'
     return sql, {"run_id": options.run_id}
 
 
-def _summary(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _summary(options: QueryOptions) -> tuple[str, QueryParams]:
     where, params = _experiment_filter(options, "r.")
     sql = (
         'SELECT r.run_id, r.run_name, s."name", s."value" '
@@ -165,7 +172,7 @@ MAX_BUCKETS = 100_000
 _LAST_INT = 2**31 - 1  # INTEGER is 32-bit in MonetDB
 
 
-def _epoch_buckets(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+def _epoch_buckets(options: QueryOptions) -> tuple[str, QueryParams]:
     """Min and max of every series in equal epoch buckets, the first and last stored epochs in buckets of their own.
 
     Why in SQL: a chart needs ~1000 points, a run may have 10^6 epochs; one aggregate scan of the primary-key
@@ -177,7 +184,7 @@ def _epoch_buckets(options: QueryOptions) -> tuple[str, dict[str, Any]]:
     buckets = options.buckets or DEFAULT_BUCKETS
     if buckets > MAX_BUCKETS:
         raise ValueError(f"--buckets must be <= {MAX_BUCKETS}, got {buckets}")
-    params: dict[str, Any] = {
+    params: QueryParams = {
         "run_id": options.run_id,
         "lo": 0 if options.from_epoch is None else options.from_epoch,
         "hi": _LAST_INT if options.to_epoch is None else options.to_epoch,
@@ -289,7 +296,7 @@ QUERIES.add(
 )
 
 
-def run_query(store: Any, name: str, options: QueryOptions) -> Any:
+def run_query(store: Store, name: str, options: QueryOptions) -> QueryResult:
     """Build and execute a named query; returns the store's QueryResult."""
     query = QUERIES.get(name)
     if query.needs_run and not options.run_id:

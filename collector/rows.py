@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import PROCESS_OWNER, PROCESS_PID
 
-from collector.records import AdaptationRecord, AlertRecord, EpochRecord, RunEndRecord, RunStartRecord
+from collector.records import AdaptationRecord, AlertRecord, EpochRecord, RunEndRecord, RunStartRecord, ScalarValue
 from contract import vocabulary as v
 from contract.fields import EPOCH_FIELDS, MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS
 
@@ -43,7 +43,7 @@ def nonfinite_marker(values: Mapping[str, float]) -> str | None:
     return ",".join(marks) or None
 
 
-def _convert(value: Any, kind: type) -> Any:
+def _convert(value: ScalarValue | None, kind: type) -> str | int | float | None:
     """Best-effort typed copy of a hyperparameter for its run column; None if it does not fit the type."""
     if value is None or isinstance(value, bool):
         return None if kind is not str else (None if value is None else str(value).lower())
@@ -58,7 +58,7 @@ def _convert(value: Any, kind: type) -> Any:
         return None
 
 
-def hp_text(value: Any) -> tuple[str, str]:
+def hp_text(value: ScalarValue) -> tuple[str, str]:
     """A hyperparameter value as (text, value_type); the text round-trips for every type."""
     if isinstance(value, bool):
         return ("true" if value else "false"), "bool"
@@ -69,7 +69,7 @@ def hp_text(value: Any) -> tuple[str, str]:
     return str(value), "str"
 
 
-def _devices(value: Any) -> str | None:
+def _devices(value: ScalarValue | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, str) and value.startswith("["):
@@ -179,7 +179,7 @@ def epoch_values(record: EpochRecord) -> tuple[Any, ...]:
 
 def epoch_extra_values(record: EpochRecord) -> list[tuple[Any, ...]]:
     """`epoch_extra_rows(record)` as (run_id, epoch, name, value) tuples, without the dicts."""
-    items = record.extra.items()
+    items: Collection[tuple[str, float]] = record.extra.items()
     if len(items) > 1:
         items = sorted(items)
     run_id, epoch = record.run_id, record.epoch

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from collector.auth import BearerToken, grpc_server_credentials, http_ssl_context
 from collector.config import CollectorConfig
@@ -34,7 +34,24 @@ from collector.sinks import open_sink
 from contract.spool import Spool, SpoolBusy
 from contract.urls import redact, sql_store_url
 
+if TYPE_CHECKING:
+    from collector.alerts import AlertEngine
+    from collector.sinks.base import Sink
+    from collector.store import Store
+
 log = logging.getLogger("pinnprov.collector")
+
+
+class Receiver(Protocol):
+    """What the service does with a receiver (receivers/grpc.py, receivers/http.py) once it is listening."""
+
+    @property
+    def endpoint(self) -> str:
+        """host:port it listens on, the port resolved (port 0 asks for any free one)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def consumer_name(url: str) -> str:
@@ -43,7 +60,7 @@ def consumer_name(url: str) -> str:
     return f"{scheme}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
-def _sink_name(sink: Any, url: str, taken: set[str]) -> str:
+def _sink_name(sink: Sink, url: str, taken: set[str]) -> str:
     base = str(getattr(sink, "name", "") or consumer_name(url).split("-")[0])
     name, n = base, 2
     while name in taken:
@@ -55,7 +72,7 @@ def _sink_name(sink: Any, url: str, taken: set[str]) -> str:
 class CollectorService:
     """Start with `start()`, stop with `stop()`; `endpoints` tells where it listens (ports resolved)."""
 
-    def __init__(self, config: CollectorConfig, *, sinks: Sequence[tuple[str, Any]] | None = None,
+    def __init__(self, config: CollectorConfig, *, sinks: Sequence[tuple[str, Sink]] | None = None,
                  processors: Callable[[], Sequence[RecordProcessor]] = tuple) -> None:
         self.config = config
         self.counters = Counters()
@@ -66,7 +83,7 @@ class CollectorService:
                                max_bytes=config.max_spool_bytes, fsync=config.fsync)
         except SpoolBusy as error:
             raise ValueError(f"{error} (is another collector running with spool_dir {config.spool_dir}?)") from None
-        opened: list[tuple[str, Any]] = []
+        opened: list[tuple[str, Sink]] = []
         try:
             for url, sink in sinks if sinks is not None else [(u, None) for u in urls]:
                 try:
@@ -97,14 +114,14 @@ class CollectorService:
         self.intake = Intake(self.spool, self.counters)
         self.token = BearerToken(config.token)
         self.endpoints: dict[str, str] = {}
-        self._receivers: list[Any] = []
+        self._receivers: list[Receiver] = []
         self.health = Health(self.spool, self.counters, self.workers, self.pipelines, self.endpoints)
         self._stats = StatsLogger(self.health, config.log_interval_s)
-        self._steering_store: Any = None
+        self._steering_store: Store | None = None
         self._steering_lock = threading.Lock()
 
     @staticmethod
-    def _alert_engine(config: CollectorConfig, urls: list[str]) -> Any:
+    def _alert_engine(config: CollectorConfig, urls: list[str]) -> AlertEngine | None:
         """One engine shared by every sink's pipeline, so an alert fires (and acts) once, not once per sink."""
         if not config.rules:
             return None
@@ -156,8 +173,8 @@ class CollectorService:
             raise
         for worker in self.workers:
             worker.start()
-        for receiver in self._receivers:
-            receiver.start()
+        for listening in self._receivers:
+            listening.start()
         self._stats.start()
         tls = "TLS" if config.tls_cert_file else "plaintext"
         auth = "bearer token required" if self.token.required else "no token (loopback)"

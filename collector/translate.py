@@ -281,9 +281,9 @@ def translate_traces(request: ExportTraceServiceRequest, *, fast: bool = True) -
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 if span.name == epoch_span:
-                    record = fast_path.record(span)
-                    if record is not None:
-                        records.append(record)
+                    fast_record = fast_path.record(span)
+                    if fast_record is not None:
+                        records.append(fast_record)
                         continue
                 try:
                     record = translate_span(span, resource)

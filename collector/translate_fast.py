@@ -15,7 +15,6 @@ implementation; tests/test_translate_fast_path.py checks the equivalence on rand
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
@@ -64,7 +63,7 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
     pairs = span.attributes
     if len(pairs) > MAX_ATTRIBUTES:
         return None
-    values: list[Any] = [None] * _WIDTH
+    values: list[float | None] = [None] * _WIDTH  # int or float as sent; None while absent
     extra: dict[str, float] = {}
     claimed = ""
     slots = _SLOTS
@@ -105,11 +104,13 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
     for slot in _REQUIRED:
         if values[slot] is None:
             return None
-    epoch = values[0]
-    if epoch.__class__ is float:
-        if not epoch.is_integer():
-            return None
-        epoch = int(epoch)
+    raw_epoch = values[0]
+    if isinstance(raw_epoch, int):
+        epoch = raw_epoch
+    elif raw_epoch is not None and raw_epoch.is_integer():
+        epoch = int(raw_epoch)
+    else:
+        return None
     if not 0 <= epoch <= MAX_EPOCH:
         return None
     started = start / 1e9
@@ -121,7 +122,8 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
     values[_ELAPSED] = elapsed
     measured = [_NAN if value is None else float(value) for value in values[1:]]
     if not _SKIP_INIT:
-        return EpochRecord(run_id, span_id, epoch, started, ended, *measured, extra)
+        measured_fields = dict(zip(_FIELD_NAMES[1:], measured, strict=True))
+        return EpochRecord(run_id, span_id, epoch, started, ended, **measured_fields, extra=extra)
     record = _NEW(EpochRecord)
     fields = record.__dict__
     fields.update(zip(_FIELD_NAMES[1:], measured, strict=True))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.grid import GridPoint, expand
-from experiments.storeview import StoreView
+from experiments.storeview import Progress, StoreView
 from experiments.sweep import Sweep, SweepRun, SweepSpec
 
 QUICK_ACTIVATIONS = ("tanh", "sigmoid")
@@ -37,7 +37,9 @@ def full_epochs() -> int:
     """The tuned default of `pinnprov train` (pinn.config.TrainConfig.epochs)."""
     from pinn.config import TrainConfig
 
-    return int(TrainConfig.__dataclass_fields__["epochs"].default)
+    default = TrainConfig.__dataclass_fields__["epochs"].default
+    assert isinstance(default, int)  # a plain default, not a default_factory
+    return default
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ class StopWorstRmsprop:
         self.done, self.decision.note = True, note
         self.echo(f"steering: {note}; nothing to stop")
 
-    def _stop(self, target: SweepRun, epoch: int, loss: float, runs: Sequence[SweepRun], progress: dict) -> None:
+    def _stop(
+        self, target: SweepRun, epoch: int, loss: float, runs: Sequence[SweepRun], progress: dict[str, Progress]
+    ) -> None:
         from contract.steering import new_command, user_agent
 
         compared = self._reference(epoch, runs, progress)
@@ -141,7 +145,7 @@ class StopWorstRmsprop:
                                          command.agent, reason, time.time())
         self.echo(f"steering: stop {target.run_name} ({reason})")
 
-    def _reference(self, epoch: int, runs: Sequence[SweepRun], progress: dict) -> str:
+    def _reference(self, epoch: int, runs: Sequence[SweepRun], progress: dict[str, Progress]) -> str:
         """The best reference-optimizer run's loss at the same epoch, from the `epochs` query (if it got there)."""
         best: tuple[float, str] | None = None
         for run in runs:

@@ -79,14 +79,15 @@ def _exporters(
         exporters.append((redact(settings.store_url), open_store_exporter(settings.store_url)))
     destination = settings.destination
     if destination is not None:
-        common = {"headers": destination.headers, "timeout_s": settings.export_timeout_s,
-                  "ca_file": destination.ca_file}
+        headers, timeout_s, ca_file = destination.headers, settings.export_timeout_s, destination.ca_file
         try:
-            exporters.append((destination.name, otlp.span_exporter(destination.endpoint,
-                                                                   protocol=destination.protocol, **common)))
+            exporters.append((destination.name, otlp.span_exporter(
+                destination.endpoint, protocol=destination.protocol, headers=headers, timeout_s=timeout_s,
+                ca_file=ca_file)))
             # The metrics endpoint may differ (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT): only an explicit protocol
             # applies to it as given, otherwise it is inferred for that endpoint.
-            metric_exporter = otlp.metric_exporter(destination.endpoint, protocol=settings.protocol, **common)
+            metric_exporter = otlp.metric_exporter(destination.endpoint, protocol=settings.protocol, headers=headers,
+                                                   timeout_s=timeout_s, ca_file=ca_file)
         except Exception:
             for _, exporter in exporters:
                 exporter.shutdown()

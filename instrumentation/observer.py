@@ -19,6 +19,7 @@ from opentelemetry import context as context_api
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 import contract
 from contract import vocabulary as v
@@ -120,7 +121,7 @@ class ProvenanceObserver:
         try:
             if self._ctx is None:
                 return
-            attributes = {
+            attributes: dict[str, AttributeValue] = {
                 v.EPOCH: int(event.epoch),
                 v.ADAPTATION_PARAMETER: event.parameter,
                 v.ADAPTATION_OLD: event.old_value,
@@ -170,7 +171,7 @@ class ProvenanceObserver:
         self._last_captured = -1
         self._run_attrs = {v.RUN_ID: run_id}
         self._loss_attrs = tuple({v.RUN_ID: run_id, v.LOSS_COMPONENT: c} for c in _COMPONENTS)
-        attributes: dict[str, object] = dict(identity)
+        attributes: dict[str, AttributeValue] = dict(identity)
         for key, value in event.hyperparameters.items():
             attributes[v.HYPERPARAMETER_PREFIX + key] = value
         dataset = event.dataset
@@ -210,7 +211,7 @@ class ProvenanceObserver:
         root, self._root, self._ctx = self._root, None, None
         if root is None:
             return
-        attributes: dict[str, object] = {v.RUN_STATUS: status, v.RUN_EPOCHS: int(epochs)}
+        attributes: dict[str, AttributeValue] = {v.RUN_STATUS: status, v.RUN_EPOCHS: int(epochs)}
         if error:
             attributes[v.RUN_ERROR] = error
         for key, value in summary.items():

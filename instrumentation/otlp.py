@@ -106,7 +106,8 @@ def _grpc_credentials(endpoint: str, ca_file: str | None) -> object | None:
     import grpc
 
     with open(ca_file, "rb") as file:
-        return grpc.ssl_channel_credentials(root_certificates=file.read())
+        credentials: object = grpc.ssl_channel_credentials(root_certificates=file.read())  # grpc is untyped
+    return credentials
 
 
 def span_exporter(

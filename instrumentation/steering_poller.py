@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, Self
 
 from contract.settings import parse_bool, resolve, resolve_store_url
 from contract.steering import Acknowledgement, SteeringCommand, command_from_json
@@ -28,6 +28,17 @@ log = logging.getLogger("pinnprov.steering")
 INTERVAL_ENV = "PINNPROV_STEERING_INTERVAL"
 STEERING_ENDPOINT_ENV = "PINNPROV_STEERING_ENDPOINT"
 CAPTURE_ENV = "PINNPROV_CAPTURE"  # capture off means no store knows the run: nothing to poll
+
+
+class ClosingCommandSource(CommandSource, Protocol):
+    """A CommandSource with a worker or a connection behind it: close it (or use `with`) after training, so that
+    the last acknowledgements (a stop's, typically) are delivered."""
+
+    def close(self, timeout_s: float = ...) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *_: object) -> None: ...
 
 
 class HttpCommandSource(BackgroundSource):
@@ -182,7 +193,7 @@ def command_source_for(
     steering_endpoint_url: str | None = None,
     enabled: bool | None = None,
     interval_s: float | None = None,
-) -> CommandSource:
+) -> ClosingCommandSource:
     """The command source matching a capture configured with the same arguments as `open_capture`.
 
     - an OTLP endpoint (argument or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): poll that collector over HTTP,
@@ -215,7 +226,7 @@ class _NoCommandsClosing(NoCommands):
     def close(self, timeout_s: float = 0.0) -> None:
         return None
 
-    def __enter__(self) -> _NoCommandsClosing:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:

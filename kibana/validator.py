@@ -85,7 +85,8 @@ class _Checker:
             self.add(obj, f"{where}: field {name!r} is {kind}, expected {' or '.join(sorted(allowed))}")
 
     def reference(self, obj: dict[str, Any], name: str) -> dict[str, Any] | None:
-        for ref in obj.get("references", []):
+        references: list[dict[str, Any]] = obj.get("references", [])
+        for ref in references:
             if ref.get("name") == name:
                 return ref
         self.add(obj, f"no reference named {name!r}")
@@ -174,7 +175,7 @@ class _Checker:
             self.field(obj, fields, str(sort_field), {"date", "date_nanos"}, f"{where} sortField")
 
     def check_lens_visualization(self, obj: dict[str, Any], vis: dict[str, Any], columns: dict[str, set[str]]) -> None:
-        layers = vis.get("layers") if "layers" in vis else [vis]
+        layers: list[dict[str, Any]] = vis.get("layers", [vis])
         for layer in layers:
             layer_id = layer.get("layerId")
             if layer.get("layerType", "data") != "data":

@@ -113,7 +113,7 @@ class TrainConfig:
         return {hp.name: getattr(self, hp.key) for hp in HYPERPARAMETERS}
 
 
-def _coerce(name: str, annotation: object, value: Any) -> Any:
+def _coerce(name: str, annotation: object, value: object) -> object:
     """Accept the obvious spellings from YAML/JSON (ints for floats); reject anything else naming the key."""
     kind = str(annotation)
     if kind == "bool":

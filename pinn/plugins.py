@@ -7,18 +7,20 @@ Each entry names where its implementation lives; the module is imported on first
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from contract.registry import Registry
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
+    from pinn.optimizers import Optimizer
+
     ActivationFn = Callable[[tf.Tensor], tf.Tensor]
     ActivationFactory = Callable[[], ActivationFn]
     # (variables) -> an optimiser with apply(gradients, learning_rate)
-    OptimizerFactory = Callable[..., Any]
+    OptimizerFactory = Callable[[Sequence[tf.Variable]], Optimizer]
     # (step, decay_rate, decay_steps, staircase) -> the factor multiplying the base rate
     ScheduleFactor = Callable[[tf.Tensor, float, int, bool], tf.Tensor]
     # (|grad phi|^2, v) -> residual of |grad phi| = 1 / v

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 
 from instrumentation.capture_session import CaptureStats
 from pinn.observer import TrainingObserver
-from pinn.steering import CommandSource
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from instrumentation.steering_poller import StoreCommandSource
+    from instrumentation.steering_poller import ClosingCommandSource, StoreCommandSource
 
 __all__ = ["CaptureStats", "command_source_for", "open_capture", "store_command_source"]
 
@@ -79,7 +78,8 @@ def open_capture(
 def store_command_source(store_url: str, interval_s: float | None = None) -> StoreCommandSource:
     """The steering commands of the runs in one provenance store (SQLite or MonetDB), polled in the background."""
     from collector.steering_channel import StoreChannel
-    from instrumentation.steering_poller import DEFAULT_INTERVAL_S, StoreCommandSource
+    from instrumentation.steering_poller import StoreCommandSource
+    from instrumentation.steering_worker import DEFAULT_INTERVAL_S
 
     return StoreCommandSource(store_url, StoreChannel, DEFAULT_INTERVAL_S if interval_s is None else interval_s)
 
@@ -92,7 +92,7 @@ def command_source_for(
     steering_endpoint_url: str | None = None,
     enabled: bool | None = None,
     interval_s: float | None = None,
-) -> CommandSource:
+) -> ClosingCommandSource:
     """The command source matching `open_capture` called with the same arguments (see
     instrumentation.steering_poller.command_source_for): the collector over HTTP, or the store itself."""
     from collector.steering_channel import StoreChannel

@@ -24,10 +24,13 @@ import logging
 import math
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.alerts.rules import RuleState
 from collector.records import AlertRecord
+
+if TYPE_CHECKING:
+    from collector.store import Store
 
 log = logging.getLogger("pinnprov.alerts")
 
@@ -65,11 +68,11 @@ class StoreAlertState:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._store: Any = None
+        self._store: Store | None = None
         self._lock = threading.Lock()
         self._warned = False
 
-    def _open(self) -> Any:
+    def _open(self) -> Store:
         if self._store is None:
             from collector.store import open_store
 

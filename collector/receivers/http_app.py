@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,7 @@ class AppSettings:
     drain_limit_bytes: int = 64 << 20  # the server's: a declared body longer than this is refused with a close
 
 
-def media_type(request_headers: Any) -> str:
+def media_type(request_headers: Mapping[str, str]) -> str:
     return str(request_headers.get("content-type", "")).split(";")[0].strip().lower()
 
 
@@ -86,7 +86,7 @@ def status_response(status: int, message: str, json_body: bool, headers: dict[st
     return Response(rpc_status.SerializeToString(), status, headers, PROTOBUF[0])
 
 
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, payload: object, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(payload, sort_keys=True).encode(), status, headers, JSON)
 
 

@@ -14,11 +14,14 @@ import socket
 import threading
 from dataclasses import dataclass
 from ssl import SSLContext
-from typing import Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from collector.receivers.http_protocol import Refuse, bounded_protocol
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 class ThreadedAsgiServer:
     """`start()` returns once the server accepts connections; `stop()` finishes in-flight requests first."""
 
-    def __init__(self, app: Any, host: str, port: int, *, limits: HttpLimits = HttpLimits(),
+    def __init__(self, app: ASGIApp, host: str, port: int, *, limits: HttpLimits = HttpLimits(),
                  ssl_context: SSLContext | None = None, refuse: Refuse = lambda path, reason, kind: None,
                  name: str = "http", server_header: str = "pinnprov") -> None:
         self.socket = bind_socket(host, port)

@@ -89,7 +89,8 @@ def parse(body: bytes, message: M) -> M:
 def to_dict(message: Message) -> dict[str, Any]:
     """The OTLP/JSON form of a message (hex ids, lowerCamelCase, enums as integers)."""
     data = json_format.MessageToDict(message, use_integers_for_enums=True)
-    return _ids_base64_to_hex(data)
+    converted: dict[str, Any] = _ids_base64_to_hex(data)  # a dict in, a dict out
+    return converted
 
 
 def dumps(message: Message) -> bytes:

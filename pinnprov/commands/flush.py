@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from pinnprov.commands import Subparsers
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("flush", help="deliver spans spooled by trainers that could not reach a collector",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spool", type=Path, metavar="DIR", help="spool folder (default $PINNPROV_SPOOL_DIR or "
@@ -25,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _exporter(args: argparse.Namespace) -> tuple[object, str]:
+def _exporter(args: argparse.Namespace) -> tuple[SpanExporter, str]:
     if args.store:
         from collector.pipeline import Pipeline
         from collector.sinks import open_sink
@@ -58,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     def deliver(payload: bytes) -> bool:
         spans = decode_spans(ExportTraceServiceRequest.FromString(payload))
-        return exporter.export(spans) is SpanExportResult.SUCCESS  # type: ignore[attr-defined]
+        return exporter.export(spans) is SpanExportResult.SUCCESS
 
     try:
         report = replay_directory(root, deliver)
     finally:
-        exporter.shutdown()  # type: ignore[attr-defined]
+        exporter.shutdown()
     busy = f"; {report.busy} spool(s) belong to running processes" if report.busy else ""
     if report.left:
         print(f"flushed {report.delivered} batch(es) to {destination}; {report.left} spool(s) in {root} not "

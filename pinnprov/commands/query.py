@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 STORE_HELP = (
     "store URL: sqlite:///path.db, sqlite:////abs/path.db, a file path or monetdb://user:pw@host:port/db "
@@ -32,7 +35,7 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, suppress_defaults: b
     )
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     from collector.queries import QUERIES
 
     parser = subparsers.add_parser(
