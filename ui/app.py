@@ -10,6 +10,7 @@ import contextlib
 import html
 import json
 import math
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -85,11 +86,37 @@ def _int_param(request: Request, name: str) -> int | None:
         raise ValueError(f"{name} must be an integer, got {text!r}") from None
 
 
+# page -> (title, scripts after common.js, whether it draws charts); the pages share templates/layout.html
+_PAGES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "runs": ("runs", ("runs.js",), False),
+    "run": ("run", ("charts.js", "run.js"), True),
+    "compare": ("compare", ("charts.js", "compare.js"), True),
+}
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_CHART_HEAD = ('<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">\n',
+               '<script src="/static/vendor/uplot/uPlot.iife.min.js" defer></script>\n')
+
+
+def _template(name: str) -> str:
+    return resources.files("ui").joinpath("templates", f"{name}.html").read_text(encoding="utf-8")
+
+
 def _page(name: str, config: UiConfig, stores: ReadStores, subject: str = "") -> HTMLResponse:
-    template = resources.files("ui").joinpath("templates", f"{name}.html").read_text(encoding="utf-8")
-    text = (template.replace("{{token}}", html.escape(config.guard.token))
-            .replace("{{store}}", html.escape(stores.label))
-            .replace("{{subject}}", html.escape(subject)))
+    title, scripts, charts = _PAGES[name]
+    head = _CHART_HEAD[0] if charts else ""
+    head += '<link rel="stylesheet" href="/static/style.css">\n'
+    head += _CHART_HEAD[1] if charts else ""
+    head += "".join(f'<script src="/static/{script}" defer></script>\n' for script in ("common.js", *scripts))
+    current = ' aria-current="page"'
+    values = {
+        "title": f"{title} {html.escape(subject)}".rstrip(), "head": head.rstrip("\n"), "page": name,
+        "runs_current": current if name == "runs" else "", "compare_current": current if name == "compare" else "",
+        "token": html.escape(config.guard.token), "store": html.escape(stores.label), "subject": html.escape(subject),
+    }
+    # The page's body goes into the layout first (both are our files); then one pass fills every placeholder, so
+    # a value (a run name, say) is never scanned for placeholders itself.
+    template = _template("layout").replace("{{main}}", _template(name).rstrip("\n"))
+    text = _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
     return HTMLResponse(text, headers={"content-security-policy": CSP, "cache-control": "no-store"})
 
 
