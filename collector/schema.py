@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from collector.dialects import Dialect, get_dialect
 
-SCHEMA_VERSION = 1
+# 2: table run_relation (a sweep's retry of a failed run, PROV wasInformedBy).
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,20 @@ TABLES: tuple[Table, ...] = (
         ("command_id",),
         indexes=(Index("steering_run_state_idx", ("run_id", "state")),),
         doc="Steering commands for running trainers (written through collector.store).",
+    ),
+    Table(
+        "run_relation",
+        (
+            RUN_ID,
+            _id("related_run_id", "the run this one is related to", nullable=False),
+            Column("relation", "string", 32, False, "retry_of: this run re-trains the failed related run"),
+            _time("at"),
+            _name("agent", "who decided it, e.g. sweep:<user>"),
+            _text("reason"),
+        ),
+        ("run_id", "related_run_id", "relation"),
+        indexes=(Index("run_relation_related_idx", ("related_run_id",)),),
+        doc="Relations between runs that no single run's telemetry carries (written by the sweep driver).",
     ),
 )
 
