@@ -223,9 +223,10 @@ def test_summary_names_the_tunnel_urls_and_query_commands() -> None:
 def test_extra_vars_are_json_or_strings_and_never_secrets() -> None:
     from pinnprov.commands.deploy import parse_extra_vars
 
-    assert parse_extra_vars(['trainer_common_config={"epochs": 50000}', "trainer_experiment=sweep-2",
-                             "collector_http_port=4319"]) == {
-        "trainer_common_config": {"epochs": 50000}, "trainer_experiment": "sweep-2", "collector_http_port": 4319}
+    assert parse_extra_vars(['trainer_environment={"TF_FORCE_GPU_ALLOW_GROWTH": "true"}',
+                             "trainer_unit_prefix=sweep-2", "collector_http_port=4319"]) == {
+        "trainer_environment": {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}, "trainer_unit_prefix": "sweep-2",
+        "collector_http_port": 4319}
     with pytest.raises(ValueError, match="secrets go in the environment"):
         parse_extra_vars(["monetdb_admin_password=hunter2hunter2"])
     with pytest.raises(ValueError, match="expected NAME=VALUE"):
