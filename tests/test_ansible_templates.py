@@ -139,9 +139,10 @@ def _unit(path: Path) -> dict[str, list[str]]:
 
 def _dask_accepts(argv: list[str]) -> None:
     """Dask's own command-line parser accepts every option of `argv` (an unknown option fails before --help)."""
-    dask = Path(sys.executable).parent / "dask"
-    done = subprocess.run([str(dask), *argv[1:], "--help"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "Usage: dask" in done.stdout, done.stderr
+    assert argv[1] == "-m" and argv[2].startswith("distributed.cli.dask_")
+    done = subprocess.run([sys.executable, "-m", argv[2], *argv[3:], "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Usage:" in done.stdout and "--tls-ca-file" in done.stdout, done.stderr
 
 
 @pytest.mark.slow
@@ -151,7 +152,8 @@ def test_scheduler_runs_tls_on_its_port_with_the_dashboard_on_loopback(rendered:
     unit = _unit(rendered / "pinnprov-dask-scheduler.service")
     argv = shlex.split(unit["ExecStart"][0])
     tls = f"{rendered}/dask-tls"
-    assert argv == ["/opt/pinnprov/scheduler-venv/bin/dask", "scheduler", "--host", "0.0.0.0", "--port", "8786",
+    assert argv == ["/opt/pinnprov/scheduler-venv/bin/python", "-m", "distributed.cli.dask_scheduler",
+                    "--host", "0.0.0.0", "--port", "8786",
                     "--protocol", "tls", "--tls-ca-file", f"{tls}/ca.pem", "--tls-cert", f"{tls}/scheduler.pem",
                     "--tls-key", f"{tls}/scheduler.key", "--dashboard-address", "127.0.0.1:8787",
                     "--scheduler-file", "/var/lib/pinnprov/dask-scheduler/scheduler.json"]
@@ -174,7 +176,8 @@ def test_one_worker_per_gpu_pinned_to_its_gpu_with_one_thread_and_fixed_ports(re
     unit = _unit(rendered / "worker-gpu1.service")
     argv = shlex.split(unit["ExecStart"][0])
     tls = f"{rendered}/dask-tls"
-    assert argv == ["/opt/pinnprov/trainer-venv/bin/dask", "worker", "tls://chiclet-3.lille.grid5000.fr:8786",
+    assert argv == ["/opt/pinnprov/trainer-venv/bin/python", "-m", "distributed.cli.dask_worker",
+                    "tls://chiclet-3.lille.grid5000.fr:8786",
                     "--name", "chiclet-3-gpu1", "--nthreads", "1", "--nworkers", "1", "--resources", "GPU=1",
                     "--memory-limit", "auto", "--no-dashboard", "--local-directory", f"{rendered}/runs/dask-gpu1",
                     "--worker-port", "40001", "--nanny-port", "40101", "--tls-ca-file", f"{tls}/ca.pem",
