@@ -68,13 +68,22 @@ def converge(playbook: str, inventory: Path, check: bool = False) -> tuple[objec
     return result, progress
 
 
-def _client(port: int, tls: Path, *, cert: bool = True) -> object:
+def _client(port: int, ca: Path, cert: Path, key: Path) -> object:
     from distributed import Client
     from distributed.security import Security
 
-    security = Security(tls_ca_file=str(tls / "ca.pem"), tls_client_cert=str(tls / "client.pem") if cert else None,
-                        tls_client_key=str(tls / "client.key") if cert else None, require_encryption=True)
+    security = Security(tls_ca_file=str(ca), tls_client_cert=str(cert), tls_client_key=str(key),
+                        require_encryption=True)
     return Client(f"tls://127.0.0.1:{port}", security=security, timeout=15, set_as_default=False)
+
+
+def _foreign_certificate(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a client certificate that the deployment never saw (what an intruder could make)."""
+    directory.mkdir()
+    ca, key = directory / "ca.pem", directory / "ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(ca),
+                    "-days", "1", "-subj", "/CN=someone else"], check=True, capture_output=True)
+    return ca, ca, key  # a self-signed certificate is its own CA
 
 
 @pytest.mark.slow
@@ -126,7 +135,7 @@ def test_collector_scheduler_and_worker_converge_serve_and_are_idempotent(tmp_pa
     try:
         first, progress = converge("converge_local.yml", inventory)
         assert first.changed() > 0
-        started = {r.task: r.status for r in progress.results if r.task.startswith("Start the")}
+        started = {r.task: r.status for r in progress.results if r.task.startswith("Start the") and "process" in r.task}
         assert started == {"Start the collector process": "changed", "Start the scheduler process": "changed",
                            "Start the Dask worker processes": "changed"}, started
 
@@ -140,16 +149,19 @@ def test_collector_scheduler_and_worker_converge_serve_and_are_idempotent(tmp_pa
             assert response.status == 200
 
         # The scheduler speaks mutual TLS: a client with the CA's certificate sees the role's CPU worker ...
-        with _client(scheduler_port, tls) as client:  # type: ignore[attr-defined]
+        with _client(scheduler_port, tls / "ca.pem", tls / "client.pem",  # type: ignore[attr-defined]
+                     tls / "client.key") as client:
             client.wait_for_workers(1, timeout=60)
             workers = client.scheduler_info()["workers"].values()
             assert [(w["name"], w["resources"], w["nthreads"]) for w in workers] == [("testhost-cpu0", {"CPU": 1}, 1)]
-        # ... and nothing else gets in: neither a certificate-less TLS client nor plain TCP.
-        for refused in (lambda: _client(scheduler_port, tls, cert=False),
-                        lambda: __import__("distributed").Client(f"tcp://127.0.0.1:{scheduler_port}", timeout=5,
-                                                                 set_as_default=False)):
-            with pytest.raises((OSError, TimeoutError)):
-                refused().close()  # type: ignore[attr-defined]
+        # ... and nothing else gets in: neither a certificate of another CA nor plain TCP.
+        from distributed import Client
+
+        foreign = _foreign_certificate(tmp_path / "foreign")
+        with pytest.raises((OSError, TimeoutError)):
+            _client(scheduler_port, tls / "ca.pem", foreign[1], foreign[2]).close()  # type: ignore[attr-defined]
+        with pytest.raises((OSError, TimeoutError)):
+            Client(f"tcp://127.0.0.1:{scheduler_port}", timeout=5, set_as_default=False).close()
 
         # Idempotence: the second converge changes nothing and restarts nothing.
         second, progress = converge("converge_local.yml", inventory)
