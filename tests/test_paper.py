@@ -46,7 +46,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("paper") / "report"
     config = out.parent / "tiny.json"
     config.write_text(json.dumps(TINY))
-    done = _pinnprov("paper", "--quick", "--activation", "sigmoid", "--epochs", str(EPOCHS), "--config", str(config),
+    # Two runs: with factor 1 the rule stops the RMSProp run when it is worse than the median of the two.
+    done = _pinnprov("paper", "--quick", "--activation", "sigmoid", "--epochs", str(EPOCHS), "--steer-factor", "1",
+                     "--config", str(config),
                      "--baseline-max-iter", "2", "--baseline-sec-nodes", "1", "--out", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {"out": out, "db": out / "pinnprov.db", "stdout": done.stdout,
@@ -84,7 +86,10 @@ def test_the_worst_rmsprop_run_was_stopped_at_runtime_by_the_user(study: dict) -
 
     db, steering = study["db"], study["summary"]["steering"]
     assert steering["command_id"], steering["note"]
-    assert steering["agent"] == f"user:{getpass.getuser()}" and "worst latest total loss" in steering["reason"]
+    assert steering["agent"] == f"user:{getpass.getuser()}" and "standing rule" in steering["reason"]
+    assert f"at the warm-up epoch {EPOCHS // 5} is more than 1 x the median L=" in steering["reason"]
+    rule = study["summary"]["steering_rule"]
+    assert [stop["run_name"] for stop in rule["stopped"]] == [steering["run_name"]]  # every poor run, here one
     assert steering["run_name"].startswith(f"{study['summary']['experiment']}-rmsprop-sigmoid-")
     (status, epochs), = rows(db, "SELECT status, epochs FROM run WHERE run_id = ?", (steering["run_id"],))
     assert status == "stopped" and steering["epoch"] < epochs < EPOCHS
