@@ -52,17 +52,21 @@ class DaskSweep:
         self.runs = [SweepRun(point=p, run_name=spec.run_name(p), log_path=spec.out_dir / "logs" /
                               f"{spec.run_name(p)}.log") for p in spec.points]
         self._pending: dict[int, _Pending] = {}
+        # Not yet submitted: (index, retry_of). Dask assigns resource-restricted tasks to workers as soon as they
+        # are submitted (no scheduler-side queue for them), which makes a static split again; so the driver keeps
+        # the backlog and submits one task per free resource unit: a worker that finishes gets the next run.
+        self._backlog: list[tuple[int, str]] = [(index, "") for index in range(len(self.runs))]
+        self._waiting_said = False
         self._last_progress_at = 0.0
         self.agent = f"sweep:{getpass.getuser()}"
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def run(self, monitor: Callable[[DaskSweep], None] | None = None, poll_s: float = 0.5) -> list[SweepRun]:
-        for index in range(len(self.runs)):
-            self._submit(index)
-        self.echo(f"submitted {len(self.runs)} task(s) needing {self._resource_text()} each to "
-                  f"{self.client.scheduler.address}")
+        self.echo(f"{len(self.runs)} task(s) needing {self._resource_text()} each, submitted to "
+                  f"{self.client.scheduler.address} as workers become free")
         try:
-            while self._pending:
+            while self._pending or self._backlog:
+                self._fill()
                 self._watch()
                 self._progress()
                 if monitor is not None:
@@ -80,6 +84,23 @@ class DaskSweep:
         return ", ".join(f"{name}={value:g}" for name, value in self.resources.items())
 
     # --- submission ----------------------------------------------------------------------------------
+    def _fill(self) -> None:
+        """Submit from the backlog while the cluster has free units of the resource (re-read every poll)."""
+        if not self._backlog:
+            return
+        from experiments.dask_client import offered
+
+        try:
+            _, units = offered(self.client, next(iter(self.resources)))
+        except Exception:  # noqa: BLE001 - the scheduler is busy; the next poll tries again
+            return
+        if units == 0 and not self._pending and not self._waiting_said:
+            self.echo(f"(waiting for a worker offering {self._resource_text()})")
+            self._waiting_said = True
+        while self._backlog and len(self._pending) < units:
+            index, retry_of = self._backlog.pop(0)
+            self._submit(index, retry_of)
+
     def _submit(self, index: int, retry_of: str = "") -> None:
         from distributed import Queue
 
@@ -169,7 +190,8 @@ class DaskSweep:
         run.run_name = attempt_names(self.spec.run_name(run.point), len(run.attempts) + 1)[-1]
         run.log_path = self.spec.out_dir / "logs" / f"{run.run_name}.log"
         run.run_id, run.error, run.last_progress = "", "", ""
-        self._submit(index, retry_of=failed_id)
+        run.status = "pending"
+        self._backlog.insert(0, (index, failed_id))  # first in line for the next free worker
         self.echo(f"[{run.run_name}] submitted again (retry {len(run.attempts)} of {run.attempts[0].run_name})")
 
     def _progress(self) -> None:
@@ -184,6 +206,10 @@ class DaskSweep:
         from contract.steering import new_command
 
         self.echo("interrupted: cancelling the queued configurations and stopping the running ones")
+        for index, _ in self._backlog:
+            self.runs[index].status = "skipped"
+            self.runs[index].error = "sweep interrupted before this configuration started"
+        self._backlog.clear()
         for index, pending in list(self._pending.items()):
             run = self.runs[index]
             if run.status == "pending":
