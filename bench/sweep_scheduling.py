@@ -76,7 +76,7 @@ def dask_pull(durations: list[float], address: str, slots: int) -> float:
         started = time.perf_counter()
         backlog = list(durations)
         running = as_completed([client.submit(simulated_run, backlog.pop(0), resources={"CPU": 1}, pure=False)
-                                for _ in range(min(slots, len(backlog)))])
+                                for _ in range(min(slots, len(backlog)))], loop=client.loop)
         for _done in running:
             if backlog:
                 running.add(client.submit(simulated_run, backlog.pop(0), resources={"CPU": 1}, pure=False))
