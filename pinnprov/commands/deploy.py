@@ -24,6 +24,7 @@ on first use (--secrets). Exit status: 0 deployed, 1 a task failed, 2 bad argume
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -254,6 +255,8 @@ def run_deploy(args: argparse.Namespace) -> int:
         playbook = "site.yml"
         secrets_file = args.secrets or default_secrets_file()
         envvars, generated = resolve_secrets(secrets_file)  # to the environment: never on a command line
+        # The Dask CA and certificates live beside the secrets (the client certificate is for `pinnprov sweep`).
+        extravars.setdefault("pinnprov_dask_tls_dir", str(secrets_file.parent / "dask-tls"))
         if args.package:
             extravars["pinnprov_package"] = args.package
         else:
@@ -266,6 +269,14 @@ def run_deploy(args: argparse.Namespace) -> int:
             print(f"wheel: {wheel}", file=sys.stderr)
 
     progress = Progress(show_skipped=args.show_skipped)
+    if not args.teardown:  # controller state first, like the secrets: the CA and certificates of the Dask cluster
+        tls = run_playbook("dask_tls.yml", inventory=inventory, ansible_dir=ansible_dir,
+                           extravars={"pinnprov_dask_tls_dir": extravars["pinnprov_dask_tls_dir"]},
+                           progress=Progress(stream=io.StringIO()))
+        if not tls.ok:
+            print(f"pinnprov deploy: could not create the Dask certificates in {extravars['pinnprov_dask_tls_dir']}: "
+                  f"{tls.error or '; '.join(f.message for f in tls.failures)}", file=sys.stderr)
+            return 1
     if args.sudo_g5k and not args.check:
         granted = run_playbook("grant_root_g5k.yml", inventory=inventory, ansible_dir=ansible_dir,
                                extravars={"ansible_user": user}, limit=args.limit, progress=progress)
@@ -292,6 +303,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         return 0
     if not args.teardown:
         stack = Stack(services=services, trainers=trainers, user=user, proxy_jump=proxy_jump,
+                      dask_tls_dir=str(extravars.get("pinnprov_dask_tls_dir", "~/.config/pinnprov/dask-tls")),
                       secrets_file=secrets_file if generated or not all(
                           os.environ.get(name) for name in envvars) else None,
                       generated=tuple(generated))
