@@ -16,7 +16,10 @@ Runs a real `pinnprov collector` subprocess on loopback and measures, one JSON l
   the commit's fsync). Printed last, or alone with --micro-only.
 The SQLite sink always; MonetDB too when PINNPROV_TEST_MONETDB_URL is set.
 
-Usage: python bench/ingest.py [--senders 4] [--requests 40] [--skip-overload] [--skip-latency] [--micro-only]
+`--protocols http` (or `grpc`) sends every request over that protocol only, to compare receivers.
+
+Usage: python bench/ingest.py [--senders 4] [--requests 40] [--protocols grpc,http] [--skip-overload]
+                              [--skip-latency] [--micro-only]
 """
 
 from __future__ import annotations
@@ -156,11 +159,13 @@ def _store_count(store: str, db: Path | None) -> int:
         return int(opened.execute("SELECT COUNT(*) FROM epoch_metric").rows[0][0])
 
 
-def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: int = 0) -> list[dict]:
+def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: int = 0,
+             protocols: tuple[str, ...] = ("grpc", "http")) -> list[dict]:
+    """Sender i uses protocols[i % len(protocols)]: alternating gRPC and HTTP by default."""
     results: multiprocessing.Queue = multiprocessing.Queue()
     deadline = time.time() + seconds
-    jobs = [(first + i, "grpc" if i % 2 == 0 else "http", endpoints["grpc" if i % 2 == 0 else "http"], count, deadline,
-             results) for i in range(senders)]
+    chosen = [protocols[i % len(protocols)] for i in range(senders)]
+    jobs = [(first + i, chosen[i], endpoints[chosen[i]], count, deadline, results) for i in range(senders)]
     processes = [multiprocessing.Process(target=_send, args=(job,)) for job in jobs]
     for process in processes:
         process.start()
@@ -170,12 +175,13 @@ def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: i
     return collected
 
 
-def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int) -> dict:
+def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int,
+                 protocols: tuple[str, ...] = ("grpc", "http")) -> dict:
     db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:") else None
     baseline = _store_count(store, db) if db is None or db.exists() else 0  # a MonetDB may hold earlier rows
     proc, endpoints = _start_collector(workdir, store)
     try:
-        results = _senders(endpoints, senders, count, seconds=600)
+        results = _senders(endpoints, senders, count, seconds=600, protocols=protocols)
         accepted = sum(r["ok"] for r in results) * SPANS_PER_REQUEST
         deadline = time.time() + 600
         while _store_count(store, db) - baseline < accepted and time.time() < deadline:
@@ -188,7 +194,8 @@ def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int)
         return {"bench": "ingest", "sink": sink, "spans_per_s": round(stored / (ended - started)),
                 "collector_cpu_us_per_span": round(cpu / max(stored, 1) * 1e6, 1),
                 "acked_spans_per_s": round(accepted / (acked - started)), "spans": stored, "senders": senders,
-                "spans_per_request": SPANS_PER_REQUEST, "rss_mb": _rss_peak_mb(proc.pid),
+                "protocols": ",".join(protocols), "spans_per_request": SPANS_PER_REQUEST,
+                "rss_mb": _rss_peak_mb(proc.pid),
                 "seconds": round(ended - started, 2), "load_avg_1m": os.getloadavg()[0]}
     finally:
         proc.terminate()
@@ -326,20 +333,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--requests", type=int, default=40, help="requests of 512 spans per sender")
+    parser.add_argument("--protocols", default="grpc,http",
+                        help="comma-separated; senders alternate between them (http alone measures the HTTP receiver)")
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--micro-only", action="store_true", help="only the in-process translate/SQLite line")
     args = parser.parse_args()
+    protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
+    if not protocols or set(protocols) - {"grpc", "http"}:
+        parser.error(f"--protocols: choose from grpc, http (got {args.protocols!r})")
     with tempfile.TemporaryDirectory(prefix="pinnprov-ingest-") as tmp:
         workdir = Path(tmp)
         if args.micro_only:
             print(json.dumps(bench_micro(workdir)), flush=True)
             return
         print(json.dumps(bench_ingest(workdir, f"sqlite:///{workdir / 'ingest.db'}", "sqlite", args.senders,
-                                      args.requests)), flush=True)
+                                      args.requests, protocols)), flush=True)
         monetdb = os.environ.get("PINNPROV_TEST_MONETDB_URL")
         if monetdb:
-            print(json.dumps(bench_ingest(workdir, monetdb, "monetdb", args.senders, args.requests)), flush=True)
+            print(json.dumps(bench_ingest(workdir, monetdb, "monetdb", args.senders, args.requests, protocols)),
+                  flush=True)
         if not args.skip_overload:
             print(json.dumps(bench_overload(workdir, args.senders, args.requests)), flush=True)
         if not args.skip_latency:

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from collector.counters import Counters
-from collector.pipeline import PipelineResult
+from collector.pipeline import Pipeline, PipelineResult
 from collector.sinks.base import ExportStatus
 from contract.spool import Position, Signal, Spool, SpoolEntry
 
@@ -45,13 +45,13 @@ class DeliverySettings:
     concurrency: int = 2  # batches in flight per sink (commits stay in order)
 
 
-def pipeline_handler(pipeline: object) -> Handler:
+def pipeline_handler(pipeline: Pipeline) -> Handler:
     """Adapt a collector.pipeline.Pipeline (handle_traces/handle_metrics take bytes) to a Handler."""
 
     def handle(signal: Signal, payload: bytes) -> PipelineResult:
         if signal is Signal.TRACES:
-            return pipeline.handle_traces(payload)  # type: ignore[attr-defined]
-        return pipeline.handle_metrics(payload)  # type: ignore[attr-defined]
+            return pipeline.handle_traces(payload)
+        return pipeline.handle_metrics(payload)
 
     return handle
 

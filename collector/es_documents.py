@@ -18,11 +18,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 from collector.records import (
     AdaptationRecord,
@@ -31,24 +32,19 @@ from collector.records import (
     ProvRecord,
     RunEndRecord,
     RunStartRecord,
+    ScalarValue,
 )
-from contract import vocabulary as v
 from contract.es_indices import index_name
+from contract.fields import HYPERPARAMETERS, MEASURED_EPOCH_FIELDS, hyperparameter
 
+HP_OPTIMIZER = hyperparameter("optimizer").name
+HP_ACTIVATION = hyperparameter("activation").name
+_PROMOTED_ES = tuple((hp.es_field, hp.name, hp.kind) for hp in HYPERPARAMETERS if hp.es_field)
+"""(runs-index field, recorded name, kind) of the hyperparameters with a typed field of their own."""
 
-def _hp_key(attribute: str) -> str:
-    return attribute.removeprefix(v.HYPERPARAMETER_PREFIX)
-
-
-HP_OPTIMIZER = _hp_key(v.HP_OPTIMIZER)
-HP_ACTIVATION = _hp_key(v.HP_ACTIVATION)
-HP_LR_SCHEDULE = _hp_key(v.HP_LR_SCHEDULE)
-HP_LR_INITIAL = _hp_key(v.HP_LR_INITIAL)
-HP_LR_DECAY_RATE = _hp_key(v.HP_LR_DECAY_RATE)
-HP_LR_DECAY_STEPS = _hp_key(v.HP_LR_DECAY_STEPS)
-
-EPOCH_METRICS: tuple[str, ...] = ("elapsed_s", "loss", "loss_bc", "loss_residual", "loss_data", "learning_rate")
+EPOCH_METRICS: tuple[str, ...] = tuple(field.name for field in MEASURED_EPOCH_FIELDS)
 """Numeric epoch fields; a non-finite value is left out of the document and named in `non_finite`."""
+_epoch_metrics_of = operator.attrgetter(*EPOCH_METRICS)
 
 
 @dataclass(frozen=True)
@@ -106,12 +102,15 @@ class BulkAction:
         return {self.op: meta}, self.body
 
 
+_Value = TypeVar("_Value")
+
+
 def iso(timestamp: float) -> str:
     """Unix seconds -> ISO 8601 UTC with milliseconds, the resolution of an Elasticsearch `date`."""
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: _Value) -> _Value | None:
     """JSON has no NaN/Infinity and Elasticsearch rejects them: drop non-finite floats (callers record it)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -132,12 +131,23 @@ def _numeric_map(values: Mapping[str, float]) -> tuple[dict[str, float], list[st
     return kept, dropped
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _scalar_map(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {str(key): _finite(value) for key, value in values.items() if _finite(value) is not None}
+def _promoted_value(value: ScalarValue | None, kind: str) -> str | float | int | None:
+    """A hyperparameter as its typed runs-index field, or None when it does not fit the type (left out)."""
+    if kind == "str":
+        return None if value in (None, "") else str(value)
+    if not _is_number(value) or not math.isfinite(float(value)):
+        return None
+    if kind == "int":
+        return int(value) if float(value).is_integer() else None
+    return float(value)
+
+
+def _scalar_map(values: Mapping[str, ScalarValue]) -> dict[str, ScalarValue]:
+    return {str(key): value for key, value in values.items() if _finite(value) is not None}  # finite: unchanged
 
 
 def run_info_from_start(record: RunStartRecord) -> RunInfo:
@@ -178,16 +188,10 @@ def _run_start_action(record: RunStartRecord, prefix: str) -> BulkAction:
         "service": record.service,
         "resource": _scalar_map(record.resource),
     }
-    for field, key in (("optimizer", HP_OPTIMIZER), ("activation", HP_ACTIVATION), ("lr_schedule", HP_LR_SCHEDULE)):
-        if hp.get(key) not in (None, ""):
-            doc[field] = str(hp[key])
-    for field, key in (("lr_initial", HP_LR_INITIAL), ("lr_decay_rate", HP_LR_DECAY_RATE)):
-        value = hp.get(key)
-        if _is_number(value) and math.isfinite(float(value)):
-            doc[field] = float(value)
-    steps = hp.get(HP_LR_DECAY_STEPS)
-    if _is_number(steps) and float(steps).is_integer():
-        doc["lr_decay_steps"] = int(steps)
+    for field, name, kind in _PROMOTED_ES:
+        value = _promoted_value(hp.get(name), kind)
+        if value is not None:
+            doc[field] = value
     body = {"doc": doc, "upsert": {**doc, "status": "running"}}
     return BulkAction("update", index_name(prefix, "runs"), record.run_id, body)
 
@@ -224,10 +228,8 @@ def _epoch_document(record: EpochRecord, run: RunInfo) -> dict[str, Any]:
         "started_at": iso(record.started_at),
         "ended_at": ended,
     }
-    values = (record.elapsed_s, record.loss, record.loss_bc, record.loss_residual, record.loss_data,
-              record.learning_rate)
     non_finite: list[str] = []
-    for name, value in zip(EPOCH_METRICS, values, strict=True):
+    for name, value in zip(EPOCH_METRICS, _epoch_metrics_of(record), strict=True):
         if math.isfinite(value):
             doc[name] = float(value)
         else:

@@ -27,7 +27,7 @@ q = MONETDB.quote
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\x00": ""})
 
 
-def encode_field(value: Any) -> str:
+def encode_field(value: object) -> str:
     """One CSV field: '' is NULL, strings are quoted and escaped, numbers exact."""
     if value is None:
         return ""
@@ -69,7 +69,7 @@ class Operation:
                 "USING DELIMITERS ',', E'\\n', '\"' NULL AS ''")
 
     def dedupe(self, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        chosen: dict[tuple, Mapping[str, Any]] = {}
+        chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}
         for row in rows:
             key = tuple(row.get(k) for k in self.key)
             if self.keep == "last" or key not in chosen:

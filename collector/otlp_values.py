@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TypeAlias
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -17,7 +17,8 @@ MAX_STRING_BYTES = 64 * 1024
 MAX_ATTRIBUTES = 4096
 """Most attributes accepted on one span or resource."""
 
-Plain = str | bool | int | float | bytes | list | dict | None
+Plain: TypeAlias = str | bool | int | float | bytes | list["Plain"] | dict[str, "Plain"] | None
+"""An AnyValue as a Python value: scalars, arrays (lists) and key/value lists (dicts) of them."""
 
 
 class AttributeProblem(ValueError):
@@ -119,7 +120,7 @@ def scalar(value: Plain, key: str) -> str | int | float | bool:
     raise AttributeProblem(f"attribute {key!r} must be a scalar or an array of scalars, got {_type_name(value)}")
 
 
-def to_any_value(value: Any) -> AnyValue:
+def to_any_value(value: object) -> AnyValue:
     """The inverse of `plain` for test builders and the metrics path."""
     if isinstance(value, bool):
         return AnyValue(bool_value=value)

@@ -29,7 +29,7 @@ def iso_time(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _cell(name: str, value: Any, *, human: bool) -> Any:
+def _cell(name: str, value: object, *, human: bool) -> object:
     if value is None:
         return None
     if is_time_column(name) and isinstance(value, int | float) and not isinstance(value, bool):
@@ -41,7 +41,7 @@ def _cell(name: str, value: Any, *, human: bool) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 

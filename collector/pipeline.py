@@ -16,9 +16,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -28,6 +28,8 @@ from collector.sinks.base import ExportResult, ExportStatus, Sink
 from collector.translate import translate_metrics, translate_traces
 
 log = logging.getLogger(__name__)
+
+_Request = TypeVar("_Request", bound=Message)
 
 RecordProcessor = Callable[[list[ProvRecord]], list[ProvRecord]]
 """Sees each translated batch and returns *extra* records to write with it (e.g. AlertRecords)."""
@@ -69,11 +71,13 @@ class Pipeline:
             self.counters.add("traces.errors")
             return PipelineResult(ExportStatus.RETRYABLE, detail=f"internal error: {type(error).__name__}: {error}")
 
-    def _decoded(self, message_type: type, request: Any, signal: str) -> Any:
+    def _decoded(
+        self, message_type: type[_Request], request: _Request | bytes, signal: str
+    ) -> _Request | PipelineResult:
         """Parse raw OTLP bytes once (receivers and the spool hand bytes); undecodable bytes are a rejection."""
         if not isinstance(request, bytes | bytearray | memoryview):
             return request
-        message = message_type()
+        message: _Request = message_type()
         try:
             message.ParseFromString(bytes(request))
         except DecodeError as error:
@@ -85,11 +89,11 @@ class Pipeline:
     def _handle_traces(self, request: ExportTraceServiceRequest | bytes) -> PipelineResult:
         if self._closed:
             return PipelineResult(ExportStatus.RETRYABLE, detail="pipeline is shut down")
-        request = self._decoded(ExportTraceServiceRequest, request, "traces")
-        if isinstance(request, PipelineResult):
-            return request
+        decoded = self._decoded(ExportTraceServiceRequest, request, "traces")
+        if isinstance(decoded, PipelineResult):
+            return decoded
         self.counters.add("traces.requests")
-        translation = translate_traces(request)
+        translation = translate_traces(decoded)
         spans = translation.records
         self.counters.add_many(
             {
@@ -153,10 +157,10 @@ class Pipeline:
         try:
             if self._closed:
                 return PipelineResult(ExportStatus.RETRYABLE, detail="pipeline is shut down")
-            request = self._decoded(ExportMetricsServiceRequest, request, "metrics")
-            if isinstance(request, PipelineResult):
-                return request
-            translation = translate_metrics(request)
+            decoded = self._decoded(ExportMetricsServiceRequest, request, "metrics")
+            if isinstance(decoded, PipelineResult):
+                return decoded
+            translation = translate_metrics(decoded)
             self.counters.add_many(
                 {
                     "metrics.requests": 1,
@@ -171,7 +175,7 @@ class Pipeline:
                     continue
                 name = _sink_name(sink)
                 try:
-                    result = export_metrics(request)
+                    result = export_metrics(decoded)
                 except Exception as error:  # noqa: BLE001
                     log.exception("sink %s raised on metrics", name)
                     result = ExportResult(ExportStatus.RETRYABLE, detail=f"{type(error).__name__}: {error}")

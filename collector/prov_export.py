@@ -9,11 +9,21 @@ names) and `ppid` for the identifiers of this store's records.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from prov.model import PROV, Namespace, ProvDocument
 
 from collector.prov_views import epoch_entity_id
+
+if TYPE_CHECKING:  # prov.model.records is the typed prov (3.x); at run time prov>=2.0.1 is enough
+    from prov.identifier import QualifiedName
+    from prov.model.records import AttributeValue
+
+    from collector.store import Store
+
+    Attributes = dict[QualifiedName, AttributeValue]
+    """A PROV record's attributes as `prov` accepts them."""
 
 PINNPROV = Namespace("pinnprov", "https://pinnprov.dev/ns#")
 PPID = Namespace("ppid", "https://pinnprov.dev/id/")
@@ -38,17 +48,17 @@ def _time(seconds: float | None) -> dt.datetime | None:
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 
-def _type(name: str) -> Any:
+def _type(name: str) -> QualifiedName:
     prefix, local = name.split(":", 1)
     return PROV[local] if prefix == "prov" else PINNPROV[local]
 
 
-def _attrs(values: dict[str, Any]) -> dict[Any, Any]:
+def _attrs(values: Mapping[str, AttributeValue | None]) -> Attributes:
     """pinnprov:<name> attributes, skipping NULLs and empty strings (PROV has no null)."""
     return {PINNPROV[key]: value for key, value in values.items() if value is not None and value != ""}
 
 
-def _typed(text: str | None, value_type: str | None) -> Any:
+def _typed(text: str | None, value_type: str | None) -> str | int | float | bool:
     if text is None:
         return ""
     try:
@@ -63,11 +73,11 @@ def _typed(text: str | None, value_type: str | None) -> Any:
     return text
 
 
-def _rows(store: Any, sql: str, run_id: str) -> list[tuple[Any, ...]]:
+def _rows(store: Store, sql: str, run_id: str) -> list[tuple[Any, ...]]:
     return store.execute(sql, {"run_id": run_id}).rows
 
 
-def build_document(store: Any, run_id: str, *, every: int | None = None) -> ProvDocument:
+def build_document(store: Store, run_id: str, *, every: int | None = None) -> ProvDocument:
     """The PROV document of one run; `every` keeps only epochs divisible by it (plus those alerts cite)."""
     doc = ProvDocument()
     doc.add_namespace(PINNPROV)
@@ -87,10 +97,10 @@ def build_document(store: Any, run_id: str, *, every: int | None = None) -> Prov
         "SELECT activity_id, prov_type, label, started_at, ended_at FROM activity WHERE run_id = :run_id",
         run_id,
     ):
-        attributes = {PROV["type"]: _type(prov_type), PROV["label"]: label}
+        activity_attributes: Attributes = {PROV["type"]: _type(prov_type), PROV["label"]: label}
         if prov_type == "pinnprov:Training":
-            attributes.update(_attrs({"run_id": run_id, **run_values, **summary}))
-        doc.activity(PPID[activity_id], _time(started), _time(ended), attributes)
+            activity_attributes.update(_attrs({"run_id": run_id, **run_values, **summary}))
+        doc.activity(PPID[activity_id], _time(started), _time(ended), activity_attributes)
     _add_adaptation_details(doc, store, run_id)
     hyper = {
         name: _typed(value, kind)
@@ -111,7 +121,7 @@ def build_document(store: Any, run_id: str, *, every: int | None = None) -> Prov
     for entity_id, prov_type, label, value in _rows(
         store, "SELECT entity_id, prov_type, label, value FROM entity WHERE run_id = :run_id", run_id
     ):
-        attributes: dict[Any, Any] = {PROV["type"]: _type(prov_type), PROV["label"]: label}
+        attributes: Attributes = {PROV["type"]: _type(prov_type), PROV["label"]: label}
         if prov_type == "pinnprov:EpochMetrics":
             if entity_id not in epochs:
                 continue
@@ -128,13 +138,13 @@ def build_document(store: Any, run_id: str, *, every: int | None = None) -> Prov
     return doc
 
 
-def _dataset(store: Any, run_id: str) -> dict[str, Any]:
+def _dataset(store: Store, run_id: str) -> dict[str, Any]:
     columns = ("dataset_name", "dataset_sha256", "dataset_picks", "dataset_source")
     rows = _rows(store, f"SELECT {', '.join(columns)} FROM run WHERE run_id = :run_id", run_id)
     return {name.removeprefix("dataset_"): value for name, value in zip(columns, rows[0], strict=True)}
 
 
-def _add_adaptation_details(doc: ProvDocument, store: Any, run_id: str) -> None:
+def _add_adaptation_details(doc: ProvDocument, store: Store, run_id: str) -> None:
     """Adaptation activities carry what changed, from and to what, who decided and why."""
     details = _rows(
         store,
@@ -162,7 +172,7 @@ def _add_adaptation_details(doc: ProvDocument, store: Any, run_id: str) -> None:
             )
 
 
-def _add_relations(doc: ProvDocument, store: Any, run_id: str, epochs: set[str]) -> None:
+def _add_relations(doc: ProvDocument, store: Store, run_id: str, epochs: set[str]) -> None:
     agents = _rows(
         store,
         "SELECT agent_id, prov_type, label FROM agent WHERE agent_id IN ("
@@ -202,11 +212,13 @@ def _add_relations(doc: ProvDocument, store: Any, run_id: str, epochs: set[str])
 def serialize(doc: ProvDocument, fmt: str) -> str:
     """PROV-JSON (indented) or PROV-N text."""
     if fmt == "json":
-        return doc.serialize(format="json", indent=2)
+        text = doc.serialize(format="json", indent=2)
+        assert text is not None  # serialize() returns the text when it is given no destination
+        return text
     if fmt == "provn":
         return doc.get_provn()
     raise ValueError(f"unknown PROV format {fmt!r} (choose from: {', '.join(EXPORT_FORMATS)})")
 
 
-def export_run(store: Any, run_id: str, fmt: str, *, every: int | None = None) -> str:
+def export_run(store: Store, run_id: str, fmt: str, *, every: int | None = None) -> str:
     return serialize(build_document(store, run_id, every=every), fmt)

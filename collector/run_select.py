@@ -6,7 +6,10 @@ wrong run are worse than no answer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collector.store import Store
 
 LATEST = "latest"
 MAX_LISTED = 10
@@ -32,7 +35,7 @@ def _describe(row: tuple[Any, ...]) -> str:
     return f"{run_name} ({run_id})" if run_name else run_id
 
 
-def resolve_run(store: Any, selector: str) -> str:
+def resolve_run(store: Store, selector: str) -> str:
     """The run id `selector` designates; ValueError (one line) when it is unknown or ambiguous."""
     selector = selector.strip()
     if not selector:
@@ -61,7 +64,7 @@ def resolve_run(store: Any, selector: str) -> str:
 _BY_NAME_SQL = "SELECT run_id, run_name, status, error, last_epoch FROM run WHERE run_name = :name"
 
 
-def run_by_name(store: Any, run_name: str) -> tuple[str, str, str, str, int | None] | None:
+def run_by_name(store: Store, run_name: str) -> tuple[str, str, str, str, int | None] | None:
     """(run id, name, status, error, last epoch) of the run with exactly this name, or None.
 
     For drivers that launched the run themselves and know its exact name (no prefix matching, no ambiguity);

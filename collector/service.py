@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from collector.auth import BearerToken, grpc_server_credentials, http_ssl_context
 from collector.config import CollectorConfig
@@ -34,7 +34,24 @@ from collector.sinks import open_sink
 from contract.spool import Spool, SpoolBusy
 from contract.urls import redact, sql_store_url
 
+if TYPE_CHECKING:
+    from collector.alerts import AlertEngine
+    from collector.sinks.base import Sink
+    from collector.store import Store
+
 log = logging.getLogger("pinnprov.collector")
+
+
+class Receiver(Protocol):
+    """What the service does with a receiver (receivers/grpc.py, receivers/http.py) once it is listening."""
+
+    @property
+    def endpoint(self) -> str:
+        """host:port it listens on, the port resolved (port 0 asks for any free one)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def consumer_name(url: str) -> str:
@@ -43,7 +60,7 @@ def consumer_name(url: str) -> str:
     return f"{scheme}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
-def _sink_name(sink: Any, url: str, taken: set[str]) -> str:
+def _sink_name(sink: Sink, url: str, taken: set[str]) -> str:
     base = str(getattr(sink, "name", "") or consumer_name(url).split("-")[0])
     name, n = base, 2
     while name in taken:
@@ -55,7 +72,7 @@ def _sink_name(sink: Any, url: str, taken: set[str]) -> str:
 class CollectorService:
     """Start with `start()`, stop with `stop()`; `endpoints` tells where it listens (ports resolved)."""
 
-    def __init__(self, config: CollectorConfig, *, sinks: Sequence[tuple[str, Any]] | None = None,
+    def __init__(self, config: CollectorConfig, *, sinks: Sequence[tuple[str, Sink]] | None = None,
                  processors: Callable[[], Sequence[RecordProcessor]] = tuple) -> None:
         self.config = config
         self.counters = Counters()
@@ -66,7 +83,7 @@ class CollectorService:
                                max_bytes=config.max_spool_bytes, fsync=config.fsync)
         except SpoolBusy as error:
             raise ValueError(f"{error} (is another collector running with spool_dir {config.spool_dir}?)") from None
-        opened: list[tuple[str, Any]] = []
+        opened: list[tuple[str, Sink]] = []
         try:
             for url, sink in sinks if sinks is not None else [(u, None) for u in urls]:
                 try:
@@ -97,21 +114,24 @@ class CollectorService:
         self.intake = Intake(self.spool, self.counters)
         self.token = BearerToken(config.token)
         self.endpoints: dict[str, str] = {}
-        self._receivers: list[Any] = []
+        self._receivers: list[Receiver] = []
         self.health = Health(self.spool, self.counters, self.workers, self.pipelines, self.endpoints)
         self._stats = StatsLogger(self.health, config.log_interval_s)
-        self._steering_store: Any = None
+        self._steering_store: Store | None = None
         self._steering_lock = threading.Lock()
 
     @staticmethod
-    def _alert_engine(config: CollectorConfig, urls: list[str]) -> Any:
+    def _alert_engine(config: CollectorConfig, urls: list[str]) -> AlertEngine | None:
         """One engine shared by every sink's pipeline, so an alert fires (and acts) once, not once per sink."""
         if not config.rules:
             return None
-        from collector.alerts import AlertEngine, StoreSteering
+        from collector.alerts import AlertEngine, StoreAlertState, StoreSteering
 
         steer_url = sql_store_url(urls)
-        return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None)
+        if steer_url is None:
+            log.warning("alert rules without a SQLite or MonetDB store: their state is not kept across restarts")
+        return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None,
+                           state=StoreAlertState(steer_url) if steer_url else None)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,13 +142,14 @@ class CollectorService:
 
                 credentials = (grpc_server_credentials(config.tls_cert_file, config.tls_key_file)
                                if config.tls_cert_file and config.tls_key_file else None)
-                receiver = GrpcReceiver(config.grpc_endpoint, self.intake, token=self.token,
-                                        max_request_bytes=config.max_request_bytes, workers=config.workers,
-                                        credentials=credentials)
-                self._receivers.append(receiver)
-                self.endpoints["grpc"] = receiver.endpoint
+                grpc_receiver = GrpcReceiver(config.grpc_endpoint, self.intake, token=self.token,
+                                             max_request_bytes=config.max_request_bytes, workers=config.workers,
+                                             credentials=credentials)
+                self._receivers.append(grpc_receiver)
+                self.endpoints["grpc"] = grpc_receiver.endpoint
             if config.http_endpoint:
-                from collector.receivers.http import HttpReceiver
+                from collector.receivers.http import HttpReceiver, drain_limit
+                from collector.receivers.http_server import HttpLimits
 
                 context = (http_ssl_context(config.tls_cert_file, config.tls_key_file)
                            if config.tls_cert_file and config.tls_key_file else None)
@@ -136,7 +157,12 @@ class CollectorService:
                     receiver = HttpReceiver(config.http_endpoint, self.intake, token=self.token,
                                             max_request_bytes=config.max_request_bytes, health=self.health.health,
                                             metrics=self.health.metrics, routes=[self._steering_route],
-                                            ssl_context=context, max_concurrent=config.workers * 2)
+                                            ssl_context=context, max_concurrent=config.workers * 2,
+                                            limits=HttpLimits(max_connections=config.http_max_connections,
+                                                              idle_timeout_s=config.http_idle_timeout_s,
+                                                              head_timeout_s=config.http_request_timeout_s,
+                                                              drain_limit_bytes=drain_limit(config.max_request_bytes)),
+                                            body_timeout_s=config.http_request_timeout_s)
                 except OSError as error:
                     raise OSError(f"cannot listen for OTLP/HTTP on {config.http_endpoint}: {error.strerror}") \
                         from None
@@ -147,8 +173,8 @@ class CollectorService:
             raise
         for worker in self.workers:
             worker.start()
-        for receiver in self._receivers:
-            receiver.start()
+        for listening in self._receivers:
+            listening.start()
         self._stats.start()
         tls = "TLS" if config.tls_cert_file else "plaintext"
         auth = "bearer token required" if self.token.required else "no token (loopback)"

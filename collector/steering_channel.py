@@ -7,9 +7,12 @@ handler, alert actions and the embedded store-backed command source.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from contract.steering import Acknowledgement, SteeringCommand, command_from_json
+
+if TYPE_CHECKING:
+    from collector.store import CommandRow, Store
 
 # --- the store side: thin adapters over collector.store's steering-command API -------------------------
 
@@ -17,7 +20,7 @@ FINISHED = ("completed", "stopped", "failed")
 _STATUS_SQL = "SELECT status FROM run WHERE run_id = :run_id"
 
 
-def run_status(store: Any, run_id: str) -> str | None:
+def run_status(store: Store, run_id: str) -> str | None:
     """The run's status ('running' until its end arrives), or None for a run the store does not know."""
     rows = store.execute(_STATUS_SQL, {"run_id": run_id}).rows
     if not rows:
@@ -25,7 +28,7 @@ def run_status(store: Any, run_id: str) -> str | None:
     return str(rows[0][0] or "running")
 
 
-def _as_command(row: Any) -> SteeringCommand:
+def _as_command(row: CommandRow) -> SteeringCommand:
     return command_from_json(
         {
             "command_id": row.command_id,
@@ -38,7 +41,7 @@ def _as_command(row: Any) -> SteeringCommand:
     )
 
 
-def pending(store: Any, run_id: str) -> list[SteeringCommand]:
+def pending(store: Store, run_id: str) -> list[SteeringCommand]:
     """Pending commands of one run, oldest first (rows that would not validate are skipped, not fatal)."""
     from collector.store import pending_commands
 
@@ -51,7 +54,7 @@ def pending(store: Any, run_id: str) -> list[SteeringCommand]:
     return commands
 
 
-def acknowledge(store: Any, run_id: str, ack: Acknowledgement) -> bool:
+def acknowledge(store: Store, run_id: str, ack: Acknowledgement) -> bool:
     """Mark the command applied/refused; True if the run has this command (acknowledging twice is a no-op)."""
     from collector.store import acknowledge_command, list_commands
 
@@ -61,7 +64,7 @@ def acknowledge(store: Any, run_id: str, ack: Acknowledgement) -> bool:
     return True
 
 
-def submit(store: Any, run_id: str, command: SteeringCommand) -> None:
+def submit(store: Store, run_id: str, command: SteeringCommand) -> None:
     """Queue a command for a running run; ValueError (one line) for an unknown or finished run.
 
     The status check and the insert are two statements: a run that ends in between simply never applies the

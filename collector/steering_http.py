@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector import steering_channel as channel
 from contract import steering
+
+if TYPE_CHECKING:
+    from collector.store import Store
 
 log = logging.getLogger("pinnprov.collector.steering")
 
@@ -38,7 +41,7 @@ def _bad_run_id(run_id: str) -> Response | None:
     return None
 
 
-def handle_steering_get(store: Any, run_id: str) -> Response:
+def handle_steering_get(store: Store, run_id: str) -> Response:
     """Pending commands of a running run; none for a finished one (they can no longer apply)."""
     if (bad := _bad_run_id(run_id)) is not None:
         return bad
@@ -55,7 +58,7 @@ def handle_steering_get(store: Any, run_id: str) -> Response:
     )
 
 
-def handle_steering_ack(store: Any, run_id: str, body: bytes) -> Response:
+def handle_steering_ack(store: Store, run_id: str, body: bytes) -> Response:
     """Record that the trainer applied (or refused) a command; acknowledging twice is harmless."""
     if (bad := _bad_run_id(run_id)) is not None:
         return bad
@@ -75,7 +78,7 @@ def handle_steering_ack(store: Any, run_id: str, body: bytes) -> Response:
     return _json(200, {"acknowledged": ack.command_id})
 
 
-def handle_steering_request(store: Any, method: str, path: str, body: bytes = b"") -> Response | None:
+def handle_steering_request(store: Store, method: str, path: str, body: bytes = b"") -> Response | None:
     """Route one request; None when `path` is not a steering path (the receiver then handles it itself)."""
     path = path.split("?", 1)[0]
     if not path.startswith(PREFIX):

@@ -14,10 +14,10 @@ import re
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from collector.dialects import SQLITE, Dialect
 from collector.schema import SCHEMA_VERSION, SchemaVersionError
@@ -54,13 +54,36 @@ class ReadOnlyViolation(ValueError):
 
 
 class Store(Protocol):
-    url: str
-    dialect: Dialect
-    read_only: bool
+    """What callers may use of an opened store, whatever the database (SqliteStore, MonetdbStore).
 
-    def execute(self, sql: str, params: dict[str, Any] | None = None, *, user_sql: bool = False) -> QueryResult: ...
+    SQL is portable (collector.dialects): `:name` parameters, double-quoted keywords. A store is a context
+    manager that closes itself. The attributes are read-only properties here so that a plain attribute, a class
+    attribute or a property all satisfy the Protocol.
+    """
+
+    @property
+    def url(self) -> str:
+        """The store's URL, credentials redacted (safe to print)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def read_only(self) -> bool: ...
+
+    def execute(
+        self, sql: str, params: Mapping[str, object] | None = None, *, user_sql: bool = False
+    ) -> QueryResult:
+        """Run one statement and fetch its rows; `user_sql` checks (and the database enforces) read-only."""
+
+    def executemany_write(self, sql: str, rows: Sequence[Mapping[str, object]]) -> int:
+        """Run one write statement per row in one transaction; the number of rows changed."""
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *_: object) -> None: ...
 
 
 _READ_KEYWORDS = ("SELECT", "WITH", "VALUES", "EXPLAIN")
@@ -135,7 +158,9 @@ class SqliteStore:
                 f"{self.path}: store schema version {row[0]} is not supported (this pinnprov: {SCHEMA_VERSION})"
             )
 
-    def execute(self, sql: str, params: dict[str, Any] | None = None, *, user_sql: bool = False) -> QueryResult:
+    def execute(
+        self, sql: str, params: Mapping[str, object] | None = None, *, user_sql: bool = False
+    ) -> QueryResult:
         if user_sql:
             sql = check_read_only_sql(sql)
             self._conn.set_authorizer(_read_only_authorizer)
@@ -157,7 +182,7 @@ class SqliteStore:
         columns = [item[0] for item in cursor.description or ()]
         return QueryResult(columns, rows)
 
-    def executemany_write(self, sql: str, rows: Sequence[dict[str, Any]]) -> int:
+    def executemany_write(self, sql: str, rows: Sequence[Mapping[str, object]]) -> int:
         """Run one write statement for each row in a single transaction; returns rows changed."""
         if self.read_only:
             raise ReadOnlyViolation("store opened read-only")
@@ -181,7 +206,7 @@ class SqliteStore:
         self.close()
 
 
-def open_store(url: str | None = None, *, read_only: bool = True) -> Any:
+def open_store(url: str | None = None, *, read_only: bool = True) -> Store:
     """Open the store at `url` (None: $PINNPROV_STORE or the default). Returns a SqliteStore or MonetdbStore."""
     url = resolve_store_url(url)
     path = sqlite_path(url)
@@ -199,7 +224,7 @@ def open_store(url: str | None = None, *, read_only: bool = True) -> Any:
 
 
 def insert_command(
-    store: Any,
+    store: Store,
     *,
     command_id: str,
     run_id: str,
@@ -230,12 +255,12 @@ def insert_command(
     return store.executemany_write(sql, [row]) == 1
 
 
-def pending_commands(store: Any, run_id: str) -> list[CommandRow]:
+def pending_commands(store: Store, run_id: str) -> list[CommandRow]:
     """Commands for `run_id` still waiting, oldest first."""
     return list_commands(store, run_id, state="pending")
 
 
-def list_commands(store: Any, run_id: str | None = None, *, state: str | None = None) -> list[CommandRow]:
+def list_commands(store: Store, run_id: str | None = None, *, state: str | None = None) -> list[CommandRow]:
     """Commands (optionally of one run and/or one state), oldest first."""
     where, params = [], {}
     if run_id is not None:
@@ -258,7 +283,7 @@ def list_commands(store: Any, run_id: str | None = None, *, state: str | None = 
 
 
 def acknowledge_command(
-    store: Any, command_id: str, *, applied: bool, detail: str = "", at: float | None = None
+    store: Store, command_id: str, *, applied: bool, detail: str = "", at: float | None = None
 ) -> bool:
     """Mark a pending command applied or refused; False if it was not pending (already acknowledged/unknown)."""
     sql = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collector.dialects import MONETDB
@@ -95,7 +95,7 @@ class MonetdbStore:
         if not read_only:
             apply_monetdb(self._conn)
 
-    def execute(self, sql: str, params: dict[str, Any] | None = None, *, user_sql: bool = False) -> QueryResult:
+    def execute(self, sql: str, params: Mapping[str, object] | None = None, *, user_sql: bool = False) -> QueryResult:
         import pymonetdb
 
         if user_sql:
@@ -115,7 +115,7 @@ class MonetdbStore:
                 self._conn.rollback()
         return QueryResult(columns, rows)
 
-    def executemany_write(self, sql: str, rows: Sequence[dict[str, Any]]) -> int:
+    def executemany_write(self, sql: str, rows: Sequence[Mapping[str, object]]) -> int:
         if self.read_only:
             raise ReadOnlyViolation("store opened read-only")
         cursor = self._conn.cursor()

@@ -28,6 +28,7 @@ from collector.otlp_values import AttributeProblem, Plain, attributes, get_float
 from collector.records import AdaptationRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
 from collector.translate_fast import MAX_EPOCH, EpochFastPath
 from contract import vocabulary as v
+from contract.fields import MEASURED_EPOCH_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -167,19 +168,15 @@ def _epoch(span: Span, run_id: str, span_id: str, attrs: Mapping[str, Plain]) ->
         for key in attrs
         if key.startswith(v.EPOCH_EXTRA_PREFIX)
     }
+    epoch = _epoch_number(attrs)
+    measured = {
+        field.name: get_float(attrs, field.attribute, required=field.required)
+        for field in MEASURED_EPOCH_FIELDS
+        if field.attribute != v.EPOCH_ELAPSED
+    }
     return EpochRecord(
-        run_id=run_id,
-        record_id=span_id,
-        epoch=_epoch_number(attrs),
-        started_at=started,
-        ended_at=ended,
-        elapsed_s=elapsed,
-        loss=get_float(attrs, v.LOSS_TOTAL, required=True),
-        loss_bc=get_float(attrs, v.LOSS_BOUNDARY),
-        loss_residual=get_float(attrs, v.LOSS_RESIDUAL),
-        loss_data=get_float(attrs, v.LOSS_DATA),
-        learning_rate=get_float(attrs, v.LEARNING_RATE),
-        extra=extra,
+        run_id=run_id, record_id=span_id, epoch=epoch, started_at=started, ended_at=ended, elapsed_s=elapsed,
+        extra=extra, **measured,
     )
 
 
@@ -284,9 +281,9 @@ def translate_traces(request: ExportTraceServiceRequest, *, fast: bool = True) -
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 if span.name == epoch_span:
-                    record = fast_path.record(span)
-                    if record is not None:
-                        records.append(record)
+                    fast_record = fast_path.record(span)
+                    if fast_record is not None:
+                        records.append(fast_record)
                         continue
                 try:
                     record = translate_span(span, resource)

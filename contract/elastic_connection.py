@@ -131,7 +131,8 @@ def resolve_credentials(
         return resolve_credentials(fallback_prefix, env=env)
     if key:
         # An encoded key is base64 (no colon); "id:key" is the raw pair the create-API-key call returns.
-        api: str | tuple[str, str] = tuple(key.split(":", 1)) if ":" in key else key  # type: ignore[assignment]
+        key_id, colon, api_key = key.partition(":")
+        api: str | tuple[str, str] = (key_id, api_key) if colon else key
         return Credentials(api_key=api)
     return Credentials(username=user, password=secret) if user else Credentials()
 

@@ -3,8 +3,9 @@
 Why in the bottom package: the collector's Elasticsearch sink writes these indices and installs the templates,
 Kibana's saved objects read them; both must agree and neither may import the other. The template bodies are
 package data (contract/es_index_templates/<kind>.json, written with the default prefix `pinnprov-`);
-`index_templates(prefix)` rewrites the patterns for deployments that choose another prefix. Their field
-mappings are checked against the one schema of fields (contract/fields.py) by the test suite.
+`index_templates(prefix)` rewrites the patterns for deployments that choose another prefix. The fields that the
+one schema of fields (contract/fields.py) defines, every epoch field and the promoted hyperparameters of the runs
+index, are added to the mappings from it; the files hold the rest (identity, times, nested maps).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from contract.fields import EPOCH_FIELDS, ES_TYPES, HYPERPARAMETERS
 
 DEFAULT_PREFIX = "pinnprov"
 """Index prefix the files are written with: indices are `<prefix>-epochs`, `<prefix>-runs`, ..."""
@@ -51,5 +54,15 @@ def index_templates(prefix: str = DEFAULT_PREFIX, directory: Path | None = None)
         path = folder / f"{kind}.json"
         body = copy.deepcopy(json.loads(path.read_text(encoding="utf-8")))
         body["index_patterns"] = [index_name(prefix, kind)]
+        body["template"]["mappings"]["properties"].update(_schema_properties(kind))
         templates[kind] = body
     return templates
+
+
+def _schema_properties(kind: str) -> dict[str, dict[str, str]]:
+    """The mappings of the fields the one schema defines for index `kind` (name -> {"type": ...})."""
+    if kind == "epochs":
+        return {field.name: {"type": ES_TYPES[field.kind]} for field in EPOCH_FIELDS}
+    if kind == "runs":
+        return {hp.es_field: {"type": ES_TYPES[hp.kind]} for hp in HYPERPARAMETERS if hp.es_field}
+    return {}

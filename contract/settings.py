@@ -16,7 +16,7 @@ DEFAULT_STORE_URL = "sqlite:///pinnprov.db"
 STORE_ENV = "PINNPROV_STORE"
 
 
-def resolve(key: str, explicit: object | None, env_var: str | None, default: T, parse: Callable[[str], T]) -> T:
+def resolve(key: str, explicit: T | str | None, env_var: str | None, default: T, parse: Callable[[str], T]) -> T:
     """Return the setting `key` by precedence; `parse` converts strings (from flags, files or the environment)."""
     if explicit is not None:
         source, raw = key, explicit

@@ -34,6 +34,9 @@ from pathlib import Path
 from contract.dead_letters import DeadLetters
 from contract.spool_format import HEADER_SIZE, Signal, encode_header, read_record, scan_segment
 
+# Signal and HEADER_SIZE belong to the record format but are re-exported: users of the spool name them from here.
+__all__ = ["HEADER_SIZE", "Position", "Signal", "Spool", "SpoolBusy", "SpoolEntry", "SpoolFull"]
+
 log = logging.getLogger("pinnprov.spool")
 
 _SEGMENT = re.compile(r"^(\d{16})\.seg$")
@@ -100,7 +103,7 @@ class Spool:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise SpoolBusy(f"spool {self.directory} is in use by another process") from None
-        self._offsets: dict[int, array] = {}  # segment -> start offset of every record in it
+        self._offsets: dict[int, array[int]] = {}  # segment -> start offset of every record in it
         self._sizes: dict[int, int] = {}
         self._recover()
         self._cursors = {name: self._load_cursor(name) for name in self.consumers}

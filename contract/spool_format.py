@@ -48,7 +48,7 @@ def read_record(file: BinaryIO, offset: int, end: int) -> tuple[Signal, bytes] |
     return Signal(signal), payload
 
 
-def scan_segment(path: Path) -> tuple[array, int]:
+def scan_segment(path: Path) -> tuple[array[int], int]:
     """Start offsets of the valid records of a segment file and where its valid part ends."""
     offsets = array("q")
     end = path.stat().st_size

@@ -13,7 +13,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeGuard, get_args
 
 CommandKind = Literal["set_lr", "scale_lr", "set_weight", "stop"]
 
@@ -35,12 +35,16 @@ MAX_LEARNING_RATE = 10.0  # the same bound pinn.config applies to lr_initial
 MAX_TEXT = 1000  # agent and reason are free text: bounded so a command cannot bloat the store
 
 
-def validate(kind: str, value: float, parameter: str = "") -> None:
-    """Raise ValueError naming the problem if the command could never be applied."""
-    if kind not in KINDS:
+def is_command_kind(kind: str) -> TypeGuard[CommandKind]:
+    return kind in KINDS
+
+
+def validate(kind: str, value: float, parameter: str = "") -> CommandKind:
+    """`kind` as a CommandKind; ValueError naming the problem if the command could never be applied."""
+    if not is_command_kind(kind):
         raise ValueError(f"unknown steering command {kind!r} (choose from: {', '.join(KINDS)})")
     if kind == "stop":
-        return
+        return kind
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{kind}: value must be a finite number, got {value!r}")
     if kind == "set_lr" and not 0 < value < MAX_LEARNING_RATE:
@@ -52,18 +56,19 @@ def validate(kind: str, value: float, parameter: str = "") -> None:
             raise ValueError(f"set_weight: loss term must be one of {', '.join(WEIGHT_PARAMETERS)}, got {parameter!r}")
         if value < 0:
             raise ValueError(f"set_weight: weight must be >= 0, got {value!r}")
+    return kind
 
 
 def new_command(
     kind: str, value: float = 0.0, parameter: str = "", agent: str = "user", reason: str = ""
 ) -> SteeringCommand:
     """A validated command with a fresh id (32 hex digits, like run ids)."""
-    validate(kind, value, parameter)
+    checked = validate(kind, value, parameter)
     if not agent.strip():
         raise ValueError("steering command: agent must not be empty")
     return SteeringCommand(
         command_id=uuid.uuid4().hex,
-        kind=kind,  # type: ignore[arg-type]  # checked by validate()
+        kind=checked,
         value=float(value),
         parameter=parameter,
         agent=agent[:MAX_TEXT],
@@ -92,10 +97,10 @@ def command_from_json(data: Mapping[str, Any]) -> SteeringCommand:
     kind = str(data.get("kind", ""))
     value = data.get("value", 0.0)
     parameter = str(data.get("parameter", "") or "")
-    validate(kind, value, parameter)
+    checked = validate(kind, value, parameter)
     return SteeringCommand(
         command_id=command_id,
-        kind=kind,  # type: ignore[arg-type]
+        kind=checked,
         value=float(value),
         parameter=parameter,
         agent=str(data.get("agent", "") or "user"),
@@ -115,7 +120,7 @@ class Acknowledgement:
         return {"command_id": self.command_id, "applied": self.applied, "detail": self.detail}
 
     @classmethod
-    def from_json(cls, data: Any) -> Acknowledgement:
+    def from_json(cls, data: object) -> Acknowledgement:
         if not isinstance(data, Mapping):
             raise ValueError(f"acknowledgement: expected an object, got {type(data).__name__}")
         command_id, applied = data.get("command_id"), data.get("applied")

@@ -173,7 +173,7 @@ def render_inventory(placement: Placement, options: ConnectionOptions | None = N
     for node in placement.nodes:
         role = "services" if node.host == placement.services else "trainer" if node.has_gpu else "unused"
         lines.append(f"# {node.host}: {role} ({node.reason})")
-    body = yaml.safe_dump(inventory_dict(placement, options), sort_keys=False, default_flow_style=False)
+    body: str = yaml.safe_dump(inventory_dict(placement, options), sort_keys=False, default_flow_style=False)
     return "\n".join(lines) + "\n---\n" + body
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def loss_curves(view: StoreView, experiment: str, max_points: int = MAX_POINTS) 
     ]
 
 
-def _label(run: dict) -> str:
+def _label(run: Mapping[str, object]) -> str:
     parts = [str(run.get(key) or "?") for key in ("optimizer", "activation")]
     status = run.get("status") or "running"
     return " + ".join(parts) + ("" if status == "completed" else f" ({status})")

@@ -39,7 +39,9 @@ def full_epochs() -> int:
     """The tuned default of `pinnprov train` (pinn.config.TrainConfig.epochs)."""
     from pinn.config import TrainConfig
 
-    return int(TrainConfig.__dataclass_fields__["epochs"].default)
+    default = TrainConfig.__dataclass_fields__["epochs"].default
+    assert isinstance(default, int)  # a plain default, not a default_factory
+    return default
 
 
 @dataclass(frozen=True)

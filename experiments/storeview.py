@@ -13,9 +13,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contract.steering import SteeringCommand
+
+if TYPE_CHECKING:
+    from collector.records import ProvRecord
+    from collector.store import Store
 
 FINISHED = ("completed", "stopped", "failed")
 
@@ -58,7 +62,7 @@ class StoreView:
         self.url = resolve_store_url(url)
 
     @contextmanager
-    def _read(self) -> Iterator[Any]:
+    def _read(self) -> Iterator[Store]:
         from collector.store import open_store
 
         with open_store(self.url) as store:
@@ -130,7 +134,7 @@ class StoreView:
         from collector.records import RunEndRecord, RunStartRecord
         from collector.sinks import open_sink
 
-        records: list[Any] = []
+        records: list[ProvRecord] = []
         epochs = 0
         if run_id is None:
             run_id = secrets.token_hex(16)

@@ -33,10 +33,19 @@ _WARN_INTERVAL_S = 30.0
 
 
 class PipelineResultLike(Protocol):
-    status: ExportStatus
-    accepted: int
-    rejected: int
-    detail: str
+    """What the exporter reads of `collector.pipeline.PipelineResult` (a frozen dataclass: read-only here)."""
+
+    @property
+    def status(self) -> ExportStatus: ...
+
+    @property
+    def accepted(self) -> int: ...
+
+    @property
+    def rejected(self) -> int: ...
+
+    @property
+    def detail(self) -> str: ...
 
 
 class TracePipeline(Protocol):

@@ -40,7 +40,7 @@ from typing import Any
 
 import keras
 
-from contract import vocabulary as v
+from contract.fields import hyperparameter
 from contract.steering import SteeringCommand
 from pinn.observer import (
     Adapted,
@@ -50,6 +50,7 @@ from pinn.observer import (
     ObserverFanout,
     RunEnded,
     RunStarted,
+    RunStatus,
     TrainingObserver,
 )
 from pinn.runinfo import new_run_name
@@ -61,22 +62,19 @@ COMPONENTS = ("total", "boundary", "residual", "data")
 _NAN = float("nan")
 
 
-def _hp(name: str) -> str:
-    """A hyperparameter key as the observer events carry it: the vocabulary name without `pinn.hp.`."""
-    return name.removeprefix(v.HYPERPARAMETER_PREFIX)
-
-
-HP_OPTIMIZER, HP_EPOCHS = _hp(v.HP_OPTIMIZER), _hp(v.HP_EPOCHS)
-HP_SCHEDULE, HP_LR_INITIAL = _hp(v.HP_LR_SCHEDULE), _hp(v.HP_LR_INITIAL)
-_SCHEDULE_KEYS = (("initial_learning_rate", HP_LR_INITIAL), ("decay_rate", _hp(v.HP_LR_DECAY_RATE)),
-                  ("decay_steps", _hp(v.HP_LR_DECAY_STEPS)), ("staircase", "lr.staircase"))
+# Hyperparameter names as the observer events carry them (contract/fields.py: the `pinn.hp.*` suffixes).
+HP_OPTIMIZER, HP_EPOCHS = hyperparameter("optimizer").name, hyperparameter("epochs").name
+HP_SCHEDULE, HP_LR_INITIAL = hyperparameter("lr_schedule").name, hyperparameter("lr_initial").name
+_SCHEDULE_KEYS = (("initial_learning_rate", HP_LR_INITIAL), ("decay_rate", hyperparameter("lr_decay_rate").name),
+                  ("decay_steps", hyperparameter("lr_decay_steps").name),
+                  ("staircase", hyperparameter("lr_staircase").name))
 
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     """A log value as a Python float; None for anything that is not one number (strings, vectors)."""
     try:
         return float(keras.ops.convert_to_numpy(value))
@@ -84,7 +82,7 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _float(value: Any) -> float:
+def _float(value: object) -> float:
     number = _number(value)
     return _NAN if number is None else number
 
@@ -266,9 +264,9 @@ class ProvenanceCallback(keras.callbacks.Callback):
             reason=reason, command_id=command_id,
         ))
 
-    def _end(self, status: str, error: str, summary: Mapping[str, float] | None = None) -> None:
+    def _end(self, status: RunStatus, error: str, summary: Mapping[str, float] | None = None) -> None:
         finite = {key: value for key, value in (summary or {}).items() if math.isfinite(value)}
-        self._fanout.on_run_end(RunEnded(status, time.time(), self._epochs_done, error, finite))  # type: ignore[arg-type]
+        self._fanout.on_run_end(RunEnded(status, time.time(), self._epochs_done, error, finite))
         self.run_id = None
 
     def _current_lr(self) -> float:
@@ -280,13 +278,14 @@ class ProvenanceCallback(keras.callbacks.Callback):
         except Exception:  # noqa: BLE001 - an exotic optimizer must not break fit
             return _NAN
 
-    def _optimizer_hyperparameters(self, optimizer: Any) -> dict[str, HyperparameterValue]:
+    def _optimizer_hyperparameters(self, optimizer: object) -> dict[str, HyperparameterValue]:
         if optimizer is None:
             return {}
         hp: dict[str, HyperparameterValue] = {HP_OPTIMIZER: type(optimizer).__name__.lower()}
-        schedule = getattr(optimizer, "_learning_rate", None)
-        self._scheduled_lr = isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule)
-        if self._scheduled_lr:
+        learning_rate = getattr(optimizer, "_learning_rate", None)
+        schedule = learning_rate if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule) else None
+        self._scheduled_lr = schedule is not None
+        if schedule is not None:
             hp[HP_SCHEDULE] = _snake(type(schedule).__name__)
             config = schedule.get_config()
             for source, target in _SCHEDULE_KEYS:

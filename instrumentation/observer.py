@@ -19,9 +19,11 @@ from opentelemetry import context as context_api
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 import contract
 from contract import vocabulary as v
+from contract.fields import EPOCH_FIELDS
 from instrumentation.provider import RunIdGenerator
 from instrumentation.sampling import EpochSampler
 from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
@@ -47,6 +49,11 @@ def run_trace_id(run_id: str) -> int:
     _log.warning("run id %r is not 32 hex digits; its trace id is derived from its SHA-256", run_id)
     return int(hashlib.sha256(run_id.encode()).hexdigest()[:32], 16) or 1
 
+
+# (attribute key, EpochEnded attribute, type) of every epoch field of the one schema (contract/fields.py)
+_EPOCH_ATTRIBUTES: tuple[tuple[str, str, type[int] | type[float]], ...] = tuple(
+    (field.attribute, field.event, int if field.kind == "int" else float) for field in EPOCH_FIELDS
+)
 
 class ProvenanceObserver:
     """A `pinn.observer.TrainingObserver` that records a run as OpenTelemetry spans (and metrics).
@@ -114,7 +121,7 @@ class ProvenanceObserver:
         try:
             if self._ctx is None:
                 return
-            attributes = {
+            attributes: dict[str, AttributeValue] = {
                 v.EPOCH: int(event.epoch),
                 v.ADAPTATION_PARAMETER: event.parameter,
                 v.ADAPTATION_OLD: event.old_value,
@@ -164,7 +171,7 @@ class ProvenanceObserver:
         self._last_captured = -1
         self._run_attrs = {v.RUN_ID: run_id}
         self._loss_attrs = tuple({v.RUN_ID: run_id, v.LOSS_COMPONENT: c} for c in _COMPONENTS)
-        attributes: dict[str, object] = dict(identity)
+        attributes: dict[str, AttributeValue] = dict(identity)
         for key, value in event.hyperparameters.items():
             attributes[v.HYPERPARAMETER_PREFIX + key] = value
         dataset = event.dataset
@@ -177,15 +184,7 @@ class ProvenanceObserver:
         self._flush_soon()  # hyperparameters must reach the store when the run starts
 
     def _emit_epoch(self, e: EpochEnded, epochs_counted: int) -> None:
-        attributes = {
-            v.EPOCH: int(e.epoch),
-            v.EPOCH_ELAPSED: float(e.elapsed_s),
-            v.LOSS_TOTAL: float(e.loss),
-            v.LOSS_BOUNDARY: float(e.loss_boundary),
-            v.LOSS_RESIDUAL: float(e.loss_residual),
-            v.LOSS_DATA: float(e.loss_data),
-            v.LEARNING_RATE: float(e.learning_rate),
-        }
+        attributes: dict[str, int | float] = {key: cast(getattr(e, name)) for key, name, cast in _EPOCH_ATTRIBUTES}
         if e.extra:
             keys = self._extra_keys
             for name, value in e.extra.items():
@@ -212,7 +211,7 @@ class ProvenanceObserver:
         root, self._root, self._ctx = self._root, None, None
         if root is None:
             return
-        attributes: dict[str, object] = {v.RUN_STATUS: status, v.RUN_EPOCHS: int(epochs)}
+        attributes: dict[str, AttributeValue] = {v.RUN_STATUS: status, v.RUN_EPOCHS: int(epochs)}
         if error:
             attributes[v.RUN_ERROR] = error
         for key, value in summary.items():

@@ -173,7 +173,7 @@ class SpoolingSpanExporter(SpanExporter):
             if not entries or not self._deliver(entries[0].payload):
                 break
             with self._spool_lock:
-                if self._spool is spool:
+                if spool is not None and self._spool is spool:
                     spool.commit(CONSUMER, entries[0].next)
             delivered += 1
         return delivered

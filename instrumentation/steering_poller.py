@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, Self
 
 from contract.settings import parse_bool, resolve, resolve_store_url
 from contract.steering import Acknowledgement, SteeringCommand, command_from_json
@@ -27,8 +27,18 @@ log = logging.getLogger("pinnprov.steering")
 
 INTERVAL_ENV = "PINNPROV_STEERING_INTERVAL"
 STEERING_ENDPOINT_ENV = "PINNPROV_STEERING_ENDPOINT"
-TOKEN_ENV = "PINNPROV_COLLECTOR_TOKEN"
 CAPTURE_ENV = "PINNPROV_CAPTURE"  # capture off means no store knows the run: nothing to poll
+
+
+class ClosingCommandSource(CommandSource, Protocol):
+    """A CommandSource with a worker or a connection behind it: close it (or use `with`) after training, so that
+    the last acknowledgements (a stop's, typically) are delivered."""
+
+    def close(self, timeout_s: float = ...) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *_: object) -> None: ...
 
 
 class HttpCommandSource(BackgroundSource):
@@ -165,7 +175,7 @@ def steering_endpoint(otlp_endpoint: str, explicit: str | None = None) -> str:
     chosen = explicit or _env(STEERING_ENDPOINT_ENV)
     if chosen:
         return chosen if "://" in chosen else "http://" + chosen
-    base = otlp._with_scheme(otlp_endpoint)  # validates; adds http:// to host:port
+    base = otlp.with_scheme(otlp_endpoint)  # validates; adds http:// to host:port
     parts = urllib.parse.urlsplit(base)
     path = parts.path.rstrip("/").removesuffix(otlp.TRACES_PATH)
     if otlp.resolve_protocol(otlp_endpoint) == "grpc":
@@ -183,7 +193,7 @@ def command_source_for(
     steering_endpoint_url: str | None = None,
     enabled: bool | None = None,
     interval_s: float | None = None,
-) -> CommandSource:
+) -> ClosingCommandSource:
     """The command source matching a capture configured with the same arguments as `open_capture`.
 
     - an OTLP endpoint (argument or OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): poll that collector over HTTP,
@@ -196,26 +206,18 @@ def command_source_for(
     or call close() after training so the last
     acknowledgements (a stop's, typically) are delivered.
     """
-    from instrumentation import otlp
+    from instrumentation.destination import resolve_destination
 
     if not resolve("enabled", enabled, CAPTURE_ENV, True, parse_bool):
         return _NoCommandsClosing()
     interval = float(resolve("steering_interval_s", interval_s, INTERVAL_ENV, DEFAULT_INTERVAL_S, float))
-    endpoint = otlp.traces_endpoint(otlp_endpoint)
-    if endpoint:
-        # The exporter's rule (pinnprov.capture): explicit headers, else OTEL_* headers, else the collector token.
-        header_text = headers if headers is not None else (
-            _env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or _env("OTEL_EXPORTER_OTLP_HEADERS")
-        )
-        parsed = otlp.parse_headers(header_text) or {}
-        if header_text is None and _env(TOKEN_ENV):
-            parsed = {"authorization": f"Bearer {_env(TOKEN_ENV)}"}
-        ca_file = _env("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE") or _env("OTEL_EXPORTER_OTLP_CERTIFICATE")
+    destination = resolve_destination(otlp_endpoint, headers=headers)  # the exporter's own rules
+    if destination is not None:
         return HttpCommandSource(
-            steering_endpoint(endpoint, steering_endpoint_url),
-            parsed,
+            steering_endpoint(destination.endpoint, steering_endpoint_url),
+            destination.headers,
             interval_s=interval,
-            ca_file=ca_file,
+            ca_file=destination.ca_file,
         )
     return StoreCommandSource(resolve_store_url(store), open_channel, interval_s=interval)
 
@@ -224,7 +226,7 @@ class _NoCommandsClosing(NoCommands):
     def close(self, timeout_s: float = 0.0) -> None:
         return None
 
-    def __enter__(self) -> _NoCommandsClosing:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from typing import Self
 
 from contract.steering import Acknowledgement, SteeringCommand
 
@@ -73,7 +74,7 @@ class BackgroundSource:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
 
-    def __enter__(self) -> BackgroundSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -102,7 +103,12 @@ class BackgroundSource:
             self._thread.start()
         # A process that exits without close() still delivers its last acknowledgements (e.g. a stop's).
         ref = weakref.ref(self)
-        atexit.register(lambda: (source := ref()) is not None and source.close(2.0))
+        def close_at_exit() -> None:
+            source = ref()
+            if source is not None:
+                source.close(2.0)
+
+        atexit.register(close_at_exit)
 
     def _work(self) -> None:
         backoff = self.interval_s

@@ -49,7 +49,7 @@ def load_objects(directory: Path | None = None) -> list[dict[str, Any]]:
 def with_prefix(obj: dict[str, Any], prefix: str) -> dict[str, Any]:
     """A copy of `obj` reading `<prefix>-*` indices instead of `pinnprov-*`."""
     validate_prefix(prefix)
-    copy = json.loads(json.dumps({key: value for key, value in obj.items() if not key.startswith("_")}))
+    copy: dict[str, Any] = json.loads(json.dumps({key: value for key, value in obj.items() if not key.startswith("_")}))
     if prefix != DEFAULT_PREFIX and copy["type"] == "index-pattern":
         title = str(copy["attributes"].get("title", ""))
         if title.startswith(f"{DEFAULT_PREFIX}-"):

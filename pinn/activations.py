@@ -1,4 +1,4 @@
-"""Activation functions by name: one registry, each entry a factory that makes one layer's activation.
+"""Activation functions (registered by name in pinn/plugins.py), each a factory that makes one layer's activation.
 
 Why factories: adaptive activations (Jagtap et al. 2020) carry a trainable slope per layer, so every layer needs
 its own instance; fixed ones simply return the same function. A factory returns either a plain callable or a
@@ -11,18 +11,33 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from contract.registry import Registry
-
 ActivationFn = Callable[[tf.Tensor], tf.Tensor]
-ActivationFactory = Callable[[], ActivationFn]
+# TensorFlow ships no type information (its functions are Any to mypy): each is given its type before it is returned.
 
-ACTIVATIONS: Registry[ActivationFactory] = Registry("activation")
 
-ACTIVATIONS.add("tanh", lambda: tf.tanh)
-ACTIVATIONS.add("sine", lambda: tf.sin)
-ACTIVATIONS.add("sigmoid", lambda: tf.sigmoid)
-ACTIVATIONS.add("relu", lambda: tf.nn.relu)
-ACTIVATIONS.add("swish", lambda: tf.nn.silu)
+def tanh() -> ActivationFn:
+    function: ActivationFn = tf.tanh
+    return function
+
+
+def sine() -> ActivationFn:
+    function: ActivationFn = tf.sin
+    return function
+
+
+def sigmoid() -> ActivationFn:
+    function: ActivationFn = tf.sigmoid
+    return function
+
+
+def relu() -> ActivationFn:
+    function: ActivationFn = tf.nn.relu
+    return function
+
+
+def swish() -> ActivationFn:
+    function: ActivationFn = tf.nn.silu
+    return function
 
 
 class AdaptiveTanh(tf.Module):
@@ -41,4 +56,4 @@ class AdaptiveTanh(tf.Module):
         return tf.tanh(self.SCALE * self.slope * x)
 
 
-ACTIVATIONS.add("adaptive_tanh", AdaptiveTanh)
+adaptive_tanh = AdaptiveTanh

@@ -26,12 +26,13 @@ class ConstantGradient:
     def traveltime(self, sources: np.ndarray, receivers: np.ndarray) -> np.ndarray:
         """Seconds for pairs (n, 2), (n, 2) as (x, z) in metres."""
         sources, receivers = np.asarray(sources, np.float64), np.asarray(receivers, np.float64)
-        r = np.linalg.norm(receivers - sources, axis=1)
+        r: np.ndarray = np.linalg.norm(receivers - sources, axis=1)
         if self.gradient == 0:
             return r / self.v0
         vs = self.velocity(sources[:, 0], sources[:, 1])
         vr = self.velocity(receivers[:, 0], receivers[:, 1])
-        return np.arccosh(1.0 + self.gradient**2 * r**2 / (2.0 * vs * vr)) / abs(self.gradient)
+        seconds: np.ndarray = np.arccosh(1.0 + self.gradient**2 * r**2 / (2.0 * vs * vr)) / abs(self.gradient)
+        return seconds
 
     def tau(self, sources: np.ndarray, receivers: np.ndarray) -> np.ndarray:
         """The traveltime factor t / |xr - xs| (s/m); 1 / v(xs) at the source itself."""

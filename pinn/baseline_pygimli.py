@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -202,7 +203,7 @@ def _check_settings(
     return cell
 
 
-def _import_pygimli() -> tuple[Any, type]:
+def _import_pygimli() -> tuple[ModuleType, type]:
     """Import PyGIMLi lazily (it is heavy and optional) and undo its import-time side effect on logging.
 
     PyGIMLi attaches a StreamHandler to the *root* logger when imported, which would print every later log record
@@ -229,7 +230,7 @@ def _pygimli_version() -> str:
 
 
 @contextlib.contextmanager
-def _pygimli_logging(pg: Any, verbose: bool) -> Iterator[None]:
+def _pygimli_logging(pg: ModuleType, verbose: bool) -> Iterator[None]:
     """PyGIMLi logs every step at INFO and `print`s some lines unconditionally: show them only when asked.
 
     When quiet, its Python-level stdout is captured (sys.stdout is swapped for the duration, so keep other threads'
@@ -251,7 +252,7 @@ def _pygimli_logging(pg: Any, verbose: bool) -> Iterator[None]:
             pg_log.debug("PyGIMLi printed: %s", captured.getvalue().strip())
 
 
-def _data_container(pg: Any, data: TraveltimeData, relative_error: float, absolute_error_s: float) -> Any:
+def _data_container(pg: ModuleType, data: TraveltimeData, relative_error: float, absolute_error_s: float) -> Any:
     """Sensors (unique source/receiver points, y = -z), 's'/'g' indices, 't' (s) and absolute 'err' (s)."""
     points, index = np.unique(np.vstack([data.sources, data.receivers]), axis=0, return_inverse=True)
     index = np.asarray(index).ravel()
@@ -280,14 +281,14 @@ def _grid_lines(low: float, high: float, cell: float) -> np.ndarray:
     return lines
 
 
-def _regular_mesh(pg: Any, domain: Domain, cell: float) -> Any:
+def _regular_mesh(pg: ModuleType, domain: Domain, cell: float) -> Any:
     """Quadrilateral grid of the whole domain in PyGIMLi coordinates (y = -depth, ascending)."""
     x_lines = _grid_lines(domain.x_min, domain.x_max, cell)
     y_lines = np.sort(-_grid_lines(domain.z_min, domain.z_max, cell))
     return pg.meshtools.createMesh2D(x_lines, y_lines)
 
 
-def _sample_cells(pg: Any, mesh: Any, values: np.ndarray, grid_x: np.ndarray, grid_z: np.ndarray) -> np.ndarray:
+def _sample_cells(pg: ModuleType, mesh: Any, values: np.ndarray, grid_x: np.ndarray, grid_z: np.ndarray) -> np.ndarray:
     """Piecewise-constant lookup: each display point takes the value of the inversion cell containing it."""
     if len(values) != mesh.cellCount():
         raise RuntimeError(f"PyGIMLi returned {len(values)} values for {mesh.cellCount()} cells")

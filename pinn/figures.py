@@ -19,6 +19,7 @@ import numpy as np
 from pinn.benchmark import DOMAIN, SCORE_CELL_M, SCORE_CELLS_X, SCORE_CELLS_Z, acquisition
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 # (x_min, x_max, z_max, z_min): the benchmark's scoring grid, 0..20 m across and 0..27.5 m deep (44 cells of
@@ -97,7 +98,7 @@ def build_comparison_figure(
     figure = Figure(
         figsize=(PANEL_WIDTH_IN * count + COLORBAR_WIDTH_IN, PANEL_HEIGHT_IN), dpi=DPI, layout="constrained"
     )
-    figure.get_layout_engine().set(h_pad=LAYOUT_PAD_IN, w_pad=LAYOUT_PAD_IN)  # default 3 pt pad clips "(m)" and "²"
+    _pad_layout(figure)  # default 3 pt pad clips "(m)" and "²"
     axes = figure.subplots(1, count, sharex=True, sharey=True, squeeze=False)[0]
     image = None
     for ax, (title, _, score), grid in zip(axes, panels, grids, strict=True):
@@ -121,6 +122,7 @@ def build_comparison_figure(
     axes[0].set_ylabel("depth z (m)")
     if marks is not None:
         axes[-1].legend(loc="lower right", fontsize="x-small", framealpha=0.8)
+    assert image is not None  # _check_panels: at least one panel
     figure.colorbar(image, ax=list(axes), label="velocity (m/s)", shrink=0.9)
     if suptitle:
         figure.suptitle(suptitle)
@@ -159,7 +161,7 @@ def build_loss_curves_figure(
         checked.append((name, epochs, np.where(np.isfinite(loss), loss, np.nan)))
 
     figure = Figure(figsize=LOSS_FIGSIZE_IN, dpi=DPI, layout="constrained")
-    figure.get_layout_engine().set(h_pad=LAYOUT_PAD_IN, w_pad=LAYOUT_PAD_IN)
+    _pad_layout(figure)
     ax = figure.subplots()
     for name, epochs, loss in checked:
         ax.plot(epochs, loss, label=name, linewidth=1.2)
@@ -206,11 +208,20 @@ def _check_extent(extent: tuple[float, float, float, float]) -> tuple[float, flo
     return x_min, x_max, z_max, z_min
 
 
-def _draw_sensors(ax: object, sensors: Sensors) -> None:
+def _draw_sensors(ax: Axes, sensors: Sensors) -> None:
     sources, receivers = (np.asarray(points, dtype=np.float64).reshape(-1, 2) for points in sensors)
-    style = {"clip_on": False, "zorder": 3, "markeredgecolor": "black", "markeredgewidth": 0.6, "linestyle": "none"}
-    ax.plot(sources[:, 0], sources[:, 1], marker="*", markersize=9, color="white", label="sources", **style)
-    ax.plot(receivers[:, 0], receivers[:, 1], marker="v", markersize=6, color="white", label="receivers", **style)
+    for points, marker, size, label in ((sources, "*", 9, "sources"), (receivers, "v", 6, "receivers")):
+        ax.plot(points[:, 0], points[:, 1], marker=marker, markersize=size, color="white", label=label, clip_on=False,
+                zorder=3, markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+
+
+def _pad_layout(figure: Figure) -> None:
+    """Pad the figure's constrained layout by LAYOUT_PAD_IN on every side."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    engine = figure.get_layout_engine()
+    assert isinstance(engine, ConstrainedLayoutEngine)  # every figure here is made with layout="constrained"
+    engine.set(h_pad=LAYOUT_PAD_IN, w_pad=LAYOUT_PAD_IN)
 
 
 def _save_png(figure: Figure, path: Path) -> Path:

@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from pinn.dataset import Domain
-from pinn.fee import RESIDUAL_FORMS, grad_phi_squared, tau_and_gradient
+from pinn.fee import grad_phi_squared, tau_and_gradient
 from pinn.networks import TauNetwork
-from pinn.optimizers import OPTIMIZERS
+from pinn.plugins import OPTIMIZERS, RESIDUAL_FORMS
 from pinn.sampling import CollocationSampler
 from pinn.scaling import Scaling
 from pinn.schedule import LearningRate
@@ -47,8 +47,9 @@ class GridVelocity:
         ix, iz = np.minimum(fx.astype(int), nx - 2), np.minimum(fz.astype(int), nz - 2)
         ax, az = fx - ix, fz - iz
         v = self.values
-        return ((1 - az) * ((1 - ax) * v[iz, ix] + ax * v[iz, ix + 1])
-                + az * ((1 - ax) * v[iz + 1, ix] + ax * v[iz + 1, ix + 1]))
+        velocity: np.ndarray = ((1 - az) * ((1 - ax) * v[iz, ix] + ax * v[iz, ix + 1])
+                                + az * ((1 - ax) * v[iz + 1, ix] + ax * v[iz + 1, ix + 1]))
+        return velocity
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class ForwardSolution:
         xs = tf.constant(self.scaling.points(sources))
         xr = tf.constant(self.scaling.points(receivers))
         tau_hat = self.tau(xs, xr).numpy().astype(np.float64)
-        return tau_hat / self.scaling.velocity_m_s * np.linalg.norm(np.asarray(receivers) - np.asarray(sources), axis=1)
+        seconds: np.ndarray = tau_hat / self.scaling.velocity_m_s * np.linalg.norm(
+            np.asarray(receivers) - np.asarray(sources), axis=1)
+        return seconds
 
 
 def solve_forward(velocity: VelocityCallable | GridVelocity, domain: Domain, sources: np.ndarray,

@@ -15,7 +15,7 @@ from pinn.config import TrainConfig
 from pinn.dataset import TraveltimeData
 from pinn.losses import LossWeights, PinnLoss
 from pinn.networks import TauNetwork, VelocityNetwork
-from pinn.optimizers import OPTIMIZERS
+from pinn.plugins import OPTIMIZERS
 from pinn.sampling import CollocationSampler
 from pinn.scaling import Scaling, velocity_bounds
 from pinn.schedule import LearningRate
@@ -99,7 +99,7 @@ class Problem:
         """The current velocity model at points (any shape), m/s."""
         x, z = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(z, np.float64))
         points = self.scaling.points(np.column_stack([x.ravel(), z.ravel()]))
-        values = self.velocity(tf.constant(points)).numpy().astype(np.float64) * self.scaling.velocity_m_s
+        values: np.ndarray = self.velocity(tf.constant(points)).numpy().astype(np.float64) * self.scaling.velocity_m_s
         return values.reshape(x.shape)
 
     def snapshot(self) -> list[np.ndarray]:

@@ -59,7 +59,8 @@ class Scaling:
 
 def apparent_velocities(data: TraveltimeData) -> np.ndarray:
     """Straight-ray distance over traveltime per pick (m/s): bounds the average velocity along each ray."""
-    return np.linalg.norm(data.receivers - data.sources, axis=1) / data.traveltimes
+    velocities: np.ndarray = np.linalg.norm(data.receivers - data.sources, axis=1) / data.traveltimes
+    return velocities
 
 
 def velocity_bounds(data: TraveltimeData, lower: float = 0.0, upper: float = 0.0) -> tuple[float, float]:

@@ -6,12 +6,16 @@ The exact model is used here only, after training, to score: never to choose epo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pinn import benchmark
 from pinn.dataset import Domain, TraveltimeData
 from pinn.metrics import r2, rmse
+
+if TYPE_CHECKING:
+    from pinn.problem import Problem
 
 
 @dataclass
@@ -44,7 +48,7 @@ def cell_centres(domain: Domain, cells: int) -> tuple[np.ndarray, np.ndarray]:
     return np.meshgrid(xc, zc)
 
 
-def score(problem: object, data: TraveltimeData) -> Scored:
+def score(problem: Problem, data: TraveltimeData) -> Scored:
     import tensorflow as tf
 
     grid_x, grid_z = grid_for(data)

@@ -52,6 +52,7 @@ def make_chunk(problem: Problem, mode: str = "graph") -> Callable[[int], np.ndar
     compiled = tf.function(loop, jit_compile=(mode == "xla"), reduce_retracing=False)
 
     def graph_chunk(k: int) -> np.ndarray:
-        return compiled(k).numpy()
+        records: np.ndarray = compiled(k).numpy()  # TensorFlow is untyped
+        return records
 
     return graph_chunk

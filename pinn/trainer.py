@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +20,7 @@ from pinn.config import TrainConfig
 from pinn.dataset import TraveltimeData
 from pinn.events import EventReplay
 from pinn.losses import DATA_RMS, LEARNING_RATE, LOSS
-from pinn.observer import ObserverFanout, RunEnded, RunStarted, RunStatus, TrainingObserver
+from pinn.observer import HyperparameterValue, ObserverFanout, RunEnded, RunStarted, RunStatus, TrainingObserver
 from pinn.runinfo import new_run_id, new_run_name
 from pinn.scoring import Scored, score
 from pinn.steering import CommandSource, NoCommands
@@ -42,7 +42,7 @@ class TrainResult:
     grid_x: np.ndarray
     grid_z: np.ndarray
     velocity: object  # callable (x, z) -> v in m/s, numpy in and out
-    hyperparameters: dict[str, object] = field(default_factory=dict)
+    hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict)
     history: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # per-epoch records (see RECORD_FIELDS)
     stop_reason: str = ""
 
@@ -157,7 +157,7 @@ def train(
 
 def _summary(scored: Scored, problem: object, replay: EventReplay, started: float) -> dict[str, float]:
     metrics = {"data_rms_s": scored.data_rms_s, "epochs": float(replay.epochs), "seconds": time.time() - started}
-    if scored.r2 is not None:
+    if scored.r2 is not None and scored.rmse_m_s is not None:
         metrics["r2"] = scored.r2
         metrics["rmse_m_s"] = scored.rmse_m_s
     if scored.holdout_rms_s is not None:

@@ -93,6 +93,17 @@ def test_short_run_lowers_every_loss_component_and_raises_r2(inverse_run, data) 
     assert result.metrics["data_rms_s"] < start.data_rms_s
 
 
+def test_run_summary_and_hyperparameters_are_the_schema_fields(inverse_run) -> None:
+    from contract.fields import DERIVED_HYPERPARAMETERS, HYPERPARAMETERS, SUMMARY_FIELDS
+
+    _, recorder = inverse_run
+    (start,) = recorder.of(RunStarted)
+    (end,) = recorder.of(RunEnded)
+    assert set(start.hyperparameters) == {hp.name for hp in (*HYPERPARAMETERS, *DERIVED_HYPERPARAMETERS)}
+    unknown = set(end.summary) - {field.name for field in SUMMARY_FIELDS}
+    assert unknown == set(), f"summary metrics missing from contract/fields.py SUMMARY_FIELDS: {unknown}"
+
+
 def test_observers_receive_events_in_order(inverse_run) -> None:
     result, recorder = inverse_run
     events = recorder.events

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from collector.counters import Counters
-from contract.steering import SteeringCommand
+from contract.steering import CommandKind, SteeringCommand
 
 log = logging.getLogger("pinnprov.alerts")
 
@@ -61,7 +61,7 @@ class CommandSpec:
 @dataclass(frozen=True)
 class SteerSpec:
     kind = "steer"
-    command: str = "stop"  # stop | scale_lr | set_lr
+    command: CommandKind = "stop"  # stop | scale_lr | set_lr
     value: float = 0.0  # the factor for scale_lr, the rate for set_lr
 
 
@@ -165,7 +165,7 @@ class ActionDispatcher:
             raise RuntimeError("no steering channel is configured for this collector")
         command = SteeringCommand(
             command_id=str(context["alert_id"]),  # one command per firing, however often it is replayed
-            kind=spec.command,  # type: ignore[arg-type]  # checked when the rule was loaded
+            kind=spec.command,  # checked when the rule was loaded
             value=spec.value,
             agent=f"rule:{context['rule']}",
             reason=str(context["message"]),

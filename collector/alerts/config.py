@@ -102,7 +102,7 @@ def _check_template(fields: _Fields, text: str, what: str) -> str:
     return text
 
 
-def _action(fields: _Fields, raw: Any, position: int) -> ActionSpec:
+def _action(fields: _Fields, raw: object, position: int) -> ActionSpec:
     where = _Fields(f"{fields.where}: action {position + 1}", raw if isinstance(raw, Mapping) else {})
     if isinstance(raw, str):
         raw = {"type": raw}
@@ -140,10 +140,10 @@ def _action(fields: _Fields, raw: Any, position: int) -> ActionSpec:
     from contract.steering import validate
 
     try:
-        validate(command, value)
+        kind = validate(command, value)
     except ValueError as error:
         raise where.fail(str(error)) from None
-    return SteerSpec(command, value)
+    return SteerSpec(kind, value)
 
 
 def _scope(fields: _Fields) -> Scope:
@@ -169,7 +169,7 @@ def _metric(fields: _Fields, kind: str) -> str:
     return metric
 
 
-def parse_rule(raw: Any, position: int) -> Rule:
+def parse_rule(raw: object, position: int) -> Rule:
     if not isinstance(raw, Mapping):
         raise ValueError(f"rule #{position + 1}: expected a mapping, got {raw!r}")
     name = raw.get("name")
@@ -209,7 +209,7 @@ def parse_rule(raw: Any, position: int) -> Rule:
     return rule
 
 
-def load_rules(config: Sequence[Any] | None) -> list[Rule]:
+def load_rules(config: Sequence[object] | None) -> list[Rule]:
     """Validate the `rules:` list of a config file; rule names must be unique."""
     if config is None:
         return []

@@ -5,16 +5,20 @@ Portable SQL for SQLite and MonetDB: `epoch` and `value` are MonetDB keywords, h
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.store import QueryResult, Store
 
 COLUMNS = 'a.at, r.run_name, a.rule, a."epoch", a.metric, a."value", a.threshold, a.message, a.actions'
 
 
-def alert_history(store: Any, *, run_id: str | None = None, rule: str | None = None,
-                  limit: int | None = None) -> Any:
+def alert_history(store: Store, *, run_id: str | None = None, rule: str | None = None,
+                  limit: int | None = None) -> QueryResult:
     """Firings oldest first (the newest `limit` when given); returns the store's QueryResult."""
     where: list[str] = []
-    params: dict[str, Any] = {}
+    params: dict[str, object] = {}
     if run_id is not None:
         where.append("a.run_id = :run_id")
         params["run_id"] = run_id
@@ -34,7 +38,7 @@ def alert_history(store: Any, *, run_id: str | None = None, rule: str | None = N
     return store.execute(sql, params)
 
 
-def store_run_lookup(url: str) -> Any:
+def store_run_lookup(url: str) -> Callable[[str], tuple[str, str] | None]:
     """A `run_lookup` for AlertEngine: (run name, experiment) of a run from the store at `url`.
 
     Scoped rules need them; after a collector restart the run-start record may be long gone.

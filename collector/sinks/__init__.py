@@ -7,9 +7,12 @@ trainer never loads the MonetDB or Elasticsearch clients.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from contract.urls import redact, url_scheme
+
+if TYPE_CHECKING:
+    from collector.sinks.base import Sink
 
 _MODULES = {
     "sqlite": "collector.sinks.sqlite",
@@ -20,7 +23,7 @@ _MODULES = {
 }
 
 
-def open_sink(url: str) -> Any:
+def open_sink(url: str) -> Sink:
     """A sink for a store URL: sqlite:///file.db, monetdb://user:pw@host:port/db, elasticsearch+http(s)://..."""
     from collector.sinks.base import SINKS
     from collector.store import sqlite_path

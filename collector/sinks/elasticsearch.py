@@ -18,10 +18,11 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.es_client import (
     build_client,
+    check_server_version,
     describe_error,
     error_status,
     is_retryable,
@@ -41,6 +42,9 @@ from contract.elastic_connection import resolve_connection, split_options
 from contract.es_indices import DEFAULT_PREFIX, INDEX_KINDS, index_name, index_templates, validate_prefix
 from contract.settings import resolve
 
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
 log = logging.getLogger(__name__)
 
 BULK_FILTER = ["errors", "items.*.status", "items.*.error.type", "items.*.error.reason"]
@@ -54,7 +58,7 @@ LOOKUP_AGAIN_AFTER_S = 60.0
 """A run not found in Elasticsearch is looked up again only after this long (its start may still come)."""
 
 
-def install_index_templates(client: Any, prefix: str = DEFAULT_PREFIX) -> list[str]:
+def install_index_templates(client: Elasticsearch, prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Put the four index templates and make sure their indices exist; returns what was done, per index.
 
     Idempotent: re-running replaces the templates with the same content and only adds mapping fields.
@@ -109,7 +113,7 @@ class ElasticsearchSink:
         deadline_s: float = 15.0,
         refresh: str | None = None,
         setup: bool = True,
-        client: Any = None,
+        client: Elasticsearch | None = None,
     ) -> None:
         url, options = split_options(url, URL_OPTIONS)
         # explicit argument (or ?index_prefix= in the URL) > PINNPROV_ES_INDEX_PREFIX > "pinnprov"
@@ -152,6 +156,7 @@ class ElasticsearchSink:
                 return ExportResult(ExportStatus.RETRYABLE, detail="elasticsearch sink is shut down")
             try:
                 if self._needs_setup:
+                    check_server_version(self.client)
                     install_index_templates(self.client, self.prefix)
                     self._needs_setup = False
                 self._learn_runs(batch)
@@ -186,6 +191,7 @@ class ElasticsearchSink:
     def setup(self) -> list[str]:
         """Install templates and indices now (the CLI's `pinnprov kibana templates`); raises on failure."""
         with self._lock:
+            check_server_version(self.client)
             report = install_index_templates(self.client, self.prefix)
             self._needs_setup = False
             return report
@@ -252,7 +258,8 @@ class ElasticsearchSink:
             attempt += 1
             try:
                 response = self.client.bulk(
-                    operations=encode_bulk(action for _, action in pending),
+                    # pre-encoded NDJSON: the client sends bytes as they are, its types list only the sequence form
+                    operations=encode_bulk(action for _, action in pending),  # type: ignore[arg-type]
                     refresh=self.refresh,
                     filter_path=BULK_FILTER,
                 )
@@ -269,13 +276,13 @@ class ElasticsearchSink:
                 else:
                     still: list[tuple[int, BulkAction]] = []
                     for (position, action), item in zip(pending, items, strict=True):
-                        result = next(iter(item.values()), {})
+                        result: dict[str, Any] = next(iter(item.values()), {})
                         status = int(result.get("status", 0))
                         if 200 <= status < 300:
                             written += 1
                             continue
-                        error = result.get("error") or {}
-                        reason = f"{status} {error.get('type', 'error')}: {str(error.get('reason', ''))[:200]}"
+                        failure = result.get("error") or {}
+                        reason = f"{status} {failure.get('type', 'error')}: {str(failure.get('reason', ''))[:200]}"
                         if status == 429 or status >= 500:
                             still.append((position, action))
                             problem = reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from collector import rows
 from collector.records import AdaptationRecord, AlertRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
@@ -21,6 +22,10 @@ def _columns(table: str) -> list[str]:
 
 def _q(name: str) -> str:
     return f'"{name}"'
+
+
+Insert = tuple[str, tuple[str, ...], str]
+"""(table, columns, ON CONFLICT clause) of an INSERT that `_insert_many` spreads over multi-row statements."""
 
 
 def _insert(table: str, columns: Sequence[str], conflict: str, rows_: int = 1) -> str:
@@ -74,10 +79,10 @@ _HP_SQL = _insert(
 _RESOURCE_SQL = _insert("run_resource", ["run_id", "name", "value"], _NAME_VALUE_UPSERT)
 _SUMMARY_SQL = _insert("run_summary", ["run_id", "name", "value"], _NAME_VALUE_UPSERT)
 EPOCH_COLUMNS = _columns("epoch_metric")
-_EPOCH_INSERT = ("epoch_metric", tuple(EPOCH_COLUMNS), "ON CONFLICT (run_id, epoch) DO NOTHING")
+_EPOCH_INSERT: Insert = ("epoch_metric", tuple(EPOCH_COLUMNS), "ON CONFLICT (run_id, epoch) DO NOTHING")
 _EPOCH_SQL = _insert(*_EPOCH_INSERT)
 _EXTRA_COLUMNS = tuple(_columns("epoch_extra"))
-_EXTRA_INSERT = ("epoch_extra", _EXTRA_COLUMNS, "ON CONFLICT (run_id, epoch, name) DO NOTHING")
+_EXTRA_INSERT: Insert = ("epoch_extra", _EXTRA_COLUMNS, "ON CONFLICT (run_id, epoch, name) DO NOTHING")
 _EXTRA_SQL = _insert(*_EXTRA_INSERT)
 _ADAPTATION_SQL = _insert("adaptation", _columns("adaptation"), "ON CONFLICT (adaptation_id) DO NOTHING")
 _ALERT_SQL = _insert("alert", _columns("alert"), "ON CONFLICT (alert_id) DO NOTHING")
@@ -88,15 +93,15 @@ UPDATE run SET
 WHERE run_id = :run_id"""
 
 
-def _values(row: rows.Row, columns: Sequence[str]) -> tuple:
+def _values(row: rows.Row, columns: Sequence[str]) -> tuple[Any, ...]:
     return tuple(row.get(column) for column in columns)
 
 
-def _epoch_values_general(record: EpochRecord) -> tuple:
+def _epoch_values_general(record: EpochRecord) -> tuple[Any, ...]:
     return _values(rows.epoch_row(record), EPOCH_COLUMNS)
 
 
-def _extra_values_general(record: EpochRecord) -> list[tuple]:
+def _extra_values_general(record: EpochRecord) -> list[tuple[Any, ...]]:
     return [_values(extra, _EXTRA_COLUMNS) for extra in rows.epoch_extra_rows(record)]
 
 
@@ -107,10 +112,10 @@ _CHUNKS = (256, 32, 4, 1)
 """Rows per multi-row INSERT: one statement of 256 rows instead of 256 executions costs a third less CPU and
 releases the GIL once instead of 256 times (the writer competes with the translating thread for it).
 Remainders use the smaller sizes, so at most 4 statement texts per table exist (the sqlite3 cache keeps them)."""
-_MULTI: dict[tuple[tuple, int], str] = {}
+_MULTI: dict[tuple[Insert, int], str] = {}
 
 
-def _insert_many(conn: sqlite3.Connection, insert: tuple, values: list) -> None:
+def _insert_many(conn: sqlite3.Connection, insert: Insert, values: list[object]) -> None:
     """Insert `values`, a flat list of rows of `len(insert[1])` values, with as few statements as possible."""
     width = len(insert[1])
     count = len(values) // width
@@ -129,7 +134,9 @@ def _insert_many(conn: sqlite3.Connection, insert: tuple, values: list) -> None:
             done += size
 
 
-def _write_epochs(conn: sqlite3.Connection, epochs: list, extras: list, summaries: dict) -> None:
+def _write_epochs(
+    conn: sqlite3.Connection, epochs: list[object], extras: list[object], summaries: dict[str, tuple[int, float | None]]
+) -> None:
     _insert_many(conn, _EPOCH_INSERT, epochs)
     if extras:
         _insert_many(conn, _EXTRA_INSERT, extras)
@@ -142,8 +149,8 @@ def _write_epochs(conn: sqlite3.Connection, epochs: list, extras: list, summarie
 
 def write_records(conn: sqlite3.Connection, records: Sequence[ProvRecord]) -> None:
     """Write records inside the caller's transaction; raises sqlite3 errors for the caller to classify."""
-    epochs: list = []  # flat: len(EPOCH_COLUMNS) values per row
-    extras: list = []  # flat: 4 values per row
+    epochs: list[object] = []  # flat: len(EPOCH_COLUMNS) values per row
+    extras: list[object] = []  # flat: 4 values per row
     # run_id -> (highest epoch, lowest finite learning rate) among this call's epochs
     summaries: dict[str, tuple[int, float | None]] = {}
     epoch_values, extra_values = (rows.epoch_values, rows.epoch_extra_values) if _FAST_ROWS else (

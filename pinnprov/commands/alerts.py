@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 HIDDEN = ("alert_id",)
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     from pinnprov.commands.query import add_store_arguments
 
     parser = subparsers.add_parser("alerts", help="list alert-rule firings, or check alert rules",

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from experiments.baseline_run import DEFAULT_OUT
 
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "baseline",
         help="invert the picks with PyGIMLi (the classical reference of the paper's Figure 2)",

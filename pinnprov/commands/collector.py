@@ -12,14 +12,17 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 _FLAGS = ("grpc_endpoint", "http_endpoint", "spool_dir", "tls_cert_file", "tls_key_file", "max_request_bytes",
           "max_spool_bytes", "fsync", "batch_max_requests", "batch_linger_s", "retry_max_s", "log_interval_s",
           "workers")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("collector", help="run the OTLP collector service",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, metavar="FILE", help="YAML or TOML file of collector settings")

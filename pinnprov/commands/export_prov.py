@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     from pinnprov.commands.query import STORE_HELP
 
     parser = subparsers.add_parser("export-prov", help="export a run as a W3C PROV document", description=__doc__)

@@ -9,11 +9,16 @@ are still running are left to them. Exit status 0 when everything was delivered,
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from pinnprov.commands import Subparsers
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("flush", help="deliver spans spooled by trainers that could not reach a collector",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spool", type=Path, metavar="DIR", help="spool folder (default $PINNPROV_SPOOL_DIR or "
@@ -26,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _exporter(args: argparse.Namespace) -> tuple[object, str]:
+def _exporter(args: argparse.Namespace) -> tuple[SpanExporter, str]:
     if args.store:
         from collector.pipeline import Pipeline
         from collector.sinks import open_sink
@@ -35,15 +40,14 @@ def _exporter(args: argparse.Namespace) -> tuple[object, str]:
 
         return EmbeddedExporter(Pipeline([open_sink(args.store)])), redact(args.store)
     from instrumentation import otlp
+    from instrumentation.destination import resolve_destination
 
-    endpoint = otlp.traces_endpoint(args.endpoint)
-    if not endpoint:
+    destination = resolve_destination(args.endpoint, protocol=args.protocol)  # the trainers' own rules
+    if destination is None:
         raise ValueError("no destination: give --endpoint URL or --store URL, or set OTEL_EXPORTER_OTLP_ENDPOINT")
-    headers = None
-    token = os.environ.get("PINNPROV_COLLECTOR_TOKEN", "")
-    if token and not os.environ.get("OTEL_EXPORTER_OTLP_HEADERS"):
-        headers = {"authorization": f"Bearer {token}"}
-    return otlp.span_exporter(endpoint, protocol=args.protocol, headers=headers, timeout_s=args.timeout), endpoint
+    exporter = otlp.span_exporter(destination.endpoint, protocol=destination.protocol, headers=destination.headers,
+                                  timeout_s=args.timeout, ca_file=destination.ca_file)
+    return exporter, destination.endpoint
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     def deliver(payload: bytes) -> bool:
         spans = decode_spans(ExportTraceServiceRequest.FromString(payload))
-        return exporter.export(spans) is SpanExportResult.SUCCESS  # type: ignore[attr-defined]
+        return exporter.export(spans) is SpanExportResult.SUCCESS
 
     try:
         report = replay_directory(root, deliver)
     finally:
-        exporter.shutdown()  # type: ignore[attr-defined]
+        exporter.shutdown()
     busy = f"; {report.busy} spool(s) belong to running processes" if report.busy else ""
     if report.left:
         print(f"flushed {report.delivered} batch(es) to {destination}; {report.left} spool(s) in {root} not "

@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 DEFAULT_ES_URL = "http://127.0.0.1:9200"
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("kibana", help="index templates, Kibana dashboards and alerting rules",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="kibana_action", metavar="ACTION", required=True)
@@ -64,7 +67,8 @@ def _index_prefix(args: argparse.Namespace) -> str:
     from contract.es_indices import DEFAULT_PREFIX, validate_prefix
     from contract.settings import resolve
 
-    return resolve("--index-prefix", args.index_prefix, "PINNPROV_ES_INDEX_PREFIX", DEFAULT_PREFIX, validate_prefix)
+    explicit: str | None = args.index_prefix
+    return resolve("--index-prefix", explicit, "PINNPROV_ES_INDEX_PREFIX", DEFAULT_PREFIX, validate_prefix)
 
 
 def _report(outcomes: list[Any]) -> int:
@@ -136,13 +140,17 @@ def handle_import(args: argparse.Namespace) -> int:
 
 
 def handle_alerts(args: argparse.Namespace) -> int:
+    from kibana.connectors import apply_connectors
     from kibana.importer import apply_alert_rules
     from kibana.validator import validate_alert_rules
 
     problems = validate_alert_rules()
     if problems:
         raise ValueError(f"alert rules are invalid: {problems[0]} (see `pinnprov kibana validate`)")
-    return _report(apply_alert_rules(_client(args), prefix=_index_prefix(args)).outcomes)
+    client = _client(args)
+    connectors = apply_connectors(client)  # first: rule actions name them
+    rules = apply_alert_rules(client, prefix=_index_prefix(args), connectors=connectors.available)
+    return _report(connectors.outcomes + rules.outcomes)
 
 
 def handle_ndjson(args: argparse.Namespace) -> int:

@@ -20,10 +20,13 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     from experiments.train_flags import add_train_flags
 
     parser = subparsers.add_parser(
@@ -102,7 +105,10 @@ def handle(args: argparse.Namespace) -> int:
 
     plan = plan_from(args)
     plan.out.mkdir(parents=True, exist_ok=True)
-    echo = lambda line: print(line, flush=True)  # noqa: E731 - progress lines appear as they happen
+
+    def echo(line: str) -> None:
+        print(line, flush=True)  # progress lines appear as they happen
+
     echo(f"paper study {plan.experiment}: {len(plan.points())} runs x {plan.epochs} epochs, {plan.parallel} at a "
          f"time, store {plan.store}, out {plan.out}")
     outcome = run_study(plan, echo)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 STORE_HELP = (
     "store URL: sqlite:///path.db, sqlite:////abs/path.db, a file path or monetdb://user:pw@host:port/db "
@@ -32,7 +35,7 @@ def add_store_arguments(parser: argparse.ArgumentParser, *, suppress_defaults: b
     )
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     from collector.queries import QUERIES
 
     parser = subparsers.add_parser(
@@ -55,9 +58,14 @@ def register(subparsers: Any) -> None:
             )
         if "every" in query.options:
             sub.add_argument("--every", type=int, metavar="K", help="only epochs divisible by K")
+        if "last" in query.options:
             sub.add_argument("--last", type=int, metavar="N", help="only the last N (selected) epochs")
+        if "from_epoch" in query.options:
             sub.add_argument("--from", dest="from_epoch", type=int, metavar="EPOCH", help="first epoch")
+        if "to_epoch" in query.options:
             sub.add_argument("--to", dest="to_epoch", type=int, metavar="EPOCH", help="last epoch")
+        if "buckets" in query.options:
+            sub.add_argument("--buckets", type=int, metavar="B", help="epoch buckets between the first and last epoch")
         if "experiment" in query.options:
             sub.add_argument("--experiment", help="only runs of this experiment")
         if "status" in query.options:
@@ -78,6 +86,7 @@ def options_from(args: argparse.Namespace, run_id: str | None) -> Any:
         experiment=getattr(args, "experiment", None),
         status=getattr(args, "status", None),
         limit=getattr(args, "limit", None),
+        buckets=getattr(args, "buckets", None),
     )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     from pinnprov.commands.query import add_store_arguments
 
     parser = subparsers.add_parser("runs", help="list the runs in a provenance store", description=__doc__)

@@ -16,12 +16,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.store import Store
+    from pinnprov.commands import Subparsers
 
 WAIT_POLL_S = 0.25
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     from pinnprov.commands.query import STORE_HELP
 
     parser = subparsers.add_parser(
@@ -63,7 +67,7 @@ def command_from_args(args: argparse.Namespace) -> tuple[str, float, str]:
     return "set_weight", value, term.strip()
 
 
-def _open_writable(url: str | None) -> Any:
+def _open_writable(url: str | None) -> Store:
     from collector.store import open_store, sqlite_path
     from contract.settings import resolve_store_url
 
@@ -74,13 +78,13 @@ def _open_writable(url: str | None) -> Any:
     return open_store(resolved, read_only=False)
 
 
-def _run_label(store: Any, run_id: str) -> str:
+def _run_label(store: Store, run_id: str) -> str:
     rows = store.execute("SELECT run_name FROM run WHERE run_id = :run_id", {"run_id": run_id}).rows
     name = rows[0][0] if rows and rows[0][0] else ""
     return f"{name} ({run_id})" if name else run_id
 
 
-def _wait_for_answer(store: Any, run_id: str, command_id: str, timeout_s: float) -> int:
+def _wait_for_answer(store: Store, run_id: str, command_id: str, timeout_s: float) -> int:
     from collector.store import list_commands
 
     deadline = time.monotonic() + timeout_s

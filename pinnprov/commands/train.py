@@ -9,12 +9,15 @@ imported only when the command runs, so other commands start fast.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from experiments.training import add_train_arguments
 
+if TYPE_CHECKING:
+    from pinnprov.commands import Subparsers
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("train", help="train the PINN on the benchmark or your picks",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
