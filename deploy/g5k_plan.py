@@ -101,7 +101,7 @@ def placement_from_roles(roles: Mapping[str, Iterable[str]], gpu_ids: Mapping[st
 
 def validate_with_enoslib(configuration: Mapping[str, object]) -> None:
     """EnOSlib's own JSON-schema check of the configuration (no API call); needs the `g5k` extra."""
-    from enoslib.infra.enos_g5k.configuration import Configuration  # type: ignore[import-not-found]
-    from enoslib.infra.enos_g5k.schema import SCHEMA_USER  # type: ignore[import-not-found]
+    from enoslib.infra.enos_g5k.configuration import Configuration
+    from enoslib.infra.enos_g5k.schema import SCHEMA_USER
 
     Configuration.validate(dict(configuration), SCHEMA_USER)

@@ -40,7 +40,7 @@ def plan(request: G5kRequest, *, gpu_cluster: str = "", cpu_cluster: str = "",
 
 def reserve_and_deploy(configuration: dict[str, object]) -> Placement:  # pragma: no cover - testbed only
     """Reserve (or reload) the job, deploy the environment, return where services and trainers are."""
-    import enoslib as en  # type: ignore[import-not-found]
+    import enoslib as en
 
     provider = en.G5k(en.G5kConf.from_dictionary(configuration))
     roles, _networks = provider.init()
