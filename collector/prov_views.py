@@ -108,8 +108,11 @@ WHERE agent IS NOT NULL AND agent <> ''""",
     View(
         "was_informed_by",
         ("informed_id", "informant_id", "run_id"),
-        "SELECT 'adaptation/' || adaptation_id, 'run/' || run_id, run_id FROM adaptation",
-        "Adaptations were informed by the training they changed.",
+        """
+SELECT 'adaptation/' || adaptation_id, 'run/' || run_id, run_id FROM adaptation
+UNION ALL
+SELECT 'run/' || run_id, 'run/' || related_run_id, run_id FROM run_relation WHERE relation = 'retry_of'""",
+        "Adaptations were informed by the training they changed; a retried run by the failed attempt it repeats.",
     ),
     View(
         "was_derived_from",

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from collector.dialects import Dialect, get_dialect
 from contract.fields import MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS, SQL_TYPES, Hyperparameter
 
-SCHEMA_VERSION = 2
-"""1: the PROV tables; 2: + alert_engine_run, alert_engine_fired (additive: a version-1 store gets them on the
-next write; a store newer than this code is refused)."""
+SCHEMA_VERSION = 3
+"""1: the PROV tables; 2: + alert_engine_run, alert_engine_fired; 3: + run_relation (a sweep's retry of a failed
+run, PROV wasInformedBy). Additive: an older store gets them on the next write; a store newer than this code is
+refused."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,20 @@ TABLES: tuple[Table, ...] = (
         ("command_id",),
         indexes=(Index("steering_run_state_idx", ("run_id", "state")),),
         doc="Steering commands for running trainers (written through collector.store).",
+    ),
+    Table(
+        "run_relation",
+        (
+            RUN_ID,
+            _id("related_run_id", "the run this one is related to", nullable=False),
+            Column("relation", "string", 32, False, "retry_of: this run re-trains the failed related run"),
+            _time("at"),
+            _name("agent", "who decided it, e.g. sweep:<user>"),
+            _text("reason"),
+        ),
+        ("run_id", "related_run_id", "relation"),
+        indexes=(Index("run_relation_related_idx", ("related_run_id",)),),
+        doc="Relations between runs that no single run's telemetry carries (written by the sweep driver).",
     ),
 )
 

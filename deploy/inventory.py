@@ -22,14 +22,21 @@ import yaml
 
 from deploy.oar import HostFacts, parse_nodefile, parse_nodes_json, parse_resource_properties
 
-# Grid5000 clusters with NVIDIA GPUs (site in the comment). A snapshot of https://www.grid5000.fr/w/Hardware:
-# clusters come and go, so this is only the last resort; OAR properties or --gpu-cluster override it.
+# Last resort only (OAR node files name hosts, not GPUs): Grid5000 clusters with NVIDIA GPUs of compute capability
+# >= 6 on x86_64, derived from the reference API data of 2026-03-23 (deploy/g5k_reference.py derives it live, and
+# `pinnprov deploy g5k` uses that). Default queue: chifflot, chuc (lille); exotic (-t exotic): gemini, sirius (lyon),
+# grouille (nancy), ecotaxe (nantes); production queue (-q production): the rest. Left out: drac (ppc64le: no
+# TensorFlow wheels), orion (Tesla M2075, 2.0), esterel3/4 (Maxwell, 5.2), AMD clusters, retired chifflet.
 KNOWN_GPU_CLUSTERS: frozenset[str] = frozenset(
     {
-        "chifflet", "chifflot", "chuc",  # lille
-        "gemini", "sirius",  # lyon
-        "graffiti", "grat", "grele", "grue", "gruss", "grouille",  # nancy
-        "drac",  # grenoble
+        "chifflot", "chuc",  # lille
+        "gemini", "sirius",  # lyon (exotic)
+        "grouille", "graffiti", "grat", "gratouille", "grele", "gres", "grue", "gruss",  # nancy
+        "ecotaxe",  # nantes (exotic)
+        "kinovis", *(f"vercors{n}" for n in (2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18)),  # grenoble
+        *(f"abacus{n}" for n in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 14, 16, 17, 18, 19, 20, 21, 22, 25, 26, 27, 28,
+                                 29)),  # rennes
+        "musa", *(f"esterel{n}" for n in (*range(5, 18), *range(19, 45), 2)),  # sophia
     }
 )  # fmt: skip
 
@@ -65,8 +72,7 @@ class Placement:
 class ConnectionOptions:
     """How Ansible reaches the nodes (see README: Grid5000 walk-through)."""
 
-    remote_user: str = "root"  # root after kadeploy3 -k; your login on the standard environment
-    become_exe: str = ""  # "sudo-g5k" on the standard environment (root through sudo-g5k)
+    remote_user: str = "root"  # root after a deploy (kadeploy3 -k, EnOSlib) or after grant_root_g5k.yml
     proxy_jump: str = ""  # "LOGIN@access.grid5000.fr" when deploying from outside Grid5000
     python_interpreter: str = "/usr/bin/python3"
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
@@ -133,7 +139,8 @@ def place(nodes: Sequence[Node], services_host: str | None = None) -> Placement:
         if not cpu:
             raise ValueError(
                 "no CPU node in the reservation for MonetDB/Elasticsearch/Kibana/collector: reserve one "
-                "(oarsub -l \"{gpu_count=0}/host=1+{gpu_count>0}/host=2\") or pass --services-host HOST"
+                "(oarsub -l \"{gpu_count=0}/host=1+{gpu_compute_capability_major>=6}/host=2\") or pass "
+                "--services-host HOST"
             )
         services = cpu[0]
     trainers = tuple(node.host for node in nodes if node.has_gpu)
@@ -148,8 +155,6 @@ def inventory_dict(placement: Placement, options: ConnectionOptions | None = Non
         "ansible_user": options.remote_user,
         "ansible_python_interpreter": options.python_interpreter,
     }
-    if options.become_exe:
-        all_vars["ansible_become_exe"] = options.become_exe
     if options.proxy_jump:
         all_vars["ansible_ssh_common_args"] = f"-o ProxyJump={options.proxy_jump}"
     all_vars.update(options.extra_vars)

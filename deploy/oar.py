@@ -7,8 +7,10 @@ Three sources, from weakest to strongest:
 * the resource properties file (`$OAR_RESOURCE_PROPERTIES_FILE`): one line per reserved resource with every
   OAR property (`host = '...', cluster = '...', gpu_count = '2', gpudevice = '0', ...`); authoritative;
 * JSON: the Grid5000 REST API node descriptions (`GET /stable/sites/SITE/clusters/CLUSTER/nodes`, each item
-  with `uid` and `gpu_devices`) or `oarnodes -J` / `oarstat -fJ` style objects with `host`/`network_address`
-  and `gpu_count`.
+  with `uid` and `gpu_devices`) or `oarnodes -J` (an object keyed by resource id, each resource with every OAR
+  property: `network_address`/`host`, `gpu_count`, `gpudevice`, `cluster`; one per core, so hosts repeat).
+  `oarstat -fJ` is *not* a GPU source: it lists jobs (`assigned_network_address` = host names,
+  `assigned_resources` = resource ids) with no per-host property; it is refused with that explanation.
 
 Every reader raises ValueError naming the file and the problem, so the CLI shows one clear line.
 """
@@ -146,8 +148,12 @@ def parse_nodes_json(text: str, source: str = "nodes JSON") -> dict[str, HostFac
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"{source}: not JSON ({error.msg} at line {error.lineno})") from None
+    records = list(_json_records(document))
+    if records and all("assigned_network_address" in record or "Job_Id" in record for record in records):
+        raise ValueError(f"{source}: this is `oarstat -fJ` output (jobs and their host names, no GPU facts); give "
+                         "`oarnodes -J HOST...` or the REST API nodes (GET /stable/sites/SITE/clusters/C/nodes)")
     collector = _Collector()
-    for index, record in enumerate(_json_records(document)):
+    for index, record in enumerate(records):
         where = f"{source}: item {index}"
         host = record.get("host") or record.get("network_address") or record.get("uid")
         if not isinstance(host, str) or not host:

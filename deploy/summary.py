@@ -23,6 +23,9 @@ class Stack:
     monetdb_port: int = 50000
     monetdb_database: str = "pinnprov"
     monetdb_user: str = "pinnprov"
+    scheduler_port: int = 8786
+    dashboard_port: int = 8787
+    dask_tls_dir: str = "~/.config/pinnprov/dask-tls"
     runs_dir: str = "/var/lib/pinnprov/runs"
     secrets_file: Path | None = None
     generated: tuple[str, ...] = field(default_factory=tuple)
@@ -39,7 +42,8 @@ def summary_lines(stack: Stack) -> list[str]:
     monetdb_secret = "$PINNPROV_MONETDB_PASSWORD"
     tunnel = _ssh(stack, stack.services,
                   f" -N -L {stack.kibana_port}:127.0.0.1:{stack.kibana_port}"
-                  f" -L {stack.monetdb_port}:127.0.0.1:{stack.monetdb_port}")
+                  f" -L {stack.monetdb_port}:127.0.0.1:{stack.monetdb_port}"
+                  f" -L {stack.dashboard_port}:127.0.0.1:{stack.dashboard_port}")
     lines = [
         f"Kibana     open a tunnel, then https://localhost:{stack.kibana_port} (self-signed certificate; user elastic, "
         f"password {where}):",
@@ -54,9 +58,19 @@ def summary_lines(stack: Stack) -> list[str]:
         f"             pinnprov query epochs --run latest --store monetdb://{stack.monetdb_user}:{monetdb_secret}"
         f"@127.0.0.1:{stack.monetdb_port}/{stack.monetdb_database}",
     ]
+    tls = stack.dask_tls_dir
+    scheduler = f"tls://{stack.services}:{stack.scheduler_port}"
+    lines += [
+        f"Dask       {scheduler} (mutual TLS: certificates in {tls}); dashboard http://localhost:"
+        f"{stack.dashboard_port} through the tunnel; a sweep, one run per free GPU:",
+        f"             pinnprov sweep --scheduler {scheduler} --tls-ca-file {tls}/ca.pem --tls-cert {tls}/client.pem "
+        f"--tls-key {tls}/client.key --store monetdb://{stack.monetdb_user}:{monetdb_secret}@127.0.0.1:"
+        f"{stack.monetdb_port}/{stack.monetdb_database} --activation tanh,sine,sigmoid,relu --optimizer adam,rmsprop",
+    ]
     if stack.trainers:
-        lines.append(f"Trainers   {len(stack.trainers)} node(s); progress of each GPU's runs:")
-        lines.append(f"             {_ssh(stack, stack.trainers[0])} tail -n 3 {stack.runs_dir}/lanes/*.log")
+        lines.append(f"Trainers   {len(stack.trainers)} node(s), one Dask worker per GPU; worker logs, run logs:")
+        lines.append(f"             {_ssh(stack, stack.trainers[0])} journalctl -u 'pinnprov-dask-worker-*' -n 20; "
+                     f"ls {stack.runs_dir}/logs")
     if stack.generated and stack.secrets_file:
         lines.append(f"Secrets    generated {', '.join(stack.generated)} into {stack.secrets_file} (mode 600); "
                      "keep that file: the next deploy must use the same values")

@@ -159,13 +159,19 @@ def build_report(outcome: PaperOutcome, command_line: str) -> Path:
 
     decision = outcome.decision
     steering = html.Section("Steering at runtime")
-    if decision.command_id:
-        outcome_row = next((r for r in outcome.runs if r.run_name == decision.run_name), None)
+    steering.paragraphs.append(
+        f"Standing rule over the experiment, applied to every run of the steered optimizer as it reaches the "
+        f"warm-up: stop it when its {outcome.rule}.")
+    for stop in outcome.decisions:
+        outcome_row = next((r for r in outcome.runs if r.run_name == stop.run_name), None)
         steering.paragraphs.append(
-            f"After the warm-up ({plan.warmup_epochs} epochs) the driver queried Table 2 and stopped "
-            f"{decision.run_name} at epoch {decision.epoch} (latest L = {decision.loss:.4g}). Agent: "
-            f"{decision.agent}. Reason: {decision.reason}. The run ended with status "
+            f"Stopped {stop.run_name} at epoch {stop.epoch} (L = {stop.loss:.4g} at the warm-up). Agent: "
+            f"{stop.agent}. Reason: {stop.reason}. The run ended with status "
             f"{outcome_row.status if outcome_row else 'unknown'}.")
+    for name, verdict in sorted(outcome.judged.items()):
+        if verdict != "stopped":
+            steering.paragraphs.append(f"{name}: {verdict}.")
+    if decision.command_id:
         steering.blocks.append(table("adaptations", f"Adaptations of {decision.run_name}",
                                      view.query("adaptations", run=decision.run_id),
                                      ["adaptations", "--run", decision.run_name]))
@@ -179,8 +185,12 @@ def build_report(outcome: PaperOutcome, command_line: str) -> Path:
                                            "switches, stops, commands) with their agents", combined,
                                            str(csv_path.relative_to(plan.out)),
                                            "pinnprov query adaptations --run RUN, for each run"))
-    summary["steering"] = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                           for k, v in asdict(decision).items()}
+    def plain(stop: object) -> dict[str, object]:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(stop).items()}
+
+    summary["steering"] = plain(decision)  # the first stop (or why none)
+    summary["steering_rule"] = {"rule": outcome.rule, "stopped": [plain(stop) for stop in outcome.decisions],
+                                "judged": dict(outcome.judged)}
     sections.append(steering)
 
     table1_run = _table1_run(outcome)

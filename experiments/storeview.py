@@ -2,7 +2,8 @@
 
 Reads use the named queries (`runs`, `latest`, `epochs`, `lr`, `adaptations`) and run selection, so every
 table in a sweep summary or the paper's report is exactly what `pinnprov query` prints. The only writes are a
-failed run's end (for a process that died before its own telemetry could say so) and steering commands.
+failed run's end (for a process that died before its own telemetry could say so), steering commands, and the
+retry relation between a failed attempt and the run that repeats it (a sweep on a cluster).
 """
 
 from __future__ import annotations
@@ -163,6 +164,15 @@ class StoreView:
         if not result.ok:
             raise RuntimeError(f"could not record the failure of {run_name} in {self.url}: {result.detail}")
         return run_id
+
+    def record_retry(self, *, run_id: str, failed_run_id: str, agent: str, reason: str) -> bool:
+        """Store that `run_id` re-trains the failed `failed_run_id` (PROV wasInformedBy); idempotent."""
+        from collector.run_relations import RETRY_OF, record_relation
+        from collector.store import open_store
+
+        with open_store(self.url, read_only=False) as store:
+            return record_relation(store, run_id=run_id, related_run_id=failed_run_id, relation=RETRY_OF,
+                                   agent=agent, reason=reason)
 
     def steer(self, run_id: str, command: SteeringCommand) -> None:
         """Queue a steering command (ValueError for a finished or unknown run)."""

@@ -20,15 +20,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.grid import GridPoint
-from experiments.storeview import FINISHED, RunInfo, StoreView
+from experiments.storeview import StoreView
+from experiments.sweep_outcome import Echo, SweepRun, echo_progress, finalise_exit
 
-Echo = Callable[[str], None]
+__all__ = ["Echo", "Sweep", "SweepRun", "SweepSpec", "default_parallel", "new_name_tag", "train_command"]
 STOP_GRACE_S = 30.0
-END_RECORD_WAIT_S = 10.0
 
 
 def default_parallel(configurations: int) -> int:
@@ -38,28 +38,6 @@ def default_parallel(configurations: int) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, min(cores, configurations))
-
-
-@dataclass
-class SweepRun:
-    """One configuration's process and outcome."""
-
-    point: GridPoint
-    run_name: str
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    ended_at: float = 0.0
-    returncode: int | None = None
-    status: str = "pending"  # pending | running | completed | stopped | failed | unknown | skipped
-    error: str = ""
-    run_id: str = ""
-    last_progress: str = field(default="", repr=False)
-
-    @property
-    def elapsed_s(self) -> float:
-        end = self.ended_at or time.time()
-        return end - self.started_at if self.started_at else 0.0
 
 
 @dataclass(frozen=True)
@@ -100,14 +78,6 @@ def _child_env() -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _last_error_line(log_path: Path) -> str:
-    try:
-        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:500] if lines else ""
 
 
 class Sweep:
@@ -171,78 +141,17 @@ class Sweep:
             run.returncode, run.ended_at = code, time.time()
             self._finalise(run)
 
-    def _lookup(self, run_name: str) -> RunInfo | None:
-        try:
-            return self.view.find_run(run_name)
-        except FileNotFoundError:  # no run has reached the store yet
-            return None
-
     def _finalise(self, run: SweepRun) -> None:
         """Take the run's outcome from the store; record a failure the run itself could not record."""
-        if self.spec.otlp_endpoint and not self.view.exists():
-            self._finalise_blind(run)
-            return
-        info = self._lookup(run.run_name)
-        if run.returncode == 0 and (info is None or info.status not in FINISHED):
-            # Through a collector the end record can trail the process's exit by a delivery cycle.
-            deadline = time.monotonic() + END_RECORD_WAIT_S
-            while time.monotonic() < deadline and (info is None or info.status not in FINISHED):
-                time.sleep(0.5)
-                info = self._lookup(run.run_name)
-        run.run_id = info.run_id if info else ""
-        if info is not None and info.status in FINISHED:
-            run.status, run.error = info.status, info.error
-        if run.returncode != 0 and run.status not in FINISHED:
-            code = run.returncode or 0
-            reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-            run.error = f"{_last_error_line(run.log_path) or 'no output'} ({reason})"
-            run.status = "failed"
-            run.run_id = self.view.mark_failed(
-                run_name=run.run_name,
-                experiment=self.spec.experiment,
-                started_at=run.started_at,
-                error=run.error,
-                hyperparameters=run.point.as_dict(),
-                run_id=run.run_id or None,
-            )
-        elif run.status not in FINISHED:
-            run.status, run.error = "unknown", "process exited 0 but the store has no end record for this run"
-        line = f"[{run.run_name}] {run.status} after {run.elapsed_s:.0f} s"
-        self.echo(line + (f": {run.error}" if run.status in ("failed", "unknown") else ""))
-
-    def _finalise_blind(self, run: SweepRun) -> None:
-        """Runs sent to a collector whose store this machine cannot read: the exit status is all we know."""
-        code = run.returncode or 0
-        if code == 0:
-            run.status = "completed"
-        else:
-            reason = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-            run.status, run.error = "failed", f"{_last_error_line(run.log_path) or 'no output'} ({reason})"
-        note = " (from the exit status: give --store to read the collector's store)"
-        self.echo(f"[{run.run_name}] {run.status} after {run.elapsed_s:.0f} s{note}"
-                  + (f": {run.error}" if run.error else ""))
+        blind = bool(self.spec.otlp_endpoint) and not self.view.exists()
+        finalise_exit(self.view, self.spec.experiment, run, self.echo, blind=blind)
 
     def _progress(self) -> None:
         now = time.monotonic()
         if now - self._last_progress_at < self.spec.progress_every_s:
             return
         self._last_progress_at = now
-        try:
-            progress = self.view.progress(self.spec.experiment)
-        except FileNotFoundError:
-            return  # no run has reached the store yet
-        except Exception as error:  # noqa: BLE001 - progress lines are a courtesy; the runs go on
-            self.echo(f"(progress unavailable: {error})")
-            return
-        for run in self.running():
-            row = progress.get(run.run_name)
-            if row is None:
-                continue
-            line = (f"[{run.run_name}] epoch {row.epoch} loss {row.loss:.4g} "
-                    f"(residual {row.loss_residual:.3g}, data {row.loss_data:.3g})")
-            if line != run.last_progress:
-                run.last_progress = line
-                self.echo(line)
+        echo_progress(self.view, self.spec.experiment, self.running(), self.echo)
 
     def _interrupt(self) -> None:
         for run in self.running():

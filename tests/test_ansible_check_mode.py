@@ -29,6 +29,10 @@ GOOD = {
     "kibana_system_password": "kibana-system-pw-1",
     "kibana_encryption_key": "k" * 40,
     "kibana_admin_password": "elastic-password-1",
+    # The Dask roles' good hosts: a plain scheduler on loopback (the TLS files are the controller's, not here).
+    "dask_scheduler_tls": False,
+    "trainer_worker_tls": False,
+    "trainer_scheduler_address": "tcp://127.0.0.1:8786",
 }
 
 
@@ -80,8 +84,20 @@ BAD_CASES: dict[str, tuple[str, dict[str, object], str]] = {
                       "collector_environment needs shell-style names and values without $"),
     "collector-rules-key": ("collector", {"collector_settings": {"rules_file": "/etc/rules.yml"}},
                             "collector_settings must not set rules_file"),
-    "trainer-duplicates": ("trainer", {"trainer_sweep": [{"run_name": "a"}, {"run_name": "a"}]},
-                           "each with a unique run_name"),
+    "trainer-plain-remote": ("trainer", {"trainer_scheduler_address": "tcp://chiclet-3.lille.grid5000.fr:8786",
+                                         "trainer_worker_tls": False},
+                             "trainer_scheduler_address must be tls://HOST:PORT with trainer_worker_tls"),
+    "trainer-no-tls-files": ("trainer", {"trainer_worker_tls_ca_source": "/nonexistent/pinnprov/ca.pem"},
+                             "trainer_worker_tls needs the CA, the workers' certificate and its key"),
+    "trainer-ports": ("trainer", {"trainer_worker_tls": False, "trainer_scheduler_address": "tcp://127.0.0.1:8786",
+                                  "trainer_worker_port_base": 80}, "trainer_worker_port_base 0 (random) or in"),
+    "scheduler-exposed": ("dask_scheduler", {"dask_scheduler_listen_address": "0.0.0.0", "dask_scheduler_tls": False},
+                          "dask_scheduler_listen_address 0.0.0.0 is not loopback: set dask_scheduler_tls"),
+    "scheduler-dashboard": ("dask_scheduler", {"dask_scheduler_tls": False,
+                                               "dask_scheduler_dashboard_address": "0.0.0.0:8787"},
+                            "dask_scheduler_dashboard_address must be 127.0.0.1:PORT"),
+    "scheduler-no-tls-files": ("dask_scheduler", {"dask_scheduler_tls_ca_source": "/nonexistent/pinnprov/ca.pem"},
+                               "dask_scheduler_tls needs the CA, the scheduler's certificate"),
     "trainer-protocol": ("trainer", {"trainer_otlp_protocol": "udp"},
                          "value of trainer_otlp_protocol must be one of: grpc, http/protobuf, got: udp"),
     "trainer-gpu-ids": ("trainer", {"trainer_gpu_ids": ["first"]}, "trainer_gpu_ids"),
@@ -99,7 +115,7 @@ BAD_CASES: dict[str, tuple[str, dict[str, object], str]] = {
 }
 
 
-ROLES = ("collector", "trainer", "monetdb", "elasticsearch", "kibana")
+ROLES = ("collector", "trainer", "dask_scheduler", "monetdb", "elasticsearch", "kibana")
 
 
 @pytest.mark.slow

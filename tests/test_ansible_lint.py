@@ -13,7 +13,8 @@ ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
 BIN = Path(sys.executable).parent
 PLAYBOOKS = sorted(str(path.relative_to(ANSIBLE_DIR)) for path in [*ANSIBLE_DIR.glob("*.yml"),
                                                                    *(ANSIBLE_DIR / "tests").glob("*.yml")])
-ROLES = ("monetdb", "elasticsearch", "kibana", "collector", "trainer", "pinnprov_venv")
+ROLES = ("monetdb", "elasticsearch", "kibana", "collector", "dask_scheduler", "dask_tls", "trainer",
+         "pinnprov_venv")
 
 
 def run(command: list[str], timeout: int = 600) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,8 @@
 """Every role template rendered by Ansible's real template engine, then read by what consumes it.
 
 The collector's config goes through pinnprov's own collector config loader, the env files through sh, the unit
-through a systemd-syntax parser, the Elastic configs through YAML, and the lane script is run for its status.
+through a systemd-syntax parser, the Elastic configs through YAML, the Dask command lines through Dask's own
+command-line parser, and the control scripts are run for their status.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "trainer_environment": {"TF_FORCE_GPU_ALLOW_GROWTH": "true"},
         "trainer_runs_dir": str(out / "runs"),
         "trainer_config_dir": str(out),
+        "trainer_scheduler_address": "tls://chiclet-3.lille.grid5000.fr:8786",
+        "trainer_worker_port_base": 40000,
+        "dask_scheduler_listen_address": "0.0.0.0",
+        "dask_scheduler_config_dir": str(out),
         "elasticsearch_heap_size": "8g",
         "elasticsearch_extra_settings": {"indices.query.bool.max_clause_count": 4096},
         "kibana_system_password": "kibana-system-pw",
@@ -122,30 +127,82 @@ def test_trainer_environment_points_runs_at_the_collector(rendered: Path) -> Non
     assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
 
 
+def _unit(path: Path) -> dict[str, list[str]]:
+    """systemd keys of a unit file, each with every value it is given (EnvironmentFile= repeats)."""
+    values: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def _dask_accepts(argv: list[str]) -> None:
+    """Dask's own command-line parser accepts every option of `argv` (an unknown option fails before --help)."""
+    assert argv[1] == "-m" and argv[2].startswith("distributed.cli.dask_")
+    done = subprocess.run([sys.executable, "-m", argv[2], *argv[3:], "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Usage:" in done.stdout and "--tls-ca-file" in done.stdout, done.stderr
+
+
 @pytest.mark.slow
-def test_lane_scripts_track_pending_and_finished_runs(rendered: Path) -> None:
-    runs = rendered / "runs"
-    for name in ("adam-tanh", "rmsprop-sine", "adam-relu"):
-        (runs / name).mkdir(parents=True, exist_ok=True)
-    (runs / "lanes").mkdir(exist_ok=True)
-    gpu, cpu = rendered / "lane-gpu1.sh", rendered / "lane-cpu.sh"
-    for script in (gpu, cpu):
-        subprocess.run(["sh", "-n", str(script)], check=True)
-    assert "export CUDA_VISIBLE_DEVICES=1\n" in gpu.read_text()
-    assert "export CUDA_VISIBLE_DEVICES=\n" in cpu.read_text()  # the CPU lane hides every GPU
+def test_scheduler_runs_tls_on_its_port_with_the_dashboard_on_loopback(rendered: Path) -> None:
+    import shlex
 
-    def status(script: Path) -> str:
-        return subprocess.run(["sh", str(script), "status"], capture_output=True, text=True, check=True).stdout.strip()
+    unit = _unit(rendered / "pinnprov-dask-scheduler.service")
+    argv = shlex.split(unit["ExecStart"][0])
+    tls = f"{rendered}/dask-tls"
+    assert argv == ["/opt/pinnprov/scheduler-venv/bin/python", "-m", "distributed.cli.dask_scheduler",
+                    "--host", "0.0.0.0", "--port", "8786",
+                    "--protocol", "tls", "--tls-ca-file", f"{tls}/ca.pem", "--tls-cert", f"{tls}/scheduler.pem",
+                    "--tls-key", f"{tls}/scheduler.key", "--dashboard-address", "127.0.0.1:8787",
+                    "--scheduler-file", "/var/lib/pinnprov/dask-scheduler/scheduler.json"]
+    _dask_accepts(argv)
+    assert unit["EnvironmentFile"] == [f"{rendered}/dask-scheduler.env"] and unit["User"] == ["pinnprov"]
+    script = f"set -a; . {rendered / 'dask-scheduler.env'}; set +a; env"
+    env = dict(line.split("=", 1) for line in subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                                                              check=True, env={}).stdout.splitlines() if "=" in line)
+    assert env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] == "0"
+    assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+    control = rendered / "dask-scheduler-control.sh"
+    subprocess.run(["sh", "-n", str(control)], check=True)
+    assert shlex.join(argv) in control.read_text()  # the same command line without systemd
 
-    assert status(gpu) == "pending 2"
-    (runs / "adam-tanh" / "exit-status").write_text("0\n")
-    assert status(gpu) == "pending 1"
-    (runs / "rmsprop-sine" / "exit-status").write_text("1\n")
-    assert status(gpu) == "done"  # a failed run is finished unless trainer_rerun_failed
-    (runs / "adam-relu" / "exit-status").write_text("1\n")
-    assert status(cpu) == "pending 1"  # this lane was rendered with trainer_rerun_failed: true
-    assert subprocess.run(["sh", str(cpu), "stop"], capture_output=True, text=True).stdout.strip() == "not running"
-    usage = subprocess.run(["sh", str(cpu), "bogus"], capture_output=True, text=True)
+
+@pytest.mark.slow
+def test_one_worker_per_gpu_pinned_to_its_gpu_with_one_thread_and_fixed_ports(rendered: Path) -> None:
+    import shlex
+
+    unit = _unit(rendered / "worker-gpu1.service")
+    argv = shlex.split(unit["ExecStart"][0])
+    tls = f"{rendered}/dask-tls"
+    assert argv == ["/opt/pinnprov/trainer-venv/bin/python", "-m", "distributed.cli.dask_worker",
+                    "tls://chiclet-3.lille.grid5000.fr:8786",
+                    "--name", "chiclet-3-gpu1", "--nthreads", "1", "--nworkers", "1", "--resources", "GPU=1",
+                    "--memory-limit", "auto", "--no-dashboard", "--local-directory", f"{rendered}/runs/dask-gpu1",
+                    "--worker-port", "40001", "--nanny-port", "40101", "--tls-ca-file", f"{tls}/ca.pem",
+                    "--tls-cert", f"{tls}/worker.pem", "--tls-key", f"{tls}/worker.key"]
+    _dask_accepts(argv)
+    assert unit["EnvironmentFile"] == [f"{rendered}/trainer.env", f"{rendered}/pinnprov-dask-worker-gpu1.env"]
+    assert unit["KillMode"] == ["control-group"] and unit["User"] == ["pinnprov"]
+
+    def sourced(*files: Path) -> dict[str, str]:
+        script = "set -a; " + " ".join(f". {file};" for file in files) + " set +a; env"
+        lines = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True, env={}).stdout
+        return dict(line.split("=", 1) for line in lines.splitlines() if "=" in line)
+
+    gpu = sourced(rendered / "trainer.env", rendered / "worker-gpu1.env")
+    assert gpu["CUDA_VISIBLE_DEVICES"] == "1" and gpu["PINNPROV_RUNS_DIR"] == f"{rendered}/runs"
+    assert gpu["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://chiclet-3.lille.grid5000.fr:4318"
+    cpu = sourced(rendered / "worker-cpu0.env")
+    assert cpu["CUDA_VISIBLE_DEVICES"] == ""  # a CPU worker hides every GPU
+    control = rendered / "worker-cpu0.sh"
+    subprocess.run(["sh", "-n", str(control)], check=True)
+    assert "--resources CPU=1" in control.read_text() and "--name chiclet-3-cpu0" in control.read_text()
+    status = subprocess.run(["sh", str(control), "status"], capture_output=True, text=True)
+    assert status.returncode == 3 and status.stdout.strip() == "stopped"
+    assert subprocess.run(["sh", str(control), "stop"], capture_output=True, text=True).stdout.strip() == "not running"
+    usage = subprocess.run(["sh", str(control), "bogus"], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage:" in usage.stderr
 
 

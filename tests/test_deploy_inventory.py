@@ -188,11 +188,29 @@ def test_inventory_has_the_playbook_groups_as_ansible_reads_them(tmp_path: Path)
     assert all_vars["ansible_user"] == "root"
 
 
-def test_standard_environment_options_become_with_sudo_g5k() -> None:
+def test_standard_environment_is_reached_as_root_after_the_sudo_g5k_grant(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # The documented pattern: sudo-g5k once (grant_root_g5k.yml authorises your key for root), then root over SSH;
+    # `ansible_become_exe: sudo-g5k` is documented nowhere and is not generated.
     placement = place(classify(parse_nodefile(NODEFILE)))
-    inventory = inventory_dict(placement, ConnectionOptions(remote_user="jdoe", become_exe="sudo-g5k"))
-    assert inventory["all"]["vars"]["ansible_user"] == "jdoe"
-    assert inventory["all"]["vars"]["ansible_become_exe"] == "sudo-g5k"
+    inventory = inventory_dict(placement, ConnectionOptions(remote_user="jdoe"))
+    assert inventory["all"]["vars"]["ansible_user"] == "jdoe" and "ansible_become_exe" not in inventory["all"]["vars"]
+    nodefile = write(tmp_path, "nodes", NODEFILE)
+    out = tmp_path / "inventory.yml"
+    assert main(["deploy", "--oar-nodefile", str(nodefile), "--user", "jdoe", "--sudo-g5k", "--show-inventory",
+                 "--inventory-out", str(out)]) == 0
+    generated = yaml.safe_load(out.read_text())["all"]["vars"]
+    assert generated["ansible_user"] == "root" and "ansible_become_exe" not in generated
+    playbook = yaml.safe_load((Path(__file__).resolve().parents[1] / "ansible/grant_root_g5k.yml").read_text())
+    assert "sudo-g5k tee -a /root/.ssh/authorized_keys" in playbook[0]["tasks"][0]["ansible.builtin.shell"]["cmd"]
+
+
+def test_oarstat_output_is_refused_as_a_gpu_source() -> None:
+    # Shape of `oarstat -fJ` (OAR 2.5 OAR::Stat::get_job_data): jobs keyed by id, host names, no GPU property.
+    document = {"4242": {"Job_Id": 4242, "state": "Running", "types": ["deploy"], "assigned_resources": [101, 102],
+                         "assigned_network_address": ["chifflot-1.lille.grid5000.fr"], "queue": "default"}}
+    with pytest.raises(ValueError, match=r"oarstat.json: this is `oarstat -fJ` output .* `oarnodes -J HOST"):
+        parse_nodes_json(json.dumps(document), "oarstat.json")
 
 
 def test_cli_show_inventory_and_clean_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

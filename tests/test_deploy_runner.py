@@ -210,22 +210,25 @@ def test_summary_names_the_tunnel_urls_and_query_commands() -> None:
                                           proxy_jump="jdoe@access.grid5000.fr", secrets_file=Path("/s.env"),
                                           generated=("PINNPROV_COLLECTOR_TOKEN",))))
     assert ("ssh -J jdoe@access.grid5000.fr -N -L 5601:127.0.0.1:5601 -L 50000:127.0.0.1:50000 "
-            "root@chiclet-3.lille.grid5000.fr") in lines
+            "-L 8787:127.0.0.1:8787 root@chiclet-3.lille.grid5000.fr") in lines
     assert "https://localhost:5601" in lines and "PINNPROV_ELASTIC_PASSWORD of /s.env" in lines
     assert "http://chiclet-3.lille.grid5000.fr:4318 (OTLP/HTTP)" in lines
     assert "curl -s http://127.0.0.1:4318/healthz" in lines
     assert "mclient -d pinnprov -s \"'SELECT run_name, status, epochs FROM run'\"" in lines
     assert "pinnprov query epochs --run latest --store monetdb://pinnprov:$PINNPROV_MONETDB_PASSWORD@127.0.0.1" in lines
-    assert "root@chifflot-1.lille.grid5000.fr tail -n 3 /var/lib/pinnprov/runs/lanes/*.log" in lines
+    assert "root@chifflot-1.lille.grid5000.fr journalctl -u 'pinnprov-dask-worker-*' -n 20" in lines
+    assert ("pinnprov sweep --scheduler tls://chiclet-3.lille.grid5000.fr:8786 --tls-ca-file "
+            "~/.config/pinnprov/dask-tls/ca.pem --tls-cert ~/.config/pinnprov/dask-tls/client.pem") in lines
     assert "generated PINNPROV_COLLECTOR_TOKEN into /s.env" in lines
 
 
 def test_extra_vars_are_json_or_strings_and_never_secrets() -> None:
     from pinnprov.commands.deploy import parse_extra_vars
 
-    assert parse_extra_vars(['trainer_common_config={"epochs": 50000}', "trainer_experiment=sweep-2",
-                             "collector_http_port=4319"]) == {
-        "trainer_common_config": {"epochs": 50000}, "trainer_experiment": "sweep-2", "collector_http_port": 4319}
+    assert parse_extra_vars(['trainer_environment={"TF_FORCE_GPU_ALLOW_GROWTH": "true"}',
+                             "trainer_unit_prefix=sweep-2", "collector_http_port=4319"]) == {
+        "trainer_environment": {"TF_FORCE_GPU_ALLOW_GROWTH": "true"}, "trainer_unit_prefix": "sweep-2",
+        "collector_http_port": 4319}
     with pytest.raises(ValueError, match="secrets go in the environment"):
         parse_extra_vars(["monetdb_admin_password=hunter2hunter2"])
     with pytest.raises(ValueError, match="expected NAME=VALUE"):

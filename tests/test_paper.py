@@ -46,7 +46,10 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("paper") / "report"
     config = out.parent / "tiny.json"
     config.write_text(json.dumps(TINY))
-    done = _pinnprov("paper", "--quick", "--activation", "sigmoid", "--epochs", str(EPOCHS), "--config", str(config),
+    # Two runs, so a low factor: the rule stops the RMSProp run unless it is 3x better than Adam at the warm-up
+    # (tests/test_poor_run_rule.py tests the rule itself on eight runs); here: the whole path to a stopped run.
+    done = _pinnprov("paper", "--quick", "--activation", "sigmoid", "--epochs", str(EPOCHS), "--steer-factor", "0.5",
+                     "--config", str(config),
                      "--baseline-max-iter", "2", "--baseline-sec-nodes", "1", "--out", str(out))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {"out": out, "db": out / "pinnprov.db", "stdout": done.stdout,
@@ -84,7 +87,10 @@ def test_the_worst_rmsprop_run_was_stopped_at_runtime_by_the_user(study: dict) -
 
     db, steering = study["db"], study["summary"]["steering"]
     assert steering["command_id"], steering["note"]
-    assert steering["agent"] == f"user:{getpass.getuser()}" and "worst latest total loss" in steering["reason"]
+    assert steering["agent"] == f"user:{getpass.getuser()}" and "standing rule" in steering["reason"]
+    assert f"at the warm-up epoch {EPOCHS // 5} is more than 0.5 x the median L=" in steering["reason"]
+    rule = study["summary"]["steering_rule"]
+    assert [stop["run_name"] for stop in rule["stopped"]] == [steering["run_name"]]  # every poor run, here one
     assert steering["run_name"].startswith(f"{study['summary']['experiment']}-rmsprop-sigmoid-")
     (status, epochs), = rows(db, "SELECT status, epochs FROM run WHERE run_id = ?", (steering["run_id"],))
     assert status == "stopped" and steering["epoch"] < epochs < EPOCHS

@@ -5,6 +5,13 @@
   pinnprov deploy --inventory hosts.yml --tags collector,trainer --limit chifflot-1.lille.grid5000.fr
   pinnprov deploy --check                           dry run: what would change
   pinnprov deploy --teardown [--purge]              stop everything (--purge also deletes data)
+  pinnprov deploy g5k --site lille --gpu-nodes 2 --walltime 2:00     reserve, deploy debian12-x64-big, run site.yml
+  pinnprov deploy g5k --site lille --job-id 123456 ...               the same in an existing deploy job
+
+`deploy g5k` (needs the `g5k` extra: EnOSlib, in its own venv) reserves one CPU node and --gpu-nodes nodes of an
+NVIDIA cluster (compute capability >= 6, x86_64, chosen from the reference API unless --gpu-cluster names one),
+deploys debian12-x64-big on them with kadeploy and connects as root. --show-plan prints EnOSlib's configuration
+without calling the testbed (give --gpu-cluster and --cpu-cluster).
 
 Placement: MonetDB, Elasticsearch, Kibana and the collector on the first CPU node, a trainer on every GPU node.
 An OAR node file cannot say which nodes have GPUs; they are known from $OAR_RESOURCE_PROPERTIES_FILE
@@ -17,6 +24,7 @@ on first use (--secrets). Exit status: 0 deployed, 1 a task failed, 2 bad argume
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -28,6 +36,7 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("deploy", help="deploy the stack to Grid5000 with Ansible",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", nargs="?", choices=("g5k",), help="g5k: reserve and deploy with EnOSlib first")
     hosts = parser.add_argument_group("hosts")
     source = hosts.add_mutually_exclusive_group()
     source.add_argument("-i", "--inventory", type=Path, metavar="FILE", help="an Ansible inventory with the groups "
@@ -38,17 +47,27 @@ def register(subparsers: Any) -> None:
     hosts.add_argument("--nodes-json", type=Path, metavar="FILE",
                        help="Grid5000 REST API nodes or oarnodes -J output, for GPU facts")
     hosts.add_argument("--gpu-nodes", action="append", default=[], metavar="PATTERN",
-                       help="glob of GPU hosts, e.g. 'chifflot-*' (repeatable)")
+                       help="glob of GPU hosts, e.g. 'chifflot-*' (repeatable); with g5k: how many GPU nodes")
     hosts.add_argument("--gpu-cluster", action="append", default=[], metavar="NAME",
-                       help="a cluster with GPUs besides the known ones (repeatable)")
+                       help="a cluster with GPUs besides the known ones (repeatable); with g5k: the one to reserve")
     hosts.add_argument("--services-host", metavar="HOST", help="host of the services (default: first CPU node)")
     hosts.add_argument("--user", default="root", help="SSH user (default root, as after kadeploy3 -k)")
     hosts.add_argument("--sudo-g5k", action="store_true",
-                       help="become root with sudo-g5k (Grid5000 standard environment, --user LOGIN)")
+                       help="standard environment: run sudo-g5k once per node to authorise your key for root, then "
+                       "connect as root (--user LOGIN); its Python 3.9 is refused by the roles, see README")
     hosts.add_argument("--proxy-jump", metavar="LOGIN@access.grid5000.fr",
                        help="SSH through the access gateway (deploying from outside Grid5000)")
     hosts.add_argument("--inventory-out", type=Path, metavar="FILE", help="where to write the generated inventory")
     hosts.add_argument("--show-inventory", action="store_true", help="print the generated inventory and exit")
+    g5k = parser.add_argument_group("Grid5000 with EnOSlib (pinnprov deploy g5k)")
+    g5k.add_argument("--site", help="Grid5000 site, e.g. lille")
+    g5k.add_argument("--walltime", default="2:00", metavar="H:MM", help="reservation length (default 2:00)")
+    g5k.add_argument("--job-id", type=int, metavar="N", help="reuse this OAR job (type deploy) instead of reserving")
+    g5k.add_argument("--queue", default="default", choices=("default", "production"), help="OAR queue")
+    g5k.add_argument("--exotic", action="store_true", help="allow exotic clusters (oarsub -t exotic)")
+    g5k.add_argument("--cpu-cluster", metavar="NAME", help="cluster of the services node (default: from the API)")
+    g5k.add_argument("--environment", default="debian12-x64-big", metavar="ENV", help="kadeploy environment")
+    g5k.add_argument("--show-plan", action="store_true", help="print the EnOSlib configuration and exit")
     run = parser.add_argument_group("run")
     run.add_argument("--check", action="store_true", help="dry run (ansible --check): report what would change")
     run.add_argument("--tags", default="", metavar="T1,T2", help="only these roles: monetdb, elasticsearch, kibana, "
@@ -63,7 +82,8 @@ def register(subparsers: Any) -> None:
     package.add_argument("--package", metavar="SPEC", help="install this pip requirement instead of a wheel")
     run.add_argument("-e", "--extra-var", action="append", default=[], metavar="NAME=VALUE",
                      help="set a playbook variable (VALUE as JSON, else a string), e.g. "
-                     "-e 'trainer_common_config={\"epochs\": 50000}'; never a secret (command lines are public)")
+                     "-e 'trainer_environment={\"TF_FORCE_GPU_ALLOW_GROWTH\": \"true\"}'; never a secret "
+                     "(command lines are public)")
     run.add_argument("--secrets", type=Path, metavar="FILE", help="secrets file (default "
                      "~/.config/deploy-secrets.env; created with random values when missing)")
     run.add_argument("--vault-password-file", type=Path, metavar="FILE", help="for group_vars/all/vault.yml")
@@ -100,8 +120,10 @@ def parse_extra_vars(items: list[str]) -> dict[str, Any]:
 
 def _generated_inventory(args: argparse.Namespace) -> tuple[Path, Any, Any]:
     """Write the inventory of an OAR reservation; returns its path, the placement and the connection options."""
-    from deploy.inventory import ConnectionOptions, placement_from_oar, render_inventory
+    from deploy.inventory import ConnectionOptions, placement_from_oar
 
+    if args.target == "g5k":  # EnOSlib deployed the nodes: root over SSH with your key
+        return _write_inventory(args, _g5k_placement(args), ConnectionOptions(proxy_jump=args.proxy_jump or ""))
     nodefile = args.oar_nodefile
     resources = args.oar_resources
     if nodefile is None:
@@ -116,8 +138,14 @@ def _generated_inventory(args: argparse.Namespace) -> tuple[Path, Any, Any]:
     placement = placement_from_oar(nodefile, resource_properties=resources, nodes_json=args.nodes_json,
                                    gpu_patterns=args.gpu_nodes, extra_gpu_clusters=args.gpu_cluster,
                                    services_host=args.services_host)
-    options = ConnectionOptions(remote_user=args.user, become_exe="sudo-g5k" if args.sudo_g5k else "",
-                                proxy_jump=args.proxy_jump or "")
+    # --sudo-g5k: the grant-root playbook authorised your key for root (sudo-g5k once); then root over SSH.
+    options = ConnectionOptions(remote_user="root" if args.sudo_g5k else args.user, proxy_jump=args.proxy_jump or "")
+    return _write_inventory(args, placement, options)
+
+
+def _write_inventory(args: argparse.Namespace, placement: Any, options: Any) -> tuple[Path, Any, Any]:
+    from deploy.inventory import render_inventory
+
     text = render_inventory(placement, options)
     if args.show_inventory:
         print(text, end="")
@@ -125,6 +153,47 @@ def _generated_inventory(args: argparse.Namespace) -> tuple[Path, Any, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out, placement, options
+
+
+def g5k_request(args: argparse.Namespace) -> Any:
+    """The G5kRequest of `pinnprov deploy g5k` flags (one clear error per bad flag)."""
+    from deploy.g5k_plan import G5kRequest, check_request
+
+    if not args.site:
+        raise ValueError("--site: required with g5k (e.g. --site lille)")
+    if args.inventory is not None or args.oar_nodefile is not None:
+        raise ValueError("g5k: reserves its own nodes; drop --inventory/--oar-nodefile (or drop g5k)")
+    if args.sudo_g5k:
+        raise ValueError("--sudo-g5k: not with g5k (deployed nodes are reached as root)")
+    counts = args.gpu_nodes or ["2"]
+    if len(counts) != 1 or not counts[0].isdigit():
+        raise ValueError(f"--gpu-nodes: with g5k, one number of GPU nodes (got {', '.join(counts)})")
+    if len(args.gpu_cluster) > 1:
+        raise ValueError("--gpu-cluster: with g5k, at most one cluster to reserve")
+    request = G5kRequest(site=args.site, gpu_nodes=int(counts[0]), walltime=args.walltime, job_id=args.job_id,
+                         queue=args.queue, exotic=args.exotic, environment=args.environment)
+    check_request(request)
+    return request
+
+
+def _g5k_placement(args: argparse.Namespace) -> Any:  # pragma: no cover - testbed only
+    from deploy.g5k_run import plan, reserve_and_deploy
+
+    request = g5k_request(args)
+    configuration = plan(request, gpu_cluster=(args.gpu_cluster or [""])[0], cpu_cluster=args.cpu_cluster or "",
+                         echo=lambda line: print(line, file=sys.stderr))
+    return reserve_and_deploy(configuration)
+
+
+def show_g5k_plan(args: argparse.Namespace) -> int:
+    """--show-plan: EnOSlib's configuration as JSON, from named clusters only (no testbed call)."""
+    from deploy.g5k_plan import provider_configuration
+
+    request = g5k_request(args)
+    if not args.gpu_cluster or not args.cpu_cluster:
+        raise ValueError("--show-plan: give --gpu-cluster and --cpu-cluster (choosing them asks the reference API)")
+    print(json.dumps(provider_configuration(request, args.gpu_cluster[0], args.cpu_cluster), indent=2))
+    return 0
 
 
 def _default_inventory_path() -> Path:
@@ -153,6 +222,10 @@ def run_deploy(args: argparse.Namespace) -> int:
 
     if args.purge and not args.teardown:
         raise ValueError("--purge only goes with --teardown")
+    if args.target == "g5k" and args.show_plan:
+        return show_g5k_plan(args)
+    if args.target != "g5k" and (args.site or args.job_id is not None or args.show_plan):
+        raise ValueError("--site/--job-id/--show-plan: only with `pinnprov deploy g5k`")
     ansible_dir = find_ansible_dir(args.ansible_dir)
     proxy_jump, user = args.proxy_jump or "", args.user
     if args.inventory is not None:
@@ -182,6 +255,8 @@ def run_deploy(args: argparse.Namespace) -> int:
         playbook = "site.yml"
         secrets_file = args.secrets or default_secrets_file()
         envvars, generated = resolve_secrets(secrets_file)  # to the environment: never on a command line
+        # The Dask CA and certificates live beside the secrets (the client certificate is for `pinnprov sweep`).
+        extravars.setdefault("pinnprov_dask_tls_dir", str(secrets_file.parent / "dask-tls"))
         if args.package:
             extravars["pinnprov_package"] = args.package
         else:
@@ -194,6 +269,21 @@ def run_deploy(args: argparse.Namespace) -> int:
             print(f"wheel: {wheel}", file=sys.stderr)
 
     progress = Progress(show_skipped=args.show_skipped)
+    if not args.teardown:  # controller state first, like the secrets: the CA and certificates of the Dask cluster
+        tls = run_playbook("dask_tls.yml", inventory=inventory, ansible_dir=ansible_dir,
+                           extravars={"pinnprov_dask_tls_dir": extravars["pinnprov_dask_tls_dir"]},
+                           progress=Progress(stream=io.StringIO()))
+        if not tls.ok:
+            print(f"pinnprov deploy: could not create the Dask certificates in {extravars['pinnprov_dask_tls_dir']}: "
+                  f"{tls.error or '; '.join(f.message for f in tls.failures)}", file=sys.stderr)
+            return 1
+    if args.sudo_g5k and not args.check:
+        granted = run_playbook("grant_root_g5k.yml", inventory=inventory, ansible_dir=ansible_dir,
+                               extravars={"ansible_user": user}, limit=args.limit, progress=progress)
+        if not granted.ok:
+            print("pinnprov deploy: sudo-g5k could not authorise your key for root (is this the standard "
+                  "environment, and --user your login?)", file=sys.stderr)
+            return 1
     result = run_playbook(playbook, inventory=inventory, ansible_dir=ansible_dir, extravars=extravars,
                           check=args.check, tags=_split(args.tags), skip_tags=_split(args.skip_tags),
                           limit=args.limit, vault_password_file=args.vault_password_file, envvars=envvars,
@@ -213,6 +303,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         return 0
     if not args.teardown:
         stack = Stack(services=services, trainers=trainers, user=user, proxy_jump=proxy_jump,
+                      dask_tls_dir=str(extravars.get("pinnprov_dask_tls_dir", "~/.config/pinnprov/dask-tls")),
                       secrets_file=secrets_file if generated or not all(
                           os.environ.get(name) for name in envvars) else None,
                       generated=tuple(generated))

@@ -1,7 +1,8 @@
 """`pinnprov paper`: the paper's experiment end to end, into a report you can open in a browser.
 
-A sweep of activations (tanh, sine, sigmoid, relu) x optimizers (adam, rmsprop) on the embedded store, one poor
-RMSProp run stopped at runtime from a query of the store (as the paper did), the PyGIMLi baseline, and a report:
+A sweep of activations (tanh, sine, sigmoid, relu) x optimizers (adam, rmsprop) on the embedded store, the poor
+RMSProp runs stopped at runtime by a standing rule over the experiment (L at the warm-up more than --steer-factor
+times the median there, judged on every run), the PyGIMLi baseline, and a report:
 report.html with Tables 1-3 (named queries against the store, also as CSV) and Figures 2-3 (PNG).
 
 --quick runs tanh, sigmoid x adam, rmsprop for 8000 epochs (under two minutes on two cores). Any `pinnprov train`
@@ -38,6 +39,8 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--activation", metavar="LIST", help="override the activations (comma list)")
     parser.add_argument("--optimizer", metavar="LIST", help="override the optimizers (comma list)")
     parser.add_argument("--parallel", type=int, metavar="N", help="processes at once (default: available cores)")
+    parser.add_argument("--steer-factor", type=float, metavar="F", help="stop an RMSProp run whose L at the warm-up "
+                        "is more than F x the median L there of the experiment's runs (default 3)")
     parser.add_argument("--baseline-max-iter", metavar="N", help="PyGIMLi iterations at most (default 20)")
     parser.add_argument("--baseline-sec-nodes", metavar="N", help="PyGIMLi secondary nodes (default 3)")
     add_train_flags(parser, "`pinnprov train` flags for every run (--epochs overrides the study's epochs)")
@@ -52,6 +55,7 @@ def plan_from(args: argparse.Namespace) -> Any:
         OPTIMIZERS,
         QUICK_ACTIVATIONS,
         QUICK_EPOCHS,
+        STEER_FACTOR,
         PaperPlan,
         full_epochs,
     )
@@ -84,11 +88,14 @@ def plan_from(args: argparse.Namespace) -> Any:
         if value is not None:
             baseline += [flag, str(value)]
     configurations = len(activations) * len(optimizers)
+    steer_factor = STEER_FACTOR if args.steer_factor is None else args.steer_factor
+    if not steer_factor > 0:
+        raise ValueError(f"--steer-factor: must be positive, got {args.steer_factor}")
     return PaperPlan(
         out=args.out, store=store, experiment=time.strftime("paper-%Y%m%d-%H%M%S"), quick=args.quick,
         epochs=epochs, activations=tuple(activations), optimizers=tuple(optimizers),
         parallel=args.parallel or default_parallel(configurations), train_args=tuple(fixed), extra_axes=extra_axes,
-        baseline_args=tuple(baseline), name_tag=new_name_tag(),
+        baseline_args=tuple(baseline), name_tag=new_name_tag(), steer_factor=steer_factor,
     )
 
 

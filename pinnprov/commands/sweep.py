@@ -5,9 +5,14 @@ and --optimizer always label the runs). Each configuration is one `pinnprov trai
 TensorFlow thread; progress lines come from the store; a crashed configuration is marked failed with its error
 and the others go on. At the end: Table 2 of the experiment (the `latest` query).
 
+With --scheduler the configurations are Dask tasks instead, each needing one GPU (or --resource CPU) of a
+worker: workers pull the next one when free; a configuration whose worker is lost is marked failed and trained
+again elsewhere as a new run linked to the failed one (`SELECT * FROM was_informed_by`).
+
 Examples:
   pinnprov sweep --activation tanh,sigmoid --optimizer adam,rmsprop --epochs 5000
   pinnprov sweep --activation tanh --optimizer adam --lr 1e-3,3e-4 --parallel 2 --experiment lr-study
+  pinnprov sweep --activation tanh,relu --optimizer adam,rmsprop --scheduler tcp://127.0.0.1:8786 --resource CPU
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,16 @@ def register(subparsers: Any) -> None:
     run.add_argument("--store", metavar="URL", help=STORE_HELP)
     run.add_argument("--otlp-endpoint", metavar="URL", help="runs send OTLP to this collector (--store then "
                                                             "names the store behind it, for progress)")
+    cluster = parser.add_argument_group("Dask cluster (instead of local processes)")
+    cluster.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                         help="submit one task per configuration to this Dask scheduler (tls://... with --tls-*)")
+    cluster.add_argument("--resource", choices=("GPU", "CPU"), default="GPU",
+                         help="worker resource each run needs, one unit (default GPU)")
+    cluster.add_argument("--max-retries", type=int, default=2, metavar="N",
+                         help="new attempts of a configuration whose worker was lost (default 2)")
+    cluster.add_argument("--tls-ca-file", metavar="PEM", help="CA of the cluster's certificates (tls://)")
+    cluster.add_argument("--tls-cert", metavar="PEM", help="client certificate signed by that CA (tls://)")
+    cluster.add_argument("--tls-key", metavar="PEM", help="its private key (tls://)")
     parser.set_defaults(handler=handle)
 
 
@@ -70,8 +86,13 @@ def handle(args: argparse.Namespace) -> int:
         parallel=args.parallel or default_parallel(len(points)), otlp_endpoint=args.otlp_endpoint,
         name_tag=new_name_tag(),
     )
-    print(f"sweep {experiment}: {len(points)} configuration(s), {spec.parallel} at a time, store {store}, out {out}")
-    runs = Sweep(spec, StoreView(store), echo=lambda line: print(line, flush=True)).run()
+    echo = lambda line: print(line, flush=True)  # noqa: E731 - progress lines appear as they happen
+    if args.scheduler:
+        runs = _run_on_dask(args, spec, echo)
+    else:
+        print(f"sweep {experiment}: {len(points)} configuration(s), {spec.parallel} at a time, store {store}, "
+              f"out {out}")
+        runs = Sweep(spec, StoreView(store), echo=echo).run()
     print()
     try:
         table = StoreView(store).query("latest", experiment=experiment)
@@ -79,6 +100,33 @@ def handle(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print("(no run reached the store)")
     failed = [run for run in runs if run.status in ("failed", "unknown")]
+    for run in runs:
+        for attempt in run.attempts:
+            print(f"{attempt.run_name}: failed (retried as a new run): {attempt.error}", file=sys.stderr)
     for run in failed:
         print(f"{run.run_name}: {run.status}: {run.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _run_on_dask(args: argparse.Namespace, spec: Any, echo: Callable[[str], None]) -> list[Any]:
+    """The sweep's configurations as Dask tasks; workers pull them as they become free."""
+    from experiments.dask_client import TlsFiles, connect, offered
+    from experiments.dask_sweep import DaskSweep
+    from experiments.storeview import StoreView
+
+    if args.parallel is not None:
+        raise ValueError("--parallel: not with --scheduler (the workers' resources decide how many run at once)")
+    if args.max_retries < 0:
+        raise ValueError(f"--max-retries: must be at least 0, got {args.max_retries}")
+    client = connect(args.scheduler, TlsFiles(args.tls_ca_file or "", args.tls_cert or "", args.tls_key or ""))
+    try:
+        workers, units = offered(client, args.resource)
+        echo(f"sweep {spec.experiment}: {len(spec.points)} configuration(s) on {args.scheduler} ({workers} "
+             f"worker(s), {units} x {args.resource} now), store {spec.store}, out {spec.out_dir}")
+        if units == 0:
+            echo(f"(no worker offers {args.resource} yet: the tasks wait for one; start workers with "
+                 f"`dask worker {args.scheduler} --nthreads 1 --resources {args.resource}=1`)")
+        return DaskSweep(spec, StoreView(spec.store), client, resource=args.resource, max_retries=args.max_retries,
+                         echo=echo).run()
+    finally:
+        client.close()
