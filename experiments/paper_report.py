@@ -24,6 +24,7 @@ import numpy as np
 from experiments import report_html as html
 from experiments.compare import loss_curves, loss_figure, table2, write_csv
 from experiments.paper import FULL_ACTIVATIONS, OPTIMIZERS, PaperOutcome, full_epochs
+from experiments.poor_run_rule import SteeringDecision
 from experiments.storeview import StoreView, Table
 
 TABLE1_ROWS = 4  # the paper's Table 1 shows epochs 0, 10000, 20000, 30000
@@ -131,104 +132,133 @@ def _all_adaptations(view: StoreView, outcome: PaperOutcome) -> Table:
     return Table("adaptations_all", columns or ["run_name"], rows)
 
 
-def build_report(outcome: PaperOutcome, command_line: str) -> Path:
-    plan = outcome.plan
-    view = StoreView(plan.store)
-    tables_dir, figures_dir = plan.out / "tables", plan.out / "figures"
-    sections: list[html.Section] = []
-    summary: dict[str, Any] = {"experiment": plan.experiment, "store": plan.store, "quick": plan.quick,
-                               "epochs": plan.epochs, "wall_s": outcome.wall_s, "tables": {}, "figures": {}}
+class _Report:
+    """The report being assembled: its sections, and report.json's summary of what each section used."""
 
-    def table(name: str, caption: str, query: Table, command: list[str]) -> html.TableBlock:
+    def __init__(self, outcome: PaperOutcome) -> None:
+        self.outcome = outcome
+        self.plan = outcome.plan
+        self.view = StoreView(self.plan.store)
+        self.tables_dir, self.figures_dir = self.plan.out / "tables", self.plan.out / "figures"
+        self.sections: list[html.Section] = []
+        self.summary: dict[str, Any] = {
+            "experiment": self.plan.experiment, "store": self.plan.store, "quick": self.plan.quick,
+            "epochs": self.plan.epochs, "wall_s": outcome.wall_s, "tables": {}, "figures": {},
+        }
+
+    def relative(self, path: Path) -> str:
+        return str(path.relative_to(self.plan.out))
+
+    def table(self, name: str, caption: str, query: Table, command: list[str]) -> html.TableBlock:
         """Write the CSV and remember the `pinnprov query` arguments that reproduce it."""
-        csv_path = write_csv(tables_dir / f"{name}.csv", query)
-        summary["tables"][name] = {"csv": str(csv_path.relative_to(plan.out)), "rows": len(query.rows),
-                                   "query": command}
-        return html.TableBlock(caption, query, str(csv_path.relative_to(plan.out)),
-                               "pinnprov query " + " ".join(command))
+        csv_path = write_csv(self.tables_dir / f"{name}.csv", query)
+        self.summary["tables"][name] = {"csv": self.relative(csv_path), "rows": len(query.rows), "query": command}
+        return html.TableBlock(caption, query, self.relative(csv_path), "pinnprov query " + " ".join(command))
 
-    grid = f"{', '.join(plan.activations)} x {', '.join(plan.optimizers)}"
-    sections.append(html.Section("The study", facts=[
-        ("experiment", plan.experiment), ("store", plan.store), ("command", command_line),
-        ("mode", "quick (reduced grid and epochs)" if plan.quick else "full"),
-        ("grid", f"activations x optimizers = {grid} ({len(outcome.runs)} runs)"),
-        ("epochs per run", str(plan.epochs)), ("processes at once", str(plan.parallel)),
-        ("started", _stamp(outcome.started_at)), ("wall time", f"{outcome.wall_s:.0f} s"),
-        ("machine", f"{socket.gethostname()}, {os.cpu_count()} cores, {platform.platform()}"),
-    ]))
+    def study(self, command_line: str) -> None:
+        plan, outcome = self.plan, self.outcome
+        grid = f"{', '.join(plan.activations)} x {', '.join(plan.optimizers)}"
+        self.sections.append(html.Section("The study", facts=[
+            ("experiment", plan.experiment), ("store", plan.store), ("command", command_line),
+            ("mode", "quick (reduced grid and epochs)" if plan.quick else "full"),
+            ("grid", f"activations x optimizers = {grid} ({len(outcome.runs)} runs)"),
+            ("epochs per run", str(plan.epochs)), ("processes at once", str(plan.parallel)),
+            ("started", _stamp(outcome.started_at)), ("wall time", f"{outcome.wall_s:.0f} s"),
+            ("machine", f"{socket.gethostname()}, {os.cpu_count()} cores, {platform.platform()}"),
+        ]))
 
-    decision = outcome.decision
-    steering = html.Section("Steering at runtime")
-    steering.paragraphs.append(
-        f"Standing rule over the experiment, applied to every run of the steered optimizer as it reaches the "
-        f"warm-up: stop it when its {outcome.rule}.")
-    for stop in outcome.decisions:
-        outcome_row = next((r for r in outcome.runs if r.run_name == stop.run_name), None)
-        steering.paragraphs.append(
-            f"Stopped {stop.run_name} at epoch {stop.epoch} (L = {stop.loss:.4g} at the warm-up). Agent: "
-            f"{stop.agent}. Reason: {stop.reason}. The run ended with status "
-            f"{outcome_row.status if outcome_row else 'unknown'}.")
-    for name, verdict in sorted(outcome.judged.items()):
-        if verdict != "stopped":
-            steering.paragraphs.append(f"{name}: {verdict}.")
-    if decision.command_id:
-        steering.blocks.append(table("adaptations", f"Adaptations of {decision.run_name}",
-                                     view.query("adaptations", run=decision.run_id),
-                                     ["adaptations", "--run", decision.run_name]))
-    else:
-        steering.paragraphs.append(f"No run was steered: {decision.note}.")
-    combined = _all_adaptations(view, outcome)
-    csv_path = write_csv(tables_dir / "adaptations_all.csv", combined)
-    summary["tables_per_run"] = {"adaptations_all": {"csv": str(csv_path.relative_to(plan.out)),
-                                                     "rows": len(combined.rows), "query": "adaptations"}}
-    steering.blocks.append(html.TableBlock("PROV Adaptations of every run (learning-rate schedule, optimizer "
-                                           "switches, stops, commands) with their agents", combined,
-                                           str(csv_path.relative_to(plan.out)),
-                                           "pinnprov query adaptations --run RUN, for each run"))
-    def plain(stop: object) -> dict[str, object]:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(stop).items()}
+    def steering(self) -> None:
+        outcome = self.outcome
+        decision = outcome.decision
+        section = html.Section("Steering at runtime")
+        section.paragraphs.append(
+            f"Standing rule over the experiment, applied to every run of the steered optimizer as it reaches the "
+            f"warm-up: stop it when its {outcome.rule}.")
+        for stop in outcome.decisions:
+            outcome_row = next((r for r in outcome.runs if r.run_name == stop.run_name), None)
+            section.paragraphs.append(
+                f"Stopped {stop.run_name} at epoch {stop.epoch} (L = {stop.loss:.4g} at the warm-up). Agent: "
+                f"{stop.agent}. Reason: {stop.reason}. The run ended with status "
+                f"{outcome_row.status if outcome_row else 'unknown'}.")
+        for name, verdict in sorted(outcome.judged.items()):
+            if verdict != "stopped":
+                section.paragraphs.append(f"{name}: {verdict}.")
+        if decision.command_id:
+            section.blocks.append(self.table("adaptations", f"Adaptations of {decision.run_name}",
+                                             self.view.query("adaptations", run=decision.run_id),
+                                             ["adaptations", "--run", decision.run_name]))
+        else:
+            section.paragraphs.append(f"No run was steered: {decision.note}.")
+        combined = _all_adaptations(self.view, outcome)
+        csv_path = write_csv(self.tables_dir / "adaptations_all.csv", combined)
+        self.summary["tables_per_run"] = {"adaptations_all": {"csv": self.relative(csv_path),
+                                                              "rows": len(combined.rows), "query": "adaptations"}}
+        section.blocks.append(html.TableBlock("PROV Adaptations of every run (learning-rate schedule, optimizer "
+                                              "switches, stops, commands) with their agents", combined,
+                                              self.relative(csv_path),
+                                              "pinnprov query adaptations --run RUN, for each run"))
+        self.summary["steering"] = _plain(decision)  # the first stop (or why none)
+        self.summary["steering_rule"] = {"rule": outcome.rule, "stopped": [_plain(s) for s in outcome.decisions],
+                                         "judged": dict(outcome.judged)}
+        self.sections.append(section)
 
-    summary["steering"] = plain(decision)  # the first stop (or why none)
-    summary["steering_rule"] = {"rule": outcome.rule, "stopped": [plain(stop) for stop in outcome.decisions],
-                                "judged": dict(outcome.judged)}
-    sections.append(steering)
+    def tables(self) -> None:
+        plan, view = self.plan, self.view
+        table1_run = _table1_run(self.outcome)
+        if table1_run is not None:
+            every = max(1, plan.epochs // TABLE1_ROWS)
+            self.sections.append(html.Section("Table 1", blocks=[self.table(
+                "table1", f"Table 1. Elapsed time and loss of each epoch ({table1_run}, every {every} epochs)",
+                view.query("epochs", run=table1_run, every=every if every > 1 else None),
+                ["epochs", "--run", table1_run, "--every", str(every)])]))
+        self.sections.append(html.Section("Table 2", blocks=[self.table(
+            "table2", "Table 2. Elapsed time and training loss in the latest epoch of each combination",
+            table2(view, plan.experiment), ["latest", "--experiment", plan.experiment])]))
+        self.sections.append(html.Section("Table 3", blocks=[self.table(
+            "table3", "Table 3. Learning-rate schedule and the lowest learning rate reached",
+            view.query("lr", experiment=plan.experiment), ["lr", "--experiment", plan.experiment])]))
 
-    table1_run = _table1_run(outcome)
-    if table1_run is not None:
-        every = max(1, plan.epochs // TABLE1_ROWS)
-        sections.append(html.Section("Table 1", blocks=[table(
-            "table1", f"Table 1. Elapsed time and loss of each epoch ({table1_run}, every {every} epochs)",
-            view.query("epochs", run=table1_run, every=every if every > 1 else None),
-            ["epochs", "--run", table1_run, "--every", str(every)])]))
-    sections.append(html.Section("Table 2", blocks=[table(
-        "table2", "Table 2. Elapsed time and training loss in the latest epoch of each combination",
-        table2(view, plan.experiment), ["latest", "--experiment", plan.experiment])]))
-    sections.append(html.Section("Table 3", blocks=[table(
-        "table3", "Table 3. Learning-rate schedule and the lowest learning rate reached",
-        view.query("lr", experiment=plan.experiment), ["lr", "--experiment", plan.experiment])]))
+    def figures(self) -> None:
+        figure2, note2 = _figure2(self.outcome, self.figures_dir)
+        section2 = html.Section("Figure 2", paragraphs=[note2])
+        if figure2 is not None:
+            section2.blocks.append(figure2)
+            self.summary["figures"]["figure2"] = self.relative(figure2.png)
+        self.sections.append(section2)
+        curves = loss_curves(self.view, self.plan.experiment)
+        if curves:
+            png = loss_figure(self.figures_dir / "figure3_loss.png", curves, f"Training loss, {self.plan.experiment}")
+            self.summary["figures"]["figure3"] = self.relative(png)
+            self.sections.append(html.Section(
+                "Figure 3", paragraphs=["Total loss of every run against epoch, log scale, read from the store "
+                                        "(`pinnprov compare`)."],
+                blocks=[html.FigureBlock("Figure 3. Training loss of all runs", png)]))
 
-    figure2, note2 = _figure2(outcome, figures_dir)
-    section2 = html.Section("Figure 2", paragraphs=[note2])
-    if figure2 is not None:
-        section2.blocks.append(figure2)
-        summary["figures"]["figure2"] = str(figure2.png.relative_to(plan.out))
-    sections.append(section2)
-    curves = loss_curves(view, plan.experiment)
-    if curves:
-        png = loss_figure(figures_dir / "figure3_loss.png", curves, f"Training loss, {plan.experiment}")
-        summary["figures"]["figure3"] = str(png.relative_to(plan.out))
-        sections.append(html.Section("Figure 3", paragraphs=["Total loss of every run against epoch, log scale, "
-                                                             "read from the store (`pinnprov compare`)."],
-                                     blocks=[html.FigureBlock("Figure 3. Training loss of all runs", png)]))
+    def timing_and_runs(self) -> None:
+        facts, numbers = _estimate(self.outcome, self.view)
+        self.summary["timing"] = numbers
+        self.sections.append(html.Section("Run time", facts=facts, css_class="estimate"))
+        runs = self.outcome.runs
+        self.sections.append(html.Section("Runs", facts=[
+            (run.run_name, f"{run.status}" + (f": {run.error}" if run.error else "")
+             + f" ({run.elapsed_s:.0f} s, log {self.relative(run.log_path)})") for run in runs]))
+        self.summary["runs"] = {run.run_name: {"status": run.status, "error": run.error, "run_id": run.run_id}
+                                for run in runs}
 
-    facts, numbers = _estimate(outcome, view)
-    summary["timing"] = numbers
-    sections.append(html.Section("Run time", facts=facts, css_class="estimate"))
-    outcomes = html.Section("Runs")
-    outcomes.facts = [(run.run_name, f"{run.status}" + (f": {run.error}" if run.error else "") +
-                       f" ({run.elapsed_s:.0f} s, log {run.log_path.relative_to(plan.out)})") for run in outcome.runs]
-    sections.append(outcomes)
-    summary["runs"] = {run.run_name: {"status": run.status, "error": run.error, "run_id": run.run_id}
-                       for run in outcome.runs}
-    (plan.out / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    return html.write_report(plan.out / "report.html", f"pinnprov paper: {plan.experiment}", sections)
+
+def _plain(stop: SteeringDecision) -> dict[str, object]:
+    """A steering decision as JSON (non-finite numbers as null)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(stop).items()}
+
+
+def build_report(outcome: PaperOutcome, command_line: str) -> Path:
+    """Write report.html and report.json (with the tables as CSV and the figures as PNG) into the study folder."""
+    report = _Report(outcome)
+    report.study(command_line)
+    report.steering()
+    report.tables()
+    report.figures()
+    report.timing_and_runs()
+    plan = outcome.plan
+    (plan.out / "report.json").write_text(json.dumps(report.summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return html.write_report(plan.out / "report.html", f"pinnprov paper: {plan.experiment}", report.sections)
