@@ -1,4 +1,4 @@
-"""Steering through a MonetDB store (live only: PINNPROV_TEST_MONETDB_URL names a scratch database): the run is
+"""Steering through a MonetDB store (the real server of tests/monetdb_server.py): the run is
 written by the real MonetDB sink, `pinnprov steer` queues the command, the real StoreCommandSource hands it out
 once and acknowledges it, and a finished run is refused."""
 
@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import secrets
 import time
 
 import pytest
 
-LIVE_URL = os.environ.get("PINNPROV_TEST_MONETDB_URL", "")
-pytestmark = [pytest.mark.live,
-              pytest.mark.skipif(not LIVE_URL, reason="set PINNPROV_TEST_MONETDB_URL to a scratch MonetDB database")]
+pytestmark = pytest.mark.live
 
 
-def test_steer_poll_and_acknowledge_on_monetdb() -> None:
+def test_steer_poll_and_acknowledge_on_monetdb(monetdb_url: str) -> None:
     from collector.records import RunEndRecord, RunStartRecord
     from collector.sinks import open_sink
     from collector.store import list_commands, open_store
@@ -26,7 +23,7 @@ def test_steer_poll_and_acknowledge_on_monetdb() -> None:
 
     running, finished = secrets.token_hex(16), secrets.token_hex(16)
     tag = secrets.token_hex(3)
-    sink = open_sink(LIVE_URL)
+    sink = open_sink(monetdb_url)
     try:
         result = sink.export([
             RunStartRecord(running, secrets.token_hex(8), f"steer-live-{tag}", "live", time.time(), {}),
@@ -38,10 +35,10 @@ def test_steer_poll_and_acknowledge_on_monetdb() -> None:
         sink.shutdown()
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        assert cli(["steer", f"steer-live-{tag}", "--store", LIVE_URL, "--set-lr", "1e-4"]) == 0
-        assert cli(["steer", f"steer-done-{tag}", "--store", LIVE_URL, "--stop"]) == 2
+        assert cli(["steer", f"steer-live-{tag}", "--store", monetdb_url, "--set-lr", "1e-4"]) == 0
+        assert cli(["steer", f"steer-done-{tag}", "--store", monetdb_url, "--stop"]) == 2
     assert "has already ended (status completed)" in err.getvalue()
-    with StoreCommandSource(LIVE_URL, interval_s=0.1) as source:
+    with StoreCommandSource(monetdb_url, interval_s=0.1) as source:
         deadline = time.monotonic() + 30
         commands = []
         while not commands and time.monotonic() < deadline:
@@ -49,6 +46,6 @@ def test_steer_poll_and_acknowledge_on_monetdb() -> None:
             time.sleep(0.05)
         assert [(c.kind, c.value) for c in commands] == [("set_lr", 1e-4)]
         source.acknowledge(running, commands[0], True, "applied in test")
-    with open_store(LIVE_URL) as store:
+    with open_store(monetdb_url) as store:
         (row,) = list_commands(store, running)
     assert (row.state, row.detail) == ("applied", "applied in test")
