@@ -15,7 +15,9 @@ How a batch is written (one transaction, see collector/sinks/monetdb.py):
 One statement per table and no read after it is what keeps MonetDB 11.45 alive (monetdb_run_merge.py says why);
 `test_every_table_is_written_once_and_never_read_after` checks the plan keeps to it.
 CSV dialect: ',' between fields, '\\n' between records, strings always in '"' with backslash escapes
-(COPY's default ESCAPE mode), NULL as an empty unquoted field; numbers in Python's shortest exact form.
+(COPY's default ESCAPE mode), NULL as the unquoted word NULL; numbers in Python's shortest exact form.
+Not `NULL AS ''`: MonetDB 11.45 then loads a quoted empty string ("") as NULL too, and '' must stay ''
+(a run's empty `error`, as SQLite stores it); a quoted "NULL" is the string NULL, checked live.
 """
 
 from __future__ import annotations
@@ -34,15 +36,15 @@ _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\
 
 
 def encode_field(value: Any) -> str:
-    """One CSV field: '' is NULL, strings are quoted and escaped, numbers exact."""
+    """One CSV field: NULL unquoted, strings quoted and escaped, numbers exact."""
     if value is None:
-        return ""
+        return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""  # rows.py already made non-finite values NULL
+        return repr(value) if math.isfinite(value) else "NULL"  # rows.py already made non-finite values NULL
     return '"' + str(value).translate(_ESCAPES) + '"'
 
 
@@ -71,7 +73,7 @@ class Operation:
     def copy_sql(self, count: int) -> str:
         cols = ", ".join(q(c) for c in self.columns)
         return (f"COPY {count} RECORDS INTO tmp.{self.name} ({cols}) FROM '{self.name}' ON CLIENT "
-                "USING DELIMITERS ',', E'\\n', '\"' NULL AS ''")
+                "USING DELIMITERS ',', E'\\n', '\"' NULL AS 'NULL'")
 
     def dedupe(self, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}

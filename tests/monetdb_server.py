@@ -59,9 +59,10 @@ class MonetdbServer:
 
     def start(self) -> MonetdbServer:
         """Start (again, on the same port once it has one) and wait until it accepts connections."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         if self.launcher is not None:
             done = subprocess.run([str(self.launcher), "start", str(self.directory), str(self.port)],
-                                  capture_output=True, text=True, timeout=_START_TIMEOUT_S + 30)
+                                  capture_output=True, text=True, timeout=_START_TIMEOUT_S + 30, cwd=self.directory)
             if done.returncode != 0:
                 raise RuntimeError(f"{self.launcher} start failed ({done.returncode}): {done.stderr.strip()[-800:]}")
             parts = urllib.parse.urlsplit(done.stdout.strip().splitlines()[-1])
@@ -72,7 +73,7 @@ class MonetdbServer:
             self._proc = subprocess.Popen(
                 ["mserver5", f"--dbpath={self.directory / self.database}", "--set", f"mapi_port={self.port}",
                  "--set", "mapi_listenaddr=127.0.0.1", "--set", "gdk_nr_threads=2"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.directory)
             log.close()
         self.port = self._wait_listening()
         return self
@@ -110,7 +111,8 @@ class MonetdbServer:
     def stop(self) -> None:
         """A clean shutdown (SIGTERM, then SIGKILL after 10 s), as `serve stop` does."""
         if self.launcher is not None:
-            subprocess.run([str(self.launcher), "stop", str(self.directory)], capture_output=True, timeout=60)
+            subprocess.run([str(self.launcher), "stop", str(self.directory)], capture_output=True, timeout=60,
+                           cwd=self.directory)
         elif self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -23,7 +23,8 @@ from collector.translate import translate_traces
 
 def _parse_monetdb_csv(payload: bytes) -> list[list[str | None]]:
     """MonetDB's COPY reader for our dialect: ',' fields, '\\n' records, '"' quotes with backslash escapes,
-    an empty unquoted field is NULL. Written from the documented format, independently of the encoder."""
+    the unquoted field NULL is NULL (NULL AS 'NULL'). Written from the documented format, independently of the
+    encoder; test_live_copy_round_trips_through_the_server checks the server reads it the same way."""
     escapes = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
     records, fields, text = [], [], payload.decode()
     i = 0
@@ -41,7 +42,7 @@ def _parse_monetdb_csv(payload: bytes) -> list[list[str | None]]:
             i += 1
         else:
             end = min(j for j in (text.find(",", i), text.find("\n", i)) if j >= 0)
-            fields.append(text[i:end] or None)
+            fields.append(None if text[i:end] == "NULL" else text[i:end])
             i = end
         if text[i] == "\n":
             records.append(fields)
@@ -52,9 +53,9 @@ def _parse_monetdb_csv(payload: bytes) -> list[list[str | None]]:
 
 def test_fields_are_encoded_exactly() -> None:
     assert [mc.encode_field(x) for x in (None, True, False, 7, -2**40, 1.5, 0.1, 1e-300)] == [
-        "", "true", "false", "7", "-1099511627776", "1.5", "0.1", "1e-300"]
-    assert mc.encode_field(math.nan) == "" and mc.encode_field(math.inf) == ""
-    assert mc.encode_field("") == '""'  # an empty string is not NULL
+        "NULL", "true", "false", "7", "-1099511627776", "1.5", "0.1", "1e-300"]
+    assert mc.encode_field(math.nan) == "NULL" and mc.encode_field(math.inf) == "NULL"
+    assert mc.encode_field("") == '""' and mc.encode_field("NULL") == '"NULL"'  # strings are never NULL
     assert mc.encode_field('a"b\\c\nd\te\x00') == '"a\\"b\\\\c\\nd\\te"'
 
 
@@ -169,6 +170,34 @@ def test_closed_port_is_retryable_quickly_without_leaking_the_password() -> None
 
 
 # --- live ---------------------------------------------------------------------------------------------
+
+
+def test_live_copy_round_trips_through_the_server(monetdb_url: str) -> None:
+    """The payload as the server reads it: '' stays '' (NULL AS '' would make it NULL), "NULL" stays a string."""
+    from collector.sinks.monetdb import _MemoryUploader
+    from collector.store_monetdb import parse_monetdb_url
+
+    tricky = ["plain", "", 'quo"te', "back\\slash", "new\nline", "tab\tbed", "comma, inside", "NULL", "ünïcødé",
+              "cr\rlf", "\\N", "'single'"]
+    rows = [{"a": text, "b": n, "c": n / 3 if n else None} for n, text in enumerate(tricky)] + [
+        {"a": None, "b": None, "c": 1e-300}]
+    uploader = _MemoryUploader()
+    uploader.files["rows"] = mc.copy_payload(rows, ("a", "b", "c"))
+    conn = pymonetdb.connect(autocommit=True, **parse_monetdb_url(monetdb_url))
+    try:
+        conn.set_uploader(uploader)
+        cursor = conn.cursor()
+        cursor.execute("CREATE TABLE rt (a CLOB, b INTEGER, c DOUBLE)")
+        cursor.execute(f"COPY {len(rows)} RECORDS INTO rt (a, b, c) FROM 'rows' ON CLIENT "
+                       "USING DELIMITERS ',', E'\\n', '\"' NULL AS 'NULL'")
+        with pytest.raises(pymonetdb.Error, match="no upload named"):  # nothing but the payloads we named
+            cursor.execute("COPY INTO rt FROM '/etc/passwd' ON CLIENT")
+        cursor.execute("SELECT a, b, c FROM rt ORDER BY b")
+        got = cursor.fetchall()
+    finally:
+        conn.close()
+    assert sorted(got, key=repr) == sorted([(r["a"], r["b"], r["c"]) for r in rows], key=repr)
+    assert mc.EPOCHS.copy_sql(1).endswith("NULL AS 'NULL'")
 
 
 def _rows(url: str, sql: str) -> list[tuple]:
