@@ -23,12 +23,16 @@ demo: $(STAMP)
 	$(BIN)/pinnprov train --out runs/demo --store $(DEMO_STORE) --time-budget $(DEMO_BUDGET) --with-baseline --run-name demo-$$(date +%Y%m%d-%H%M%S)
 	$(BIN)/pinnprov query epochs --run latest --every 2000 --store $(DEMO_STORE)
 
+# Lint, layers (import-linter contracts in pyproject.toml), then the suite (which also runs yamllint and
+# ansible-lint on ansible/, tests/test_ansible_lint.py).
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -ra
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/yamllint -s ansible
 	cd ansible && ../$(BIN)/ansible-lint --profile production
 

@@ -60,7 +60,7 @@ def bench_encode(batches: list[list[EpochRecord | RunStartRecord]]) -> dict[str,
 
 def bench_index(url: str, batches: list[list[EpochRecord | RunStartRecord]], batch: int) -> dict[str, object]:
     from collector.sinks.elasticsearch import ElasticsearchSink
-    from kibana import INDEX_KINDS, index_name
+    from contract.es_indices import INDEX_KINDS, index_name
 
     prefix = f"pinnprov-bench-{uuid.uuid4().hex[:8]}"
     sink = ElasticsearchSink(url, index_prefix=prefix)

@@ -42,7 +42,7 @@ SPANS_PER_REQUEST = 512
 def _template() -> bytes:
     from prov_builders import request_for, sample_run
 
-    from instrumentation import vocabulary as v
+    from contract import vocabulary as v
 
     request = request_for(sample_run(1, epochs=SPANS_PER_REQUEST, ended=False))
     scope = request.resource_spans[0].scope_spans[0]
@@ -238,7 +238,7 @@ def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0) -> dict:
     from opentelemetry.trace import set_span_in_context
     from prov_builders import RunIdGenerator, epoch_attributes
 
-    from instrumentation import vocabulary as v
+    from contract import vocabulary as v
     from instrumentation.provider import batch_processor
 
     db = workdir / "latency.db"

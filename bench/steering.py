@@ -36,6 +36,7 @@ def _store_with_runs(path: Path, runs: int, commands_per_run: int) -> tuple[str,
     from collector.records import RunStartRecord
     from collector.sinks.sqlite import SqliteSink
     from collector.store import acknowledge_command, open_store
+    from contract import steering
 
     sink = SqliteSink(path)
     ids = [secrets.token_hex(16) for _ in range(runs)]
@@ -46,16 +47,16 @@ def _store_with_runs(path: Path, runs: int, commands_per_run: int) -> tuple[str,
     with open_store(url, read_only=False) as store:
         for run_id in ids:
             for _ in range(commands_per_run):
-                command = channel.new_command("scale_lr", 0.9)
+                command = steering.new_command("scale_lr", 0.9)
                 channel.submit(store, run_id, command)
                 acknowledge_command(store, command.command_id, applied=True)
     return url, ids[0]
 
 
 def poll_cost(url: str, run_id: str, calls: int = 1_000_000) -> None:
-    from instrumentation.steering_poller import StoreCommandSource
+    from pinnprov.capture import store_command_source
 
-    with StoreCommandSource(url, interval_s=0.5) as source:
+    with store_command_source(url, interval_s=0.5) as source:
         source.poll(run_id, 0)  # starts the worker
         started = time.perf_counter()
         for epoch in range(calls):
@@ -84,14 +85,15 @@ def latency(url: str, run_id: str, repeats: int = 10, interval_s: float = 0.5) -
     """Seconds from `pinnprov steer` writing a command to the trainer's poll() returning it."""
     from collector import steering_channel as channel
     from collector.store import open_store
-    from instrumentation.steering_poller import StoreCommandSource
+    from contract import steering
+    from pinnprov.capture import store_command_source
 
     delays = []
-    with StoreCommandSource(url, interval_s=interval_s) as source, open_store(url, read_only=False) as store:
+    with store_command_source(url, interval_s=interval_s) as source, open_store(url, read_only=False) as store:
         source.poll(run_id, 0)
         for _ in range(repeats):
             time.sleep(interval_s * 0.37)  # desynchronise from the worker's schedule
-            command = channel.new_command("scale_lr", 1.0)
+            command = steering.new_command("scale_lr", 1.0)
             channel.submit(store, run_id, command)
             started = time.perf_counter()
             while not source.poll(run_id, 0):
@@ -113,6 +115,7 @@ def overhead(url: str, epochs: int, pairs: int) -> None:
     from pinn.config import TrainConfig
     from pinn.steering import NoCommands
     from pinn.trainer import configure_threads, train
+    from pinnprov.capture import store_command_source
 
     configure_threads(1)
     data = crosshole_benchmark()
@@ -124,7 +127,7 @@ def overhead(url: str, epochs: int, pairs: int) -> None:
     for pair in range(pairs):
         order = ("none", "store") if pair % 2 == 0 else ("store", "none")
         for kind in order:
-            source = StoreCommandSource(url, interval_s=0.5) if kind == "store" else NoCommands()
+            source = store_command_source(url, interval_s=0.5) if kind == "store" else NoCommands()
             started, cpu_started = time.perf_counter(), time.process_time()
             train(config, data, (), source)
             wall[kind].append(time.perf_counter() - started)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pinnprov.settings import parse_bool, resolve
+from contract.settings import DEFAULT_STORE_URL, parse_bool, resolve
 
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
@@ -33,11 +33,7 @@ def default_spool_dir() -> Path:
 
 def default_store() -> str:
     """The store the collector writes when none is given: the same default the embedded mode uses."""
-    try:
-        from collector.store import DEFAULT_STORE_URL  # H3's store module names the default
-    except ImportError:
-        return "sqlite:///pinnprov.sqlite"
-    return str(DEFAULT_STORE_URL)
+    return DEFAULT_STORE_URL
 
 
 @dataclass(frozen=True)

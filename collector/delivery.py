@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from collector.counters import Counters
 from collector.pipeline import PipelineResult
 from collector.sinks.base import ExportStatus
-from collector.spool import Position, Signal, Spool, SpoolEntry
+from contract.spool import Position, Signal, Spool, SpoolEntry
 
 log = logging.getLogger("pinnprov.collector.delivery")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,23 +33,17 @@ from collector.records import (
     RunEndRecord,
     RunStartRecord,
 )
-from instrumentation import vocabulary as v
-from kibana import index_name
+from contract.es_indices import index_name
+from contract.fields import HYPERPARAMETERS, MEASURED_EPOCH_FIELDS, hyperparameter
 
+HP_OPTIMIZER = hyperparameter("optimizer").name
+HP_ACTIVATION = hyperparameter("activation").name
+_PROMOTED_ES = tuple((hp.es_field, hp.name, hp.kind) for hp in HYPERPARAMETERS if hp.es_field)
+"""(runs-index field, recorded name, kind) of the hyperparameters with a typed field of their own."""
 
-def _hp_key(attribute: str) -> str:
-    return attribute.removeprefix(v.HYPERPARAMETER_PREFIX)
-
-
-HP_OPTIMIZER = _hp_key(v.HP_OPTIMIZER)
-HP_ACTIVATION = _hp_key(v.HP_ACTIVATION)
-HP_LR_SCHEDULE = _hp_key(v.HP_LR_SCHEDULE)
-HP_LR_INITIAL = _hp_key(v.HP_LR_INITIAL)
-HP_LR_DECAY_RATE = _hp_key(v.HP_LR_DECAY_RATE)
-HP_LR_DECAY_STEPS = _hp_key(v.HP_LR_DECAY_STEPS)
-
-EPOCH_METRICS: tuple[str, ...] = ("elapsed_s", "loss", "loss_bc", "loss_residual", "loss_data", "learning_rate")
+EPOCH_METRICS: tuple[str, ...] = tuple(field.name for field in MEASURED_EPOCH_FIELDS)
 """Numeric epoch fields; a non-finite value is left out of the document and named in `non_finite`."""
+_epoch_metrics_of = operator.attrgetter(*EPOCH_METRICS)
 
 
 @dataclass(frozen=True)
@@ -136,6 +131,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _promoted_value(value: Any, kind: str) -> str | float | int | None:
+    """A hyperparameter as its typed runs-index field, or None when it does not fit the type (left out)."""
+    if kind == "str":
+        return None if value in (None, "") else str(value)
+    if not _is_number(value) or not math.isfinite(float(value)):
+        return None
+    if kind == "int":
+        return int(value) if float(value).is_integer() else None
+    return float(value)
+
+
 def _scalar_map(values: Mapping[str, Any]) -> dict[str, Any]:
     return {str(key): _finite(value) for key, value in values.items() if _finite(value) is not None}
 
@@ -178,16 +184,10 @@ def _run_start_action(record: RunStartRecord, prefix: str) -> BulkAction:
         "service": record.service,
         "resource": _scalar_map(record.resource),
     }
-    for field, key in (("optimizer", HP_OPTIMIZER), ("activation", HP_ACTIVATION), ("lr_schedule", HP_LR_SCHEDULE)):
-        if hp.get(key) not in (None, ""):
-            doc[field] = str(hp[key])
-    for field, key in (("lr_initial", HP_LR_INITIAL), ("lr_decay_rate", HP_LR_DECAY_RATE)):
-        value = hp.get(key)
-        if _is_number(value) and math.isfinite(float(value)):
-            doc[field] = float(value)
-    steps = hp.get(HP_LR_DECAY_STEPS)
-    if _is_number(steps) and float(steps).is_integer():
-        doc["lr_decay_steps"] = int(steps)
+    for field, name, kind in _PROMOTED_ES:
+        value = _promoted_value(hp.get(name), kind)
+        if value is not None:
+            doc[field] = value
     body = {"doc": doc, "upsert": {**doc, "status": "running"}}
     return BulkAction("update", index_name(prefix, "runs"), record.run_id, body)
 
@@ -224,10 +224,8 @@ def _epoch_document(record: EpochRecord, run: RunInfo) -> dict[str, Any]:
         "started_at": iso(record.started_at),
         "ended_at": ended,
     }
-    values = (record.elapsed_s, record.loss, record.loss_bc, record.loss_residual, record.loss_data,
-              record.learning_rate)
     non_finite: list[str] = []
-    for name, value in zip(EPOCH_METRICS, values, strict=True):
+    for name, value in zip(EPOCH_METRICS, _epoch_metrics_of(record), strict=True):
         if math.isfinite(value):
             doc[name] = float(value)
         else:

@@ -16,7 +16,7 @@ from typing import Any
 
 from collector.counters import Counters
 from collector.delivery import DeliveryWorker
-from collector.spool import Spool
+from contract.spool import Spool
 
 log = logging.getLogger("pinnprov.collector")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinnprov.registry import Registry
+from contract.registry import Registry
 
 
 @dataclass(frozen=True)

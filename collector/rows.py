@@ -9,32 +9,24 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import PROCESS_OWNER, PROCESS_PID
 
 from collector.records import AdaptationRecord, AlertRecord, EpochRecord, RunEndRecord, RunStartRecord
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
+from contract.fields import EPOCH_FIELDS, MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS
 
 Row = dict[str, Any]
 
-
-def _hp(name: str) -> str:
-    return name[len(v.HYPERPARAMETER_PREFIX) :]
-
-
-# run column -> (hyperparameter name without prefix, converter)
+_CONVERTERS: dict[str, type] = {"str": str, "bool": str, "int": int, "float": float}
+# run column -> (recorded hyperparameter name, converter), from the one schema of fields
 _HP_COLUMNS: dict[str, tuple[str, type]] = {
-    "optimizer": (_hp(v.HP_OPTIMIZER), str),
-    "activation": (_hp(v.HP_ACTIVATION), str),
-    "lr_schedule": (_hp(v.HP_LR_SCHEDULE), str),
-    "lr_initial": (_hp(v.HP_LR_INITIAL), float),
-    "lr_decay_rate": (_hp(v.HP_LR_DECAY_RATE), float),
-    "lr_decay_steps": (_hp(v.HP_LR_DECAY_STEPS), int),
-    "seed": (_hp(v.HP_SEED), int),
-    "planned_epochs": (_hp(v.HP_EPOCHS), int),
+    hp.column: (hp.name, _CONVERTERS[hp.kind]) for hp in PROMOTED_HYPERPARAMETERS
 }
+_MEASURED = tuple(field.name for field in MEASURED_EPOCH_FIELDS)
 
 
 def finite(value: float | None) -> float | None:
@@ -150,14 +142,7 @@ def summary_rows(record: RunEndRecord) -> list[Row]:
 
 
 def epoch_row(record: EpochRecord) -> Row:
-    measured = {
-        "elapsed_s": record.elapsed_s,
-        "loss": record.loss,
-        "loss_bc": record.loss_bc,
-        "loss_residual": record.loss_residual,
-        "loss_data": record.loss_data,
-        "learning_rate": record.learning_rate,
-    }
+    measured = {name: getattr(record, name) for name in _MEASURED}
     row: Row = {
         "run_id": record.run_id,
         "epoch": record.epoch,
@@ -170,25 +155,24 @@ def epoch_row(record: EpochRecord) -> Row:
     return row
 
 
-EPOCH_VALUE_COLUMNS = ("run_id", "epoch", "span_id", "started_at", "ended_at", "elapsed_s", "loss", "loss_bc",
-                       "loss_residual", "loss_data", "learning_rate", "nonfinite")
-"""The column order of `epoch_values`."""
+EPOCH_VALUE_COLUMNS = ("run_id", "epoch", "span_id", "started_at", "ended_at", *_MEASURED, "nonfinite")
+"""The column order of `epoch_values`: the keys and times, the measured fields of contract/fields.py, the marker."""
+assert EPOCH_FIELDS[0].name == "epoch"  # the key; MEASURED_EPOCH_FIELDS are the rest
+
+_measured_of = operator.attrgetter(*_MEASURED)
+_ONLY_FLOAT = {float}
 
 
 def epoch_values(record: EpochRecord) -> tuple[Any, ...]:
     """`epoch_row(record)` as a tuple in EPOCH_VALUE_COLUMNS order, without the dicts: the write hot path.
 
-    The common case (six finite floats) is decided with one chained type test and `x - x == 0.0`, which is
-    False exactly for NaN and +-inf; anything else (ints, bools, non-finite values) takes `epoch_row`.
+    The common case (all measurements finite floats) is decided with one set of types and one sum (NaN and
+    +-inf make the sum non-finite; an overflowing sum of finite values only costs the slow path); anything else
+    (ints, bools, non-finite values) takes `epoch_row`.
     """
-    elapsed, loss, bc, residual, data, lr = (record.elapsed_s, record.loss, record.loss_bc, record.loss_residual,
-                                             record.loss_data, record.learning_rate)
-    if (
-        type(elapsed) is type(loss) is type(bc) is type(residual) is type(data) is type(lr) is float
-        and elapsed - elapsed + loss - loss + bc - bc + residual - residual + data - data + lr - lr == 0.0
-    ):
-        return (record.run_id, record.epoch, record.record_id, record.started_at, record.ended_at, elapsed, loss,
-                bc, residual, data, lr, None)
+    measured = _measured_of(record)
+    if set(map(type, measured)) == _ONLY_FLOAT and math.isfinite(sum(measured)):
+        return (record.run_id, record.epoch, record.record_id, record.started_at, record.ended_at, *measured, None)
     row = epoch_row(record)
     return tuple(row[column] for column in EPOCH_VALUE_COLUMNS)
 

@@ -56,3 +56,19 @@ def resolve_run(store: Any, selector: str) -> str:
     listed = ", ".join(_describe(row) for row in candidates[:MAX_LISTED])
     more = f" and {len(candidates) - MAX_LISTED} more" if len(candidates) > MAX_LISTED else ""
     raise ValueError(f"ambiguous run {selector!r} matches {len(candidates)} runs: {listed}{more}")
+
+
+_BY_NAME_SQL = "SELECT run_id, run_name, status, error, last_epoch FROM run WHERE run_name = :name"
+
+
+def run_by_name(store: Any, run_name: str) -> tuple[str, str, str, str, int | None] | None:
+    """(run id, name, status, error, last epoch) of the run with exactly this name, or None.
+
+    For drivers that launched the run themselves and know its exact name (no prefix matching, no ambiguity);
+    status is 'running' until the run's end arrives.
+    """
+    rows = store.execute(_BY_NAME_SQL, {"name": run_name}).rows
+    if not rows:
+        return None
+    run_id, name, status, error, last_epoch = rows[0]
+    return str(run_id), str(name), str(status or "running"), str(error or ""), last_epoch

@@ -1,9 +1,10 @@
 """The PROV store schema, defined once as data; DDL for SQLite and MonetDB is generated from it.
 
 Domain tables (run, epoch_metric, adaptation, alert, ...) hold the facts, keyed by telemetry ids so
-writes are idempotent. The W3C PROV core relations (agent, activity, entity, used, was_generated_by, ...)
-are *views* derived from them (collector/prov_views.py): they can never disagree with the facts and cost
-nothing on the hot path (10M epochs do not become 30M rows).
+writes are idempotent. The promoted hyperparameter columns of `run` and the measured columns of `epoch_metric`
+come from the one schema of fields (contract/fields.py). The W3C PROV core relations (agent, activity, entity,
+used, was_generated_by, ...) are *views* derived from them (collector/prov_views.py): they can never disagree
+with the facts and cost nothing on the hot path (10M epochs do not become 30M rows).
 
 Time: every time column is Unix seconds (UTC) as a DOUBLE. One representation in both dialects, exact
 for sub-millisecond epoch timing, cheap to subtract ("elapsed" is `ended_at - started_at`), and rendered
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 from collector.dialects import Dialect, get_dialect
+from contract.fields import MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS, SQL_TYPES, Hyperparameter
 
 SCHEMA_VERSION = 1
 
@@ -82,6 +84,12 @@ def _big(name: str, doc: str = "") -> Column:
     return Column(name, "bigint", doc=doc)
 
 
+def _promoted(hp: Hyperparameter) -> Column:
+    """A hyperparameter's typed `run` column (names get the name length, numbers their SQL type)."""
+    kind = SQL_TYPES[hp.kind]
+    return Column(hp.column, kind, 256 if kind == "string" else 0, doc=hp.doc)
+
+
 RUN_ID = _id("run_id", "trace id, 32 hex digits", nullable=False)
 
 TABLES: tuple[Table, ...] = (
@@ -108,14 +116,7 @@ TABLES: tuple[Table, ...] = (
             _name("user_name", "OS user that owns the training process (resource process.owner)"),
             _text("device", "devices TensorFlow saw, comma separated"),
             Column("tensorflow_version", "string", 64),
-            _name("optimizer"),
-            _name("activation"),
-            _name("lr_schedule"),
-            _num("lr_initial"),
-            _num("lr_decay_rate"),
-            _big("lr_decay_steps"),
-            _big("seed"),
-            _big("planned_epochs"),
+            *(_promoted(hp) for hp in PROMOTED_HYPERPARAMETERS),
             _name("dataset_name"),
             Column("dataset_sha256", "string", 64),
             _big("dataset_picks"),
@@ -156,12 +157,7 @@ TABLES: tuple[Table, ...] = (
             _id("span_id"),
             _time("started_at"),
             _time("ended_at"),
-            _num("elapsed_s"),
-            _num("loss", "L"),
-            _num("loss_bc", "L_BC"),
-            _num("loss_residual", "L_R (the paper's Table 1 'LR')"),
-            _num("loss_data", "L_D"),
-            _num("learning_rate"),
+            *(_num(field.name, field.doc) for field in MEASURED_EPOCH_FIELDS),
             Column("nonfinite", "string", 256, doc="columns logged as NaN/inf (stored NULL), e.g. loss=nan"),
         ),
         ("run_id", "epoch"),

@@ -31,8 +31,8 @@ from collector.health import Health, StatsLogger
 from collector.pipeline import Pipeline, RecordProcessor
 from collector.receivers.intake import Intake
 from collector.sinks import open_sink
-from collector.spool import Spool, SpoolBusy
-from collector.urls import redact, sql_store_url
+from contract.spool import Spool, SpoolBusy
+from contract.urls import redact, sql_store_url
 
 log = logging.getLogger("pinnprov.collector")
 

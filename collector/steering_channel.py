@@ -1,117 +1,15 @@
-"""Steering commands on the wire and in the store: validation, JSON codec, and the store-side channel.
+"""The store side of steering: queue a command for a running run, read a run's pending commands, acknowledge them.
 
-Why one module: `pinnprov steer`, the collector's HTTP handler and the trainer-side pollers must agree on what
-a command is and how it travels. Commands are validated once here, before anything is written, so a trainer
-never receives a command it would have to refuse for a malformed value.
+What a command is and how it is validated lives in contract/steering.py (shared with the trainer side); these
+are thin adapters over collector.store's steering-command API, used by `pinnprov steer`, the collector's HTTP
+handler, alert actions and the embedded store-backed command source.
 """
 
 from __future__ import annotations
 
-import math
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
-from pinn.steering import CommandKind, SteeringCommand
-
-KINDS: tuple[str, ...] = get_args(CommandKind)
-WEIGHT_PARAMETERS = ("residual", "boundary", "data")
-MAX_LEARNING_RATE = 10.0  # the same bound pinn.config applies to lr_initial
-MAX_TEXT = 1000  # agent and reason are free text: bounded so a command cannot bloat the store
-
-
-def validate(kind: str, value: float, parameter: str = "") -> None:
-    """Raise ValueError naming the problem if the command could never be applied."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown steering command {kind!r} (choose from: {', '.join(KINDS)})")
-    if kind == "stop":
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{kind}: value must be a finite number, got {value!r}")
-    if kind == "set_lr" and not 0 < value < MAX_LEARNING_RATE:
-        raise ValueError(f"set_lr: learning rate must be in (0, {MAX_LEARNING_RATE:g}), got {value!r}")
-    if kind == "scale_lr" and not value > 0:
-        raise ValueError(f"scale_lr: factor must be > 0, got {value!r}")
-    if kind == "set_weight":
-        if parameter not in WEIGHT_PARAMETERS:
-            raise ValueError(f"set_weight: loss term must be one of {', '.join(WEIGHT_PARAMETERS)}, got {parameter!r}")
-        if value < 0:
-            raise ValueError(f"set_weight: weight must be >= 0, got {value!r}")
-
-
-def new_command(
-    kind: str, value: float = 0.0, parameter: str = "", agent: str = "user", reason: str = ""
-) -> SteeringCommand:
-    """A validated command with a fresh id (32 hex digits, like run ids)."""
-    validate(kind, value, parameter)
-    if not agent.strip():
-        raise ValueError("steering command: agent must not be empty")
-    return SteeringCommand(
-        command_id=uuid.uuid4().hex,
-        kind=kind,  # type: ignore[arg-type]  # checked by validate()
-        value=float(value),
-        parameter=parameter,
-        agent=agent[:MAX_TEXT],
-        reason=reason[:MAX_TEXT],
-    )
-
-
-def command_to_json(command: SteeringCommand) -> dict[str, Any]:
-    return {
-        "command_id": command.command_id,
-        "kind": command.kind,
-        "value": command.value,
-        "parameter": command.parameter,
-        "agent": command.agent,
-        "reason": command.reason,
-    }
-
-
-def command_from_json(data: Mapping[str, Any]) -> SteeringCommand:
-    """Decode and validate one command; a malformed one raises ValueError (the poller skips it, loudly)."""
-    if not isinstance(data, Mapping):
-        raise ValueError(f"steering command: expected an object, got {type(data).__name__}")
-    command_id = data.get("command_id")
-    if not isinstance(command_id, str) or not command_id:
-        raise ValueError("steering command: missing command_id")
-    kind = str(data.get("kind", ""))
-    value = data.get("value", 0.0)
-    parameter = str(data.get("parameter", "") or "")
-    validate(kind, value, parameter)
-    return SteeringCommand(
-        command_id=command_id,
-        kind=kind,  # type: ignore[arg-type]
-        value=float(value),
-        parameter=parameter,
-        agent=str(data.get("agent", "") or "user"),
-        reason=str(data.get("reason", "") or ""),
-    )
-
-
-@dataclass(frozen=True)
-class Acknowledgement:
-    """The trainer's answer to one command: applied, or refused with the reason in `detail`."""
-
-    command_id: str
-    applied: bool
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"command_id": self.command_id, "applied": self.applied, "detail": self.detail}
-
-    @classmethod
-    def from_json(cls, data: Any) -> Acknowledgement:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"acknowledgement: expected an object, got {type(data).__name__}")
-        command_id, applied = data.get("command_id"), data.get("applied")
-        if not isinstance(command_id, str) or not command_id:
-            raise ValueError("acknowledgement: missing command_id")
-        if not isinstance(applied, bool):
-            raise ValueError("acknowledgement: 'applied' must be true or false")
-        detail = data.get("detail", "")
-        return cls(command_id=command_id, applied=applied, detail=str(detail or "")[:MAX_TEXT])
-
+from contract.steering import Acknowledgement, SteeringCommand, command_from_json
 
 # --- the store side: thin adapters over collector.store's steering-command API -------------------------
 
@@ -187,3 +85,26 @@ def submit(store: Any, run_id: str, command: SteeringCommand) -> None:
         agent=command.agent,
         reason=command.reason,
     )
+
+
+class StoreChannel:
+    """One provenance store as a trainer's command channel: pending commands of a run, and acknowledgements.
+
+    This is what the trainer-side store poller (instrumentation.steering_poller.StoreCommandSource) is handed by
+    the composition root. It holds one writable connection: acknowledgements update the command rows, and
+    opening creates the schema if the capture has not written its first batch yet.
+    """
+
+    def __init__(self, store_url: str) -> None:
+        from collector.store import open_store
+
+        self._store = open_store(store_url, read_only=False)
+
+    def pending(self, run_id: str) -> list[SteeringCommand]:
+        return pending(self._store, run_id)
+
+    def acknowledge(self, run_id: str, ack: Acknowledgement) -> bool:
+        return acknowledge(self._store, run_id, ack)
+
+    def close(self) -> None:
+        self._store.close()

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from collector import steering_channel as channel
+from contract import steering
 
 log = logging.getLogger("pinnprov.collector.steering")
 
@@ -50,7 +51,7 @@ def handle_steering_get(store: Any, run_id: str) -> Response:
         log.warning("steering GET for %s failed: %s", run_id, error)
         return _json(503, {"error": f"store unavailable: {error}"})
     return _json(
-        200, {"run_id": run_id, "status": status, "commands": [channel.command_to_json(c) for c in commands]}
+        200, {"run_id": run_id, "status": status, "commands": [steering.command_to_json(c) for c in commands]}
     )
 
 
@@ -61,7 +62,7 @@ def handle_steering_ack(store: Any, run_id: str, body: bytes) -> Response:
     if len(body) > MAX_ACK_BYTES:
         return _json(413, {"error": f"acknowledgement larger than {MAX_ACK_BYTES} bytes"})
     try:
-        ack = channel.Acknowledgement.from_json(json.loads(body or b"null"))
+        ack = steering.Acknowledgement.from_json(json.loads(body or b"null"))
     except (ValueError, UnicodeDecodeError) as error:
         return _json(400, {"error": f"bad acknowledgement: {str(error).splitlines()[0]}"})
     try:

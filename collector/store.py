@@ -21,10 +21,8 @@ from typing import Any, Protocol
 
 from collector.dialects import SQLITE, Dialect
 from collector.schema import SCHEMA_VERSION, SchemaVersionError
-from pinnprov.settings import resolve
+from contract.settings import STORE_ENV, resolve_store_url
 
-DEFAULT_STORE_URL = "sqlite:///pinnprov.db"
-STORE_ENV = "PINNPROV_STORE"
 COMMAND_STATES = ("pending", "applied", "refused")
 
 
@@ -83,11 +81,6 @@ def check_read_only_sql(sql: str) -> str:
             f"the store is read-only here: only SELECT/WITH/VALUES/EXPLAIN queries run (got {first})"
         )
     return text
-
-
-def resolve_store_url(explicit: str | None = None) -> str:
-    """--store beats $PINNPROV_STORE beats the default."""
-    return resolve("store", explicit, STORE_ENV, DEFAULT_STORE_URL, str)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -17,7 +17,7 @@ from collector.dialects import MONETDB
 from collector.prov_views import VIEWS, create_view_sql
 from collector.schema import SCHEMA_VERSION, TABLES, SchemaVersionError, create_index_sql, create_table_sql
 from collector.store import QueryResult, ReadOnlyViolation, check_read_only_sql
-from collector.urls import redact
+from contract.urls import redact
 
 DEFAULT_PORT = 50000
 

@@ -27,7 +27,8 @@ from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
 from collector.otlp_values import AttributeProblem, Plain, attributes, get_float, get_int, get_str, scalar
 from collector.records import AdaptationRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
 from collector.translate_fast import MAX_EPOCH, EpochFastPath
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
+from contract.fields import MEASURED_EPOCH_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -167,19 +168,15 @@ def _epoch(span: Span, run_id: str, span_id: str, attrs: Mapping[str, Plain]) ->
         for key in attrs
         if key.startswith(v.EPOCH_EXTRA_PREFIX)
     }
+    epoch = _epoch_number(attrs)
+    measured = {
+        field.name: get_float(attrs, field.attribute, required=field.required)
+        for field in MEASURED_EPOCH_FIELDS
+        if field.attribute != v.EPOCH_ELAPSED
+    }
     return EpochRecord(
-        run_id=run_id,
-        record_id=span_id,
-        epoch=_epoch_number(attrs),
-        started_at=started,
-        ended_at=ended,
-        elapsed_s=elapsed,
-        loss=get_float(attrs, v.LOSS_TOTAL, required=True),
-        loss_bc=get_float(attrs, v.LOSS_BOUNDARY),
-        loss_residual=get_float(attrs, v.LOSS_RESIDUAL),
-        loss_data=get_float(attrs, v.LOSS_DATA),
-        learning_rate=get_float(attrs, v.LEARNING_RATE),
-        extra=extra,
+        run_id=run_id, record_id=span_id, epoch=epoch, started_at=started, ended_at=ended, elapsed_s=elapsed,
+        extra=extra, **measured,
     )
 
 

@@ -21,39 +21,38 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collector.otlp_values import MAX_ATTRIBUTES, AttributeProblem, plain
 from collector.records import EpochRecord
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
+from contract.fields import EPOCH_FIELDS
 
 MAX_EPOCH = 2**31 - 1  # the store's epoch column is a 32-bit INTEGER in MonetDB
 
-# Slots of the numeric epoch attributes (positions in `values` below); the run id is read apart.
-_EPOCH, _ELAPSED, _LOSS, _BC, _RESIDUAL, _DATA, _LR = range(7)
-_SLOTS: dict[str, int] = {
-    v.EPOCH: _EPOCH,
-    v.EPOCH_ELAPSED: _ELAPSED,
-    v.LOSS_TOTAL: _LOSS,
-    v.LOSS_BOUNDARY: _BC,
-    v.LOSS_RESIDUAL: _RESIDUAL,
-    v.LOSS_DATA: _DATA,
-    v.LEARNING_RATE: _LR,
-}
+# Slots of the numeric epoch attributes, in the order of the one schema of fields (contract/fields.py); the run id
+# is read apart. Slot 0 is the epoch number (the key), the others are the measured fields.
+_SLOTS: dict[str, int] = {field.attribute: slot for slot, field in enumerate(EPOCH_FIELDS)}
+_FIELD_NAMES = tuple(field.name for field in EPOCH_FIELDS)
+_WIDTH = len(EPOCH_FIELDS)
+_ELAPSED = _SLOTS[v.EPOCH_ELAPSED]  # defaults to the span's duration
+_REQUIRED = tuple(slot for slot, field in enumerate(EPOCH_FIELDS) if field.required)
+assert _SLOTS[v.EPOCH] == 0 and EPOCH_FIELDS[0].kind == "int"
 _RUN_ID = v.RUN_ID
 _EXTRA = v.EPOCH_EXTRA_PREFIX
 _EXTRA_LEN = len(_EXTRA)
 _NAN = float("nan")
 _NEW = object.__new__
+_RECORD_FIELDS = ("run_id", "record_id", "epoch", "started_at", "ended_at", *_FIELD_NAMES[1:], "extra")
 
 
-def _can_skip_init() -> bool:
-    """Whether an EpochRecord may be built without its frozen-dataclass __init__ (12 object.__setattr__ calls,
-    about 2 us a record): only while it is a plain frozen dataclass with exactly these fields, no
-    __post_init__ and no __slots__. Otherwise the constructor is used; the record is identical either way."""
-    expected = ("run_id", "record_id", "epoch", "started_at", "ended_at", "elapsed_s", "loss", "loss_bc",
-                "loss_residual", "loss_data", "learning_rate", "extra")
+def can_skip_init() -> bool:
+    """Whether an EpochRecord may be built without its frozen-dataclass __init__ (one object.__setattr__ per field,
+    about 2 us a record): only while it is a plain frozen dataclass with exactly the schema's fields, no
+    __post_init__ and no __slots__. Otherwise the constructor is used; the record is identical either way
+    (tests/test_fields.py asserts that the shortcut is on)."""
     fields = tuple(f.name for f in dataclasses.fields(EpochRecord))
-    return fields == expected and not hasattr(EpochRecord, "__post_init__") and not hasattr(EpochRecord, "__slots__")
+    return (fields == _RECORD_FIELDS and not hasattr(EpochRecord, "__post_init__")
+            and not hasattr(EpochRecord, "__slots__"))
 
 
-_SKIP_INIT = _can_skip_init()
+_SKIP_INIT = can_skip_init()
 
 
 def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
@@ -65,7 +64,7 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
     pairs = span.attributes
     if len(pairs) > MAX_ATTRIBUTES:
         return None
-    values: list[Any] = [None] * 7
+    values: list[Any] = [None] * _WIDTH
     extra: dict[str, float] = {}
     claimed = ""
     slots = _SLOTS
@@ -101,11 +100,12 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
             extra[key[_EXTRA_LEN:]] = float(number)
         elif key == _RUN_ID:
             return None  # a number where the run id belongs
-    epoch, elapsed, loss, bc, residual, data, lr = values
     if claimed and claimed.lower() != run_id:
         return None
-    if epoch is None or loss is None:
-        return None
+    for slot in _REQUIRED:
+        if values[slot] is None:
+            return None
+    epoch = values[0]
     if epoch.__class__ is float:
         if not epoch.is_integer():
             return None
@@ -114,22 +114,18 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
         return None
     started = start / 1e9
     ended = end / 1e9
+    elapsed = values[_ELAPSED]
     elapsed = ended - started if elapsed is None else float(elapsed)
     if not elapsed >= 0 or elapsed - elapsed != 0.0:  # negative, NaN or infinite
         return None
-    loss = float(loss)
-    bc = _NAN if bc is None else float(bc)
-    residual = _NAN if residual is None else float(residual)
-    data = _NAN if data is None else float(data)
-    lr = _NAN if lr is None else float(lr)
+    values[_ELAPSED] = elapsed
+    measured = [_NAN if value is None else float(value) for value in values[1:]]
     if not _SKIP_INIT:
-        return EpochRecord(run_id, span_id, epoch, started, ended, elapsed, loss, bc, residual, data, lr, extra)
+        return EpochRecord(run_id, span_id, epoch, started, ended, *measured, extra)
     record = _NEW(EpochRecord)
-    record.__dict__.update({
-        "run_id": run_id, "record_id": span_id, "epoch": epoch, "started_at": started, "ended_at": ended,
-        "elapsed_s": elapsed, "loss": loss, "loss_bc": bc, "loss_residual": residual, "loss_data": data,
-        "learning_rate": lr, "extra": extra,
-    })
+    fields = record.__dict__
+    fields.update(zip(_FIELD_NAMES[1:], measured, strict=True))
+    fields.update(run_id=run_id, record_id=span_id, epoch=epoch, started_at=started, ended_at=ended, extra=extra)
     return record
 
 

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from collector.sinks.base import ExportStatus
+from contract.export_status import ExportStatus
 
 _log = logging.getLogger(__name__)
 _WARN_INTERVAL_S = 30.0

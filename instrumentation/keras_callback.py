@@ -40,7 +40,8 @@ from typing import Any
 
 import keras
 
-from instrumentation import vocabulary as v
+from contract.fields import hyperparameter
+from contract.steering import SteeringCommand
 from pinn.observer import (
     Adapted,
     DatasetIdentity,
@@ -52,7 +53,7 @@ from pinn.observer import (
     TrainingObserver,
 )
 from pinn.runinfo import new_run_name
-from pinn.steering import CommandSource, SteeringCommand
+from pinn.steering import CommandSource
 
 log = logging.getLogger("pinnprov.keras")
 
@@ -60,15 +61,12 @@ COMPONENTS = ("total", "boundary", "residual", "data")
 _NAN = float("nan")
 
 
-def _hp(name: str) -> str:
-    """A hyperparameter key as the observer events carry it: the vocabulary name without `pinn.hp.`."""
-    return name.removeprefix(v.HYPERPARAMETER_PREFIX)
-
-
-HP_OPTIMIZER, HP_EPOCHS = _hp(v.HP_OPTIMIZER), _hp(v.HP_EPOCHS)
-HP_SCHEDULE, HP_LR_INITIAL = _hp(v.HP_LR_SCHEDULE), _hp(v.HP_LR_INITIAL)
-_SCHEDULE_KEYS = (("initial_learning_rate", HP_LR_INITIAL), ("decay_rate", _hp(v.HP_LR_DECAY_RATE)),
-                  ("decay_steps", _hp(v.HP_LR_DECAY_STEPS)), ("staircase", "lr.staircase"))
+# Hyperparameter names as the observer events carry them (contract/fields.py: the `pinn.hp.*` suffixes).
+HP_OPTIMIZER, HP_EPOCHS = hyperparameter("optimizer").name, hyperparameter("epochs").name
+HP_SCHEDULE, HP_LR_INITIAL = hyperparameter("lr_schedule").name, hyperparameter("lr_initial").name
+_SCHEDULE_KEYS = (("initial_learning_rate", HP_LR_INITIAL), ("decay_rate", hyperparameter("lr_decay_rate").name),
+                  ("decay_steps", hyperparameter("lr_decay_steps").name),
+                  ("staircase", hyperparameter("lr_staircase").name))
 
 
 def _snake(name: str) -> str:

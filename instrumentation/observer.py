@@ -1,6 +1,6 @@
 """ProvenanceObserver: turns the trainer's events into OpenTelemetry spans and metrics.
 
-One trace per run, trace id == run id (module `instrumentation.vocabulary` describes the trace model).
+One trace per run, trace id == run id (module `contract.vocabulary` describes the trace model).
 The observer runs on the training thread, so `on_epoch_end` does the minimum: one span started and ended
 with the epoch's own timestamps, a handful of metric calls on precomputed attribute dicts, no I/O (the
 BatchSpanProcessor exports on its own thread). Every method swallows its errors: telemetry never breaks
@@ -20,8 +20,9 @@ from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
-import pinnprov
-from instrumentation import vocabulary as v
+import contract
+from contract import vocabulary as v
+from contract.fields import EPOCH_FIELDS
 from instrumentation.provider import RunIdGenerator
 from instrumentation.sampling import EpochSampler
 from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
@@ -48,6 +49,11 @@ def run_trace_id(run_id: str) -> int:
     return int(hashlib.sha256(run_id.encode()).hexdigest()[:32], 16) or 1
 
 
+# (attribute key, EpochEnded attribute, type) of every epoch field of the one schema (contract/fields.py)
+_EPOCH_ATTRIBUTES: tuple[tuple[str, str, type[int] | type[float]], ...] = tuple(
+    (field.attribute, field.event, int if field.kind == "int" else float) for field in EPOCH_FIELDS
+)
+
 class ProvenanceObserver:
     """A `pinn.observer.TrainingObserver` that records a run as OpenTelemetry spans (and metrics).
 
@@ -65,7 +71,7 @@ class ProvenanceObserver:
         flush_promptly: bool = True,
     ) -> None:
         self._provider = tracer_provider
-        self._tracer = tracer_provider.get_tracer(v.INSTRUMENTATION_SCOPE, pinnprov.__version__)
+        self._tracer = tracer_provider.get_tracer(v.INSTRUMENTATION_SCOPE, contract.__version__)
         ids = getattr(tracer_provider, "id_generator", None)
         self._ids = ids if isinstance(ids, RunIdGenerator) else None
         self._sampler = EpochSampler(capture_every)
@@ -73,7 +79,7 @@ class ProvenanceObserver:
         self._flush_promptly = flush_promptly
         meter_provider = meter_provider or metrics_api.NoOpMeterProvider()
         self._metrics_on = not isinstance(meter_provider, metrics_api.NoOpMeterProvider)
-        meter = meter_provider.get_meter(v.INSTRUMENTATION_SCOPE, pinnprov.__version__)
+        meter = meter_provider.get_meter(v.INSTRUMENTATION_SCOPE, contract.__version__)
         one = v.UNIT_DIMENSIONLESS
         self._duration = meter.create_histogram(
             v.METRIC_EPOCH_DURATION, v.UNIT_SECONDS, "epoch wall time",
@@ -177,15 +183,7 @@ class ProvenanceObserver:
         self._flush_soon()  # hyperparameters must reach the store when the run starts
 
     def _emit_epoch(self, e: EpochEnded, epochs_counted: int) -> None:
-        attributes = {
-            v.EPOCH: int(e.epoch),
-            v.EPOCH_ELAPSED: float(e.elapsed_s),
-            v.LOSS_TOTAL: float(e.loss),
-            v.LOSS_BOUNDARY: float(e.loss_boundary),
-            v.LOSS_RESIDUAL: float(e.loss_residual),
-            v.LOSS_DATA: float(e.loss_data),
-            v.LEARNING_RATE: float(e.learning_rate),
-        }
+        attributes: dict[str, int | float] = {key: cast(getattr(e, name)) for key, name, cast in _EPOCH_ATTRIBUTES}
         if e.extra:
             keys = self._extra_keys
             for name, value in e.extra.items():

@@ -6,15 +6,15 @@ endpoint itself says HTTP (port 4318 or a `/v1/traces` path), because pointing a
 receiver fails in confusing ways. An endpoint without a scheme (`127.0.0.1:4317`) means plaintext `http://`:
 the collector binds loopback without TLS by default; give `https://` for TLS.
 
-Headers, timeout, compression and certificates are left to the SDK exporters, which read their OTEL_*
-variables themselves when the argument is None.
+Headers and the CA file are resolved once for every client in instrumentation/destination.py; timeout and
+compression are left to the SDK exporters, which read their OTEL_* variables themselves when the argument is None.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -37,7 +37,8 @@ def traces_endpoint(explicit: str | None = None) -> str | None:
     return explicit or _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
-def _with_scheme(endpoint: str) -> str:
+def with_scheme(endpoint: str) -> str:
+    """`host:port` -> `http://host:port`; anything but http(s) with a host and a valid port is a ValueError."""
     endpoint = endpoint.strip()
     if "://" not in endpoint:
         endpoint = "http://" + endpoint
@@ -62,7 +63,7 @@ def resolve_protocol(endpoint: str, explicit: str | None = None) -> str:
             if value not in PROTOCOLS:
                 raise ValueError(f"{source}: unsupported OTLP protocol {value!r} (choose from: {', '.join(PROTOCOLS)})")
             return value
-    parts = urlsplit(_with_scheme(endpoint))
+    parts = urlsplit(with_scheme(endpoint))
     if parts.port == HTTP_PORT or parts.path.rstrip("/").endswith(TRACES_PATH):
         return "http/protobuf"
     return "grpc"
@@ -72,8 +73,8 @@ def _http_url(endpoint: str, path: str, signal_env: str) -> str:
     """OTLP/HTTP URL: a signal-specific variable is used verbatim (as the spec says); any other endpoint is a
     base URL that gets the signal path (a trailing /v1/traces or /v1/metrics is replaced, not doubled)."""
     if endpoint == _env(signal_env):
-        return _with_scheme(endpoint)
-    parts = urlsplit(_with_scheme(endpoint))
+        return with_scheme(endpoint)
+    parts = urlsplit(with_scheme(endpoint))
     base = parts.path.rstrip("/")
     for suffix in (TRACES_PATH, METRICS_PATH):
         base = base.removesuffix(suffix)
@@ -81,7 +82,8 @@ def _http_url(endpoint: str, path: str, signal_env: str) -> str:
 
 
 def parse_headers(headers: str | Mapping[str, str] | None) -> dict[str, str] | None:
-    """`k1=v1,k2=v2` (the OTEL_EXPORTER_OTLP_HEADERS format) or a mapping; None lets the SDK read the env."""
+    """`k1=v1,k2=v2` (the OTEL_EXPORTER_OTLP_HEADERS format: W3C baggage, so keys and values are
+    percent-decoded, `Bearer%20x` is `Bearer x`) or a mapping; None lets the SDK read the env."""
     if headers is None:
         return None
     if isinstance(headers, Mapping):
@@ -93,8 +95,18 @@ def parse_headers(headers: str | Mapping[str, str] | None) -> dict[str, str] | N
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"headers: expected key=value pairs separated by commas, got {item!r}")
-        result[key.strip().lower()] = value.strip()
+        result[unquote(key.strip()).lower()] = unquote(value.strip())
     return result
+
+
+def _grpc_credentials(endpoint: str, ca_file: str | None) -> object | None:
+    """TLS channel credentials trusting `ca_file` for an https endpoint; None lets the SDK decide (env, system CAs)."""
+    if ca_file is None or not with_scheme(endpoint).startswith("https://"):
+        return None
+    import grpc
+
+    with open(ca_file, "rb") as file:
+        return grpc.ssl_channel_credentials(root_certificates=file.read())
 
 
 def span_exporter(
@@ -103,6 +115,7 @@ def span_exporter(
     protocol: str | None = None,
     headers: str | Mapping[str, str] | None = None,
     timeout_s: float | None = None,
+    ca_file: str | None = None,
 ) -> SpanExporter:
     """An OTLP span exporter for `endpoint` (gRPC or HTTP/protobuf)."""
     chosen = resolve_protocol(endpoint, protocol)
@@ -110,11 +123,12 @@ def span_exporter(
     if chosen == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
-        return GrpcSpanExporter(endpoint=_with_scheme(endpoint), headers=parsed_headers, timeout=timeout_s)
+        return GrpcSpanExporter(endpoint=with_scheme(endpoint), headers=parsed_headers, timeout=timeout_s,
+                                credentials=_grpc_credentials(endpoint, ca_file))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
     url = _http_url(endpoint, TRACES_PATH, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    return HttpSpanExporter(endpoint=url, headers=parsed_headers, timeout=timeout_s)
+    return HttpSpanExporter(endpoint=url, headers=parsed_headers, timeout=timeout_s, certificate_file=ca_file)
 
 
 def metric_exporter(
@@ -123,6 +137,7 @@ def metric_exporter(
     protocol: str | None = None,
     headers: str | Mapping[str, str] | None = None,
     timeout_s: float | None = None,
+    ca_file: str | None = None,
 ) -> MetricExporter | None:
     """An OTLP metric exporter next to the trace endpoint, or None when OTEL_METRICS_EXPORTER=none."""
     if (_env("OTEL_METRICS_EXPORTER") or "otlp").lower() == "none":
@@ -133,8 +148,9 @@ def metric_exporter(
     if chosen == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 
-        return GrpcMetricExporter(endpoint=_with_scheme(metrics_endpoint), headers=parsed_headers, timeout=timeout_s)
+        return GrpcMetricExporter(endpoint=with_scheme(metrics_endpoint), headers=parsed_headers, timeout=timeout_s,
+                                  credentials=_grpc_credentials(metrics_endpoint, ca_file))
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 
     url = _http_url(metrics_endpoint, METRICS_PATH, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    return HttpMetricExporter(endpoint=url, headers=parsed_headers, timeout=timeout_s)
+    return HttpMetricExporter(endpoint=url, headers=parsed_headers, timeout=timeout_s, certificate_file=ca_file)

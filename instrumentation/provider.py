@@ -41,7 +41,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from pinnprov.settings import resolve
+from contract.settings import resolve
 
 DEFAULT_SCHEDULE_DELAY_MS = 200.0
 DEFAULT_MAX_QUEUE_SIZE = 65_536

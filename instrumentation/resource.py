@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 DEFAULT_SERVICE_NAME = "pinnprov-trainer"
 

@@ -8,8 +8,8 @@ run end. Keeping one reference per epoch is the whole per-epoch cost of a skippe
 
 from __future__ import annotations
 
+from contract.settings import resolve
 from pinn.observer import EpochEnded
-from pinnprov.settings import resolve
 
 CAPTURE_EVERY_ENV = "PINNPROV_CAPTURE_EVERY"
 

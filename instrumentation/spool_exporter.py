@@ -1,7 +1,7 @@
 """SpoolingSpanExporter: what the trainer could not deliver is kept on disk and delivered later.
 
 Wraps any SpanExporter (OTLP gRPC/HTTP, the embedded pipeline exporter). When the inner export fails, the
-batch is encoded as an OTLP ExportTraceServiceRequest and appended to a local spool (collector/spool.py:
+batch is encoded as an OTLP ExportTraceServiceRequest and appended to a local spool (contract/spool.py:
 append-only segments, fsync, CRC per record), and the call returns SUCCESS: the spans are durable, the
 batch processor need not retry. While anything is spooled, new batches are appended behind it (order is
 kept and a dead collector costs one fsync per batch, not one timeout), and a background thread replays the
@@ -32,7 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from collector.spool import Signal, Spool, SpoolBusy
+from contract.spool import Signal, Spool, SpoolBusy
 from instrumentation.otlp_decode import decode_spans
 
 log = logging.getLogger("pinnprov.spool")

@@ -14,18 +14,19 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
-from collector.steering_channel import Acknowledgement, command_from_json
+from contract.settings import parse_bool, resolve, resolve_store_url
+from contract.steering import Acknowledgement, SteeringCommand, command_from_json
+from contract.urls import redact
 from instrumentation.steering_worker import DEFAULT_INTERVAL_S, BackgroundSource
-from pinn.steering import CommandSource, NoCommands, SteeringCommand
-from pinnprov.settings import parse_bool, resolve
+from pinn.steering import CommandSource, NoCommands
 
 log = logging.getLogger("pinnprov.steering")
 
 INTERVAL_ENV = "PINNPROV_STEERING_INTERVAL"
 STEERING_ENDPOINT_ENV = "PINNPROV_STEERING_ENDPOINT"
-TOKEN_ENV = "PINNPROV_COLLECTOR_TOKEN"
 CAPTURE_ENV = "PINNPROV_CAPTURE"  # capture off means no store knows the run: nothing to poll
 
 
@@ -92,52 +93,59 @@ class HttpCommandSource(BackgroundSource):
             raise RuntimeError(f"POST steering ack: HTTP {status} {body[:200]!r}")
 
 
+class CommandChannel(Protocol):
+    """What the store-backed source needs from a provenance store: the composition root hands in
+    `collector.steering_channel.StoreChannel`, so this layer never knows SQL or the store's schema."""
+
+    def pending(self, run_id: str) -> list[SteeringCommand]: ...
+
+    def acknowledge(self, run_id: str, ack: Acknowledgement) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+ChannelOpener = Callable[[str], CommandChannel]
+"""Opens the command channel of a store URL (called on the worker thread, again after a failure)."""
+
+
 class StoreCommandSource(BackgroundSource):
     """Polls the provenance store itself (embedded mode): the SQLite file or MonetDB the capture writes to.
 
-    The worker holds one store connection; each fetch is one indexed read of the run's pending commands.
+    The worker holds one channel (one store connection); each fetch is one indexed read of the run's pending
+    commands. A failing channel is closed and reopened on the next attempt (MonetDB restarted, file replaced).
     """
 
-    def __init__(self, store_url: str, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(self, store_url: str, open_channel: ChannelOpener, interval_s: float = DEFAULT_INTERVAL_S) -> None:
         super().__init__(interval_s)
         if not store_url or not store_url.strip():
             raise ValueError("steering store: URL must not be empty")
         self.store_url = store_url
-        self._store: object | None = None
+        self._open_channel = open_channel
+        self._channel: CommandChannel | None = None
 
     def describe(self) -> str:
-        from collector.urls import redact
-
         return redact(self.store_url)
 
-    def _open(self) -> object:
-        if self._store is None:
-            from collector.store import open_store
-
-            # Writable: acknowledgements update the command rows. Opening also creates the schema if the
-            # capture has not yet written its first batch.
-            self._store = open_store(self.store_url, read_only=False)
-        return self._store
+    def _open(self) -> CommandChannel:
+        if self._channel is None:
+            self._channel = self._open_channel(self.store_url)
+        return self._channel
 
     def _fetch(self, run_id: str) -> list[SteeringCommand]:
-        from collector.steering_channel import pending
-
         try:
-            return pending(self._open(), run_id)
+            return self._open().pending(run_id)
         except Exception:
-            self._release()  # reconnect next time (MonetDB restarted, file replaced, ...)
+            self._release()  # reconnect next time
             raise
 
     def _send_ack(self, run_id: str, ack: Acknowledgement) -> None:
-        from collector.steering_channel import acknowledge
-
-        if not acknowledge(self._open(), run_id, ack):
+        if not self._open().acknowledge(run_id, ack):
             log.warning("steering: store has no command %s for run %s", ack.command_id, run_id)
 
     def _release(self) -> None:
-        store, self._store = self._store, None
-        if store is not None:
-            store.close()  # type: ignore[attr-defined]
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
 
 
 def _env(name: str) -> str | None:
@@ -156,7 +164,7 @@ def steering_endpoint(otlp_endpoint: str, explicit: str | None = None) -> str:
     chosen = explicit or _env(STEERING_ENDPOINT_ENV)
     if chosen:
         return chosen if "://" in chosen else "http://" + chosen
-    base = otlp._with_scheme(otlp_endpoint)  # validates; adds http:// to host:port
+    base = otlp.with_scheme(otlp_endpoint)  # validates; adds http:// to host:port
     parts = urllib.parse.urlsplit(base)
     path = parts.path.rstrip("/").removesuffix(otlp.TRACES_PATH)
     if otlp.resolve_protocol(otlp_endpoint) == "grpc":
@@ -167,6 +175,7 @@ def steering_endpoint(otlp_endpoint: str, explicit: str | None = None) -> str:
 
 def command_source_for(
     *,
+    open_channel: ChannelOpener,
     store: str | None = None,
     otlp_endpoint: str | None = None,
     headers: str | Mapping[str, str] | None = None,
@@ -181,33 +190,25 @@ def command_source_for(
       bearer token) so the same authentication applies;
     - otherwise the embedded store (argument, PINNPROV_STORE, or the default SQLite file);
     - capture disabled (PINNPROV_CAPTURE=0): no commands (the run is not in any store to be steered).
-    The result has `close()`; use it as a context manager or call close() after training so the last
+    `open_channel` opens a store's command channel (the composition root passes the collector's; users call
+    `pinnprov.capture.command_source_for`, which does). The result has `close()`; use it as a context manager
+    or call close() after training so the last
     acknowledgements (a stop's, typically) are delivered.
     """
-    from instrumentation import otlp
+    from instrumentation.destination import resolve_destination
 
     if not resolve("enabled", enabled, CAPTURE_ENV, True, parse_bool):
         return _NoCommandsClosing()
     interval = float(resolve("steering_interval_s", interval_s, INTERVAL_ENV, DEFAULT_INTERVAL_S, float))
-    endpoint = otlp.traces_endpoint(otlp_endpoint)
-    if endpoint:
-        # The exporter's rule (pinnprov.capture): explicit headers, else OTEL_* headers, else the collector token.
-        header_text = headers if headers is not None else (
-            _env("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or _env("OTEL_EXPORTER_OTLP_HEADERS")
-        )
-        parsed = otlp.parse_headers(header_text) or {}
-        if header_text is None and _env(TOKEN_ENV):
-            parsed = {"authorization": f"Bearer {_env(TOKEN_ENV)}"}
-        ca_file = _env("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE") or _env("OTEL_EXPORTER_OTLP_CERTIFICATE")
+    destination = resolve_destination(otlp_endpoint, headers=headers)  # the exporter's own rules
+    if destination is not None:
         return HttpCommandSource(
-            steering_endpoint(endpoint, steering_endpoint_url),
-            parsed,
+            steering_endpoint(destination.endpoint, steering_endpoint_url),
+            destination.headers,
             interval_s=interval,
-            ca_file=ca_file,
+            ca_file=destination.ca_file,
         )
-    from collector.store import resolve_store_url
-
-    return StoreCommandSource(resolve_store_url(store), interval_s=interval)
+    return StoreCommandSource(resolve_store_url(store), open_channel, interval_s=interval)
 
 
 class _NoCommandsClosing(NoCommands):

@@ -21,8 +21,7 @@ import time
 import weakref
 from collections import deque
 
-from collector.steering_channel import Acknowledgement
-from pinn.steering import SteeringCommand
+from contract.steering import Acknowledgement, SteeringCommand
 
 log = logging.getLogger("pinnprov.steering")
 

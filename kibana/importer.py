@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.es_client import Credentials, normalise_url, resolve_credentials
-from kibana import DEFAULT_PREFIX, alert_rules_dir, validate_prefix
+from contract.elastic_connection import Credentials, normalise_url, resolve_credentials
+from contract.es_indices import DEFAULT_PREFIX, validate_prefix
+from kibana import alert_rules_dir
 from kibana.ndjson import build_ndjson
 
 DEFAULT_KIBANA_URL = "http://127.0.0.1:5601"

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kibana import DEFAULT_PREFIX, saved_objects_dir, validate_prefix
+from contract.es_indices import DEFAULT_PREFIX, validate_prefix
+from kibana import saved_objects_dir
 
 TYPE_ORDER = {"index-pattern": 0, "search": 1, "visualization": 2, "lens": 2, "map": 2, "dashboard": 3}
 REQUIRED_KEYS = ("id", "type", "attributes", "references")

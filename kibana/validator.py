@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kibana import DEFAULT_PREFIX, alert_rules_dir, index_templates, saved_objects_dir
+from contract.es_indices import DEFAULT_PREFIX, index_templates
+from kibana import alert_rules_dir, saved_objects_dir
 from kibana.ndjson import SavedObjectError, load_objects
 
 NUMERIC = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}

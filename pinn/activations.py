@@ -1,4 +1,4 @@
-"""Activation functions by name: one registry, each entry a factory that makes one layer's activation.
+"""Activation functions (registered by name in pinn/plugins.py), each a factory that makes one layer's activation.
 
 Why factories: adaptive activations (Jagtap et al. 2020) carry a trainable slope per layer, so every layer needs
 its own instance; fixed ones simply return the same function. A factory returns either a plain callable or a
@@ -11,18 +11,27 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
-
 ActivationFn = Callable[[tf.Tensor], tf.Tensor]
-ActivationFactory = Callable[[], ActivationFn]
 
-ACTIVATIONS: Registry[ActivationFactory] = Registry("activation")
 
-ACTIVATIONS.add("tanh", lambda: tf.tanh)
-ACTIVATIONS.add("sine", lambda: tf.sin)
-ACTIVATIONS.add("sigmoid", lambda: tf.sigmoid)
-ACTIVATIONS.add("relu", lambda: tf.nn.relu)
-ACTIVATIONS.add("swish", lambda: tf.nn.silu)
+def tanh() -> ActivationFn:
+    return tf.tanh
+
+
+def sine() -> ActivationFn:
+    return tf.sin
+
+
+def sigmoid() -> ActivationFn:
+    return tf.sigmoid
+
+
+def relu() -> ActivationFn:
+    return tf.nn.relu
+
+
+def swish() -> ActivationFn:
+    return tf.nn.silu
 
 
 class AdaptiveTanh(tf.Module):
@@ -41,4 +50,4 @@ class AdaptiveTanh(tf.Module):
         return tf.tanh(self.SCALE * self.slope * x)
 
 
-ACTIVATIONS.add("adaptive_tanh", AdaptiveTanh)
+adaptive_tanh = AdaptiveTanh

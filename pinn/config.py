@@ -2,7 +2,7 @@
 
 Why one dataclass: the CLI, config files, benchmarks and tests all build the same object, validation lives in
 one place (a bad value raises ValueError naming the key), and `hyperparameters()` gives the flat dict of scalars
-that provenance records at run start, keyed by the suffixes of the `pinn.hp.*` names.
+that provenance records at run start, as the one schema of fields (contract/fields.py) names them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from contract.fields import HYPERPARAMETERS
 from pinn.observer import HyperparameterValue
 
 STOPPING_RULES = ("none", "discrepancy", "holdout")
@@ -108,54 +109,8 @@ class TrainConfig:
         return self.velocity_activation or self.activation
 
     def hyperparameters(self) -> dict[str, HyperparameterValue]:
-        """Flat dict of scalars; keys are the suffixes of instrumentation.vocabulary's pinn.hp.* names."""
-        hp: dict[str, HyperparameterValue] = {
-            "optimizer": self.optimizer,
-            "activation": self.activation,
-            "activation.velocity": self.velocity_activation_name,
-            "epochs": self.epochs,
-            "lr.schedule": self.lr_schedule,
-            "lr.initial": self.lr_initial,
-            "lr.decay_rate": self.lr_decay_rate,
-            "lr.decay_steps": self.lr_decay_steps,
-            "lr.staircase": self.lr_staircase,
-            "lbfgs.steps": self.lbfgs_steps,
-            "lbfgs.memory": self.lbfgs_memory,
-            "loss.weight.residual": self.weight_residual,
-            "loss.weight.boundary": self.weight_boundary,
-            "loss.weight.data": self.weight_data,
-            "loss.regularizer": self.regularizer,
-            "loss.weight.regularizer": self.weight_regularizer,
-            "loss.regularizer.beta": self.regularizer_beta,
-            "loss.data": self.data_loss,
-            "loss.residual_form": self.residual_form,
-            "network.tau.layers": self.tau_layers,
-            "network.tau.units": self.tau_units,
-            "network.velocity.layers": self.velocity_layers,
-            "network.velocity.units": self.velocity_units,
-            "network.velocity.fourier_features": self.velocity_fourier_features,
-            "network.velocity.fourier_scale": self.velocity_fourier_scale,
-            "network.velocity.min_m_s": self.velocity_min_m_s,
-            "network.velocity.max_m_s": self.velocity_max_m_s,
-            "collocation.count": self.collocation_count,
-            "collocation.resample": self.collocation_resample,
-            "collocation.source_sampling": self.source_sampling,
-            "data.reciprocity": self.reciprocity,
-            "collocation.boundary_points": self.boundary_points,
-            "collocation.ray_fraction": self.ray_fraction,
-            "collocation.ray_width": self.ray_width,
-            "stopping.rule": self.stopping,
-            "stopping.noise_level_s": self.noise_level_s,
-            "stopping.discrepancy_factor": self.discrepancy_factor,
-            "stopping.holdout_fraction": self.holdout_fraction,
-            "stopping.holdout_patience": self.holdout_patience,
-            "stopping.time_budget_s": self.time_budget_s,
-            "seed": self.seed,
-            "steps_per_call": self.steps_per_call,
-            "jit_compile": self.jit_compile,
-            "threads": self.threads,
-        }
-        return hp
+        """Flat dict of scalars keyed by the recorded names of contract/fields.py (the `pinn.hp.*` suffixes)."""
+        return {hp.name: getattr(self, hp.key) for hp in HYPERPARAMETERS}
 
 
 def _coerce(name: str, annotation: object, value: Any) -> Any:
@@ -183,11 +138,7 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
 
 
 def _validate(config: TrainConfig) -> None:
-    from pinn.activations import ACTIVATIONS
-    from pinn.fee import RESIDUAL_FORMS
-    from pinn.optimizers import OPTIMIZERS
-    from pinn.regularizers import REGULARIZERS
-    from pinn.schedule import SCHEDULES
+    from pinn.plugins import ACTIVATIONS, OPTIMIZERS, REGULARIZERS, RESIDUAL_FORMS, SCHEDULES
 
     def require(condition: bool, key: str, message: str) -> None:
         if not condition:
@@ -197,11 +148,11 @@ def _validate(config: TrainConfig) -> None:
         value = getattr(config, f.name)
         if isinstance(value, float) and value != value:  # NaN sneaks past every comparison below
             raise ValueError(f"{f.name}: must be a number, got NaN")
-    ACTIVATIONS.get(config.activation)
+    ACTIVATIONS.check(config.activation)
     if config.velocity_activation:
-        ACTIVATIONS.get(config.velocity_activation)
-    OPTIMIZERS.get(config.optimizer)
-    SCHEDULES.get(config.lr_schedule)
+        ACTIVATIONS.check(config.velocity_activation)
+    OPTIMIZERS.check(config.optimizer)
+    SCHEDULES.check(config.lr_schedule)
     require(config.epochs >= 1, "epochs", "must be at least 1")
     require(0 < config.lr_initial < 10, "lr_initial", "must be in (0, 10)")
     require(0 < config.lr_decay_rate <= 1, "lr_decay_rate", "must be in (0, 1]")
@@ -209,12 +160,12 @@ def _validate(config: TrainConfig) -> None:
     require(config.lr_report_every >= 0, "lr_report_every", "must be >= 0")
     require(config.lbfgs_steps >= 0, "lbfgs_steps", "must be >= 0")
     require(1 <= config.lbfgs_memory <= 200, "lbfgs_memory", "must be in [1, 200]")
-    REGULARIZERS.get(config.regularizer)
+    REGULARIZERS.check(config.regularizer)
     require(config.regularizer_beta > 0, "regularizer_beta", "must be > 0")
     for key in ("weight_residual", "weight_boundary", "weight_data", "weight_regularizer"):
         require(getattr(config, key) >= 0 and getattr(config, key) < float("inf"), key, "must be finite and >= 0")
     require(config.data_loss in ("relative", "absolute"), "data_loss", "must be relative or absolute")
-    RESIDUAL_FORMS.get(config.residual_form)
+    RESIDUAL_FORMS.check(config.residual_form)
     for key in ("tau_layers", "velocity_layers"):
         require(1 <= getattr(config, key) <= 64, key, "must be in [1, 64]")
     for key in ("tau_units", "velocity_units"):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
+from pinn.plugins import RESIDUAL_FORMS
 
 TauFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 VelocityFn = Callable[[tf.Tensor], tf.Tensor]
@@ -26,12 +26,20 @@ def _norm(g2: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(tf.maximum(g2, tf.constant(1e-30, g2.dtype)))
 
 
-# How the equation |grad phi| = 1 / v is turned into a residual; all are zero for the exact solution.
-ResidualForm = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (|grad phi|^2, v) -> residual
-RESIDUAL_FORMS: Registry[ResidualForm] = Registry("residual form")
-RESIDUAL_FORMS.add("hamiltonian", lambda g2, v: g2 - 1.0 / tf.square(v))  # |grad phi|^2 - 1 / v^2
-RESIDUAL_FORMS.add("slowness", lambda g2, v: _norm(g2) - 1.0 / v)  # |grad phi| - 1 / v
-RESIDUAL_FORMS.add("velocity", lambda g2, v: v * _norm(g2) - 1.0)  # v |grad phi| - 1
+# How the equation |grad phi| = 1 / v is turned into a residual (registered by name in pinn/plugins.py); all
+# are zero for the exact solution. Each maps (|grad phi|^2, v) to the residual.
+
+
+def hamiltonian_residual(g2: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+    return g2 - 1.0 / tf.square(v)  # |grad phi|^2 - 1 / v^2
+
+
+def slowness_residual(g2: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+    return _norm(g2) - 1.0 / v  # |grad phi| - 1 / v
+
+
+def velocity_residual(g2: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+    return v * _norm(g2) - 1.0  # v |grad phi| - 1
 
 
 def grad_phi_squared(tau: tf.Tensor, grad_tau: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:

@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from pinn.dataset import Domain
-from pinn.fee import RESIDUAL_FORMS, grad_phi_squared, tau_and_gradient
+from pinn.fee import grad_phi_squared, tau_and_gradient
 from pinn.networks import TauNetwork
-from pinn.optimizers import OPTIMIZERS
+from pinn.plugins import OPTIMIZERS, RESIDUAL_FORMS
 from pinn.sampling import CollocationSampler
 from pinn.scaling import Scaling
 from pinn.schedule import LearningRate

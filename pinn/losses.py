@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pinn.fee import RESIDUAL_FORMS, grad_phi_squared
+from pinn.fee import grad_phi_squared
 from pinn.networks import TauNetwork, VelocityNetwork
-from pinn.regularizers import REGULARIZERS, USES_REFERENCE
+from pinn.plugins import REGULARIZERS, RESIDUAL_FORMS, USES_REFERENCE
 
 # Order of the per-step record the compiled loop returns; the trainer turns it into EpochEnded events.
 RECORD_FIELDS = ("loss", "loss_boundary", "loss_residual", "loss_data", "learning_rate", "data_rms_s",

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from pinn.activations import ACTIVATIONS
+from pinn.plugins import ACTIVATIONS
 
 
 class MLP(tf.Module):

@@ -1,4 +1,4 @@
-"""First-order optimisers by name (adam, rmsprop), written on tf.Variables for the compiled hot loop.
+"""First-order optimisers on tf.Variables for the compiled hot loop (registered by name in pinn/plugins.py).
 
 Why not Keras optimisers: these few lines keep every state variable explicit (so a run is reproducible
 bit for bit and XLA sees plain assignments) and take the learning rate as a tensor computed from the
@@ -13,17 +13,11 @@ from typing import Protocol
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
-
 
 class Optimizer(Protocol):
     def apply(self, gradients: Sequence[tf.Tensor], learning_rate: tf.Tensor) -> None: ...
 
 
-OPTIMIZERS: Registry[type] = Registry("optimizer")
-
-
-@OPTIMIZERS.register("adam")
 class Adam(tf.Module):
     def __init__(self, variables: Sequence[tf.Variable], beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-7) -> None:
@@ -44,7 +38,6 @@ class Adam(tf.Module):
             variable.assign_sub(alpha * m / (tf.sqrt(v) + self._epsilon))
 
 
-@OPTIMIZERS.register("rmsprop")
 class RMSprop(tf.Module):
     def __init__(self, variables: Sequence[tf.Variable], rho: float = 0.9, epsilon: float = 1e-7) -> None:
         super().__init__(name="rmsprop")

@@ -15,7 +15,7 @@ from pinn.config import TrainConfig
 from pinn.dataset import TraveltimeData
 from pinn.losses import LossWeights, PinnLoss
 from pinn.networks import TauNetwork, VelocityNetwork
-from pinn.optimizers import OPTIMIZERS
+from pinn.plugins import OPTIMIZERS
 from pinn.sampling import CollocationSampler
 from pinn.scaling import Scaling, velocity_bounds
 from pinn.schedule import LearningRate

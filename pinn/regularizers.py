@@ -17,25 +17,30 @@ never folded into the paper's three loss components.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import tensorflow as tf
 
-from pinnprov.registry import Registry
-
-Regularizer = Callable[[tf.Tensor, tf.Tensor, float, tf.Tensor], tf.Tensor]
-REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
+# Each regulariser (registered by name in pinn/plugins.py) maps (v, grad v, beta, reference velocity) to a penalty.
 
 
 def _grad2(grad_v: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(grad_v), axis=1)
 
 
-REGULARIZERS.add("none", lambda v, grad_v, beta, ref: tf.zeros([], v.dtype))
-REGULARIZERS.add("smoothness", lambda v, grad_v, beta, ref: tf.reduce_mean(_grad2(grad_v)))
-REGULARIZERS.add("tv", lambda v, grad_v, beta, ref: tf.reduce_mean(tf.sqrt(_grad2(grad_v) + beta**2)))
-REGULARIZERS.add("support", lambda v, grad_v, beta, ref: tf.reduce_mean(tf.square(v - ref)
-                                                                        / (tf.square(v - ref) + beta**2)))
-REGULARIZERS.add("gradient_support", lambda v, grad_v, beta, ref: tf.reduce_mean(_grad2(grad_v)
-                                                                                 / (_grad2(grad_v) + beta**2)))
-USES_REFERENCE = frozenset({"support"})
+def none(v: tf.Tensor, grad_v: tf.Tensor, beta: float, ref: tf.Tensor) -> tf.Tensor:
+    return tf.zeros([], v.dtype)
+
+
+def smoothness(v: tf.Tensor, grad_v: tf.Tensor, beta: float, ref: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(_grad2(grad_v))
+
+
+def tv(v: tf.Tensor, grad_v: tf.Tensor, beta: float, ref: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.sqrt(_grad2(grad_v) + beta**2))
+
+
+def support(v: tf.Tensor, grad_v: tf.Tensor, beta: float, ref: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.square(v - ref) / (tf.square(v - ref) + beta**2))
+
+
+def gradient_support(v: tf.Tensor, grad_v: tf.Tensor, beta: float, ref: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(_grad2(grad_v) / (_grad2(grad_v) + beta**2))

@@ -7,19 +7,16 @@ effect becomes the requested value and the schedule keeps decaying from there; `
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import tensorflow as tf
 
-from pinnprov.registry import Registry
+from pinn.plugins import SCHEDULES
 
-# A schedule maps (step, decay_rate, decay_steps, staircase) to the factor multiplying the base rate.
-ScheduleFactor = Callable[[tf.Tensor, float, int, bool], tf.Tensor]
-SCHEDULES: Registry[ScheduleFactor] = Registry("learning-rate schedule")
+# A schedule (registered by name in pinn/plugins.py) maps (step, decay_rate, decay_steps, staircase) to the
+# factor multiplying the base rate.
 
 
-@SCHEDULES.register("exponential_decay")
 def exponential_decay(step: tf.Tensor, decay_rate: float, decay_steps: int, staircase: bool) -> tf.Tensor:
     """decay_rate ** (step / decay_steps), as tf.keras.optimizers.schedules.ExponentialDecay."""
     periods = tf.cast(step, tf.float32) / float(decay_steps)
@@ -28,7 +25,6 @@ def exponential_decay(step: tf.Tensor, decay_rate: float, decay_steps: int, stai
     return tf.pow(tf.constant(decay_rate, tf.float32), periods)
 
 
-@SCHEDULES.register("constant")
 def constant(step: tf.Tensor, decay_rate: float, decay_steps: int, staircase: bool) -> tf.Tensor:
     return tf.ones([], tf.float32)
 

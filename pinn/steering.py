@@ -1,27 +1,15 @@
-"""Runtime commands the trainer applies at the next epoch boundary (the steering issue fills the sources).
+"""Where the trainer gets runtime commands: the `CommandSource` it polls between epochs.
 
 The trainer asks a `CommandSource` for pending commands between epochs. The poll must be cheap: it is
 called at every epoch boundary of the hot loop (implementations rate-limit themselves by wall time).
+What a command is (`SteeringCommand`) is defined in contract/steering.py, shared with every other layer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-CommandKind = Literal["set_lr", "scale_lr", "set_weight", "stop"]
-
-
-@dataclass(frozen=True)
-class SteeringCommand:
-    """One instruction for one run; `value` is the new rate, the scale factor or the new weight."""
-
-    command_id: str
-    kind: CommandKind
-    value: float = 0.0
-    parameter: str = ""  # for set_weight: "residual", "boundary" or "data"
-    agent: str = "user"
-    reason: str = ""
+from contract.steering import SteeringCommand
 
 
 class CommandSource(Protocol):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import math
 
+from contract.steering import SteeringCommand
 from pinn.events import EventReplay
 from pinn.problem import Problem
-from pinn.steering import CommandSource, SteeringCommand
+from pinn.steering import CommandSource
 
 log = logging.getLogger("pinn.steering")
 

@@ -1,3 +1,5 @@
 """pinnprov: provenance and observability for training Physics-Informed Neural Networks."""
 
-__version__ = "0.1.0"
+from contract import __version__
+
+__all__ = ["__version__"]

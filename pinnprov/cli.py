@@ -26,11 +26,20 @@ class UserError(Exception):
     """A problem the user can fix (bad input, unknown run, unreachable service): shown as one line."""
 
 
+def error_line(prog: str, message: str) -> str:
+    """The one shape of every error the CLI prints: `pinnprov COMMAND: error: MESSAGE`, one line."""
+    first = message.splitlines()[0] if message else "error"
+    return f"{prog}: error: {first}\n"
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """Argparse prints its whole usage on a bad flag; users get one line naming the problem (and `-h`)."""
+    """Argparse prints its whole usage on a bad flag; users get one line naming the problem.
+
+    Subcommand parsers are created with the parent's class (argparse's default), so every command gets it.
+    """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+        self.exit(EXIT_USAGE, error_line(self.prog, message))
 
 
 def _quiet_tensorflow() -> None:
@@ -64,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except (UserError, ValueError, FileNotFoundError, PermissionError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"pinnprov {args.command}: error: {message}", file=sys.stderr)
+        print(error_line(f"pinnprov {args.command}", str(error) or type(error).__name__), end="", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"pinnprov {args.command}: interrupted", file=sys.stderr)

@@ -121,7 +121,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import set_span_in_context
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 from instrumentation.spool_exporter import SpoolingSpanExporter
 from prov_builders import RunIdGenerator, epoch_attributes
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import set_span_in_context
 
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 T0 = 1_700_000_000.0  # a fixed start time (Unix seconds) so expected values are exact
 

@@ -22,7 +22,7 @@ from collector.pipeline import Pipeline
 from collector.sinks.sqlite import SqliteSink
 from collector.store import open_store
 from collector.translate import translate_traces
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 
 def run_spec(n: int, losses: Sequence[float], *, data: Sequence[float] | None = None,

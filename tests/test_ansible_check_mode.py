@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pinnprov.deploy.progress import Progress
-from pinnprov.deploy.runner import run_playbook
+from deploy.progress import Progress
+from deploy.runner import run_playbook
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
 

@@ -27,9 +27,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from pinnprov.deploy.progress import Progress
-from pinnprov.deploy.runner import run_playbook
-from pinnprov.deploy.wheel import build_wheel
+from deploy.progress import Progress
+from deploy.runner import run_playbook
+from deploy.wheel import build_wheel
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
 TOKEN = "converge-test-token-0123456789"

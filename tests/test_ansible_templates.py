@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from collector.config import load_config
-from pinnprov.deploy.progress import Progress
-from pinnprov.deploy.runner import run_playbook
+from deploy.progress import Progress
+from deploy.runner import run_playbook
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
 TOKEN = "collector-token-0123456789"

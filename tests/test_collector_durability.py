@@ -15,7 +15,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 from prov_builders import build_spans, request_for, sample_run
 
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 pytestmark = pytest.mark.slow
 

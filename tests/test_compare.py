@@ -13,9 +13,9 @@ import pytest
 
 from collector.records import EpochRecord, RunEndRecord, RunStartRecord
 from collector.sinks.sqlite import SqliteSink
+from experiments.compare import loss_curves, read_csv
+from experiments.storeview import StoreView
 from pinnprov.cli import main as cli
-from pinnprov.experiments.compare import loss_curves, read_csv
-from pinnprov.experiments.storeview import StoreView
 
 
 def _cli(*args: str) -> tuple[int, str, str]:

@@ -14,8 +14,7 @@ import yaml
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
 
-from pinnprov.cli import main
-from pinnprov.deploy.inventory import (
+from deploy.inventory import (
     ConnectionOptions,
     classify,
     inventory_dict,
@@ -24,7 +23,8 @@ from pinnprov.deploy.inventory import (
     render_inventory,
     split_node_name,
 )
-from pinnprov.deploy.oar import parse_nodefile, parse_nodes_json, parse_resource_properties
+from deploy.oar import parse_nodefile, parse_nodes_json, parse_resource_properties
+from pinnprov.cli import main
 
 # What $OAR_NODEFILE looks like: one line per reserved core, hosts repeated, in reservation order.
 NODEFILE = (

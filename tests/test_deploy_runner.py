@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.progress import Progress, failure_message, short_host
+from deploy.runner import ANSIBLE_DIR_ENV, find_ansible_dir, run_playbook
 from pinnprov.cli import main
-from pinnprov.deploy.progress import Progress, failure_message, short_host
-from pinnprov.deploy.runner import ANSIBLE_DIR_ENV, find_ansible_dir, run_playbook
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
 
@@ -163,7 +163,7 @@ def site_inventory(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_deploy_command_runs_site_preflight_with_generated_secrets(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from pinnprov.deploy.secrets import SECRETS
+    from deploy.secrets import SECRETS
 
     for name in SECRETS:
         monkeypatch.delenv(name, raising=False)
@@ -187,7 +187,7 @@ def test_deploy_command_runs_site_preflight_with_generated_secrets(
 
 @pytest.mark.slow
 def test_site_refuses_to_run_without_its_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pinnprov.deploy.secrets import SECRETS
+    from deploy.secrets import SECRETS
 
     for name in SECRETS:
         monkeypatch.delenv(name, raising=False)
@@ -203,7 +203,7 @@ def test_site_refuses_to_run_without_its_secrets(tmp_path: Path, monkeypatch: py
 
 
 def test_summary_names_the_tunnel_urls_and_query_commands() -> None:
-    from pinnprov.deploy.summary import Stack, summary_lines
+    from deploy.summary import Stack, summary_lines
 
     lines = "\n".join(summary_lines(Stack(services="chiclet-3.lille.grid5000.fr",
                                           trainers=("chifflot-1.lille.grid5000.fr",),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pinnprov.deploy.secrets import SECRETS, read_secrets_file, resolve_secrets
-from pinnprov.deploy.wheel import build_wheel, source_digest, source_root
+from deploy.secrets import SECRETS, read_secrets_file, resolve_secrets
+from deploy.wheel import build_wheel, source_digest, source_root
 
 
 def test_first_deploy_generates_every_secret_into_a_private_file(tmp_path: Path) -> None:
@@ -70,8 +70,8 @@ def test_wheel_is_built_once_per_source_state_and_holds_every_package(tmp_path: 
     assert build_wheel(root, tmp_path) == first and first.stat().st_mtime_ns == mtime  # reused, not rebuilt
     with zipfile.ZipFile(first) as wheel:
         names = set(wheel.namelist())
-    for module in ("pinnprov/cli.py", "pinnprov/deploy/inventory.py", "collector/config.py", "pinn/observer.py",
-                   "instrumentation/vocabulary.py", "kibana/__init__.py"):
+    for module in ("pinnprov/cli.py", "deploy/inventory.py", "collector/config.py", "pinn/observer.py",
+                   "contract/vocabulary.py", "kibana/__init__.py"):
         assert module in names
     assert any(name.startswith("kibana/saved_objects/") and name.endswith(".json") for name in names)
     assert not any("__pycache__" in name for name in names)

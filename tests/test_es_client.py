@@ -11,9 +11,9 @@ import pytest
 from test_es_documents import epoch_record
 from test_es_fake import FakeElasticsearch
 
-from collector.es_client import normalise_url, resolve_connection, resolve_credentials
 from collector.sinks.base import ExportStatus
 from collector.sinks.elasticsearch import ElasticsearchSink
+from contract.elastic_connection import normalise_url, resolve_connection, resolve_credentials
 
 
 @pytest.mark.parametrize(

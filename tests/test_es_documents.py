@@ -18,7 +18,7 @@ from collector.es_documents import (
     to_action,
 )
 from collector.records import AdaptationRecord, AlertRecord, EpochRecord, RunEndRecord, RunStartRecord
-from kibana import index_templates
+from contract.es_indices import index_templates
 
 RUN = "0af7651916cd43dd8448eb211c80319c"
 T0 = 1_700_000_000.25

@@ -14,7 +14,7 @@ import pytest
 from test_es_documents import RUN, end_record, epoch_record, start_record
 
 from collector.sinks.elasticsearch import ElasticsearchSink
-from kibana import INDEX_KINDS, index_name
+from contract.es_indices import INDEX_KINDS, index_name
 
 URL = os.environ.get("PINNPROV_TEST_ELASTICSEARCH_URL", "")
 pytestmark = [

@@ -15,7 +15,7 @@ from collector.auth import BearerToken
 from collector.counters import Counters
 from collector.receivers.grpc import GrpcReceiver
 from collector.receivers.intake import Intake, count_items
-from collector.spool import Signal, Spool
+from contract.spool import Signal, Spool
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 AUTH = (("authorization", "Bearer sekrit"),)

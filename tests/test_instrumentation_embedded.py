@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from collector.pipeline import Pipeline
 from collector.sinks.sqlite import SqliteSink
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 from instrumentation.embedded import EmbeddedExporter
 from instrumentation.observer import ProvenanceObserver
 from instrumentation.provider import build_tracer_provider

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 from instrumentation.observer import ProvenanceObserver
 from instrumentation.provider import DeliveryCounter, batch_processor, build_tracer_provider
 from pinn.observer import Adapted, DatasetIdentity, EpochEnded, RunEnded, RunStarted

@@ -18,8 +18,8 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from contract import vocabulary as v
 from instrumentation import otlp
-from instrumentation import vocabulary as v
 from pinn.observer import DatasetIdentity, EpochEnded, RunEnded, RunStarted
 from pinnprov.capture import CaptureStats, open_capture
 

@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 from instrumentation.provider import (
     DEFAULT_SCHEDULE_DELAY_MS,
     RunIdGenerator,

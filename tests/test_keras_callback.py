@@ -19,16 +19,15 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import StatusCode  # noqa: E402
 
-from collector.steering_channel import new_command, run_status, submit  # noqa: E402
+from collector.steering_channel import run_status, submit  # noqa: E402
 from collector.store import list_commands, open_store  # noqa: E402
-from instrumentation import vocabulary as v  # noqa: E402
+from contract import vocabulary as v  # noqa: E402
+from contract.steering import SteeringCommand, new_command  # noqa: E402
 from instrumentation.keras_callback import ProvenanceCallback  # noqa: E402
 from instrumentation.observer import ProvenanceObserver  # noqa: E402
 from instrumentation.provider import batch_processor, build_tracer_provider  # noqa: E402
-from instrumentation.steering_poller import StoreCommandSource  # noqa: E402
 from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted, TrainingObserver  # noqa: E402
-from pinn.steering import SteeringCommand  # noqa: E402
-from pinnprov.capture import CaptureStats, open_capture  # noqa: E402
+from pinnprov.capture import CaptureStats, open_capture, store_command_source  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -334,7 +333,7 @@ def test_a_stop_submitted_to_the_store_stops_the_fit(tmp_path: Path, monkeypatch
     url = f"sqlite:///{tmp_path / 'steer.sqlite'}"
     x, y = _data()
     with open_capture(store=url, schedule_delay_ms=20) as observers, \
-            StoreCommandSource(url, interval_s=0.05) as source:
+            store_command_source(url, interval_s=0.05) as source:
         callback = ProvenanceCallback(observers, run_name="keras-steered", commands=source)
         history = _model().fit(x, y, epochs=300, batch_size=64, verbose=0,
                                callbacks=[_SubmitStop(url, callback), callback])

@@ -21,7 +21,7 @@ from prov_builders import build_spans, sample_run
 
 from collector.prov_views import VIEWS
 from collector.queries import QUERIES
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 from pinnprov.cli import main as cli
 
 pytestmark = pytest.mark.slow

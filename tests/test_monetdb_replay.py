@@ -25,7 +25,7 @@ from collector.sinks.monetdb import MonetdbSink
 from collector.sinks.sqlite import SqliteSink
 from collector.store_monetdb import parse_monetdb_url
 from collector.translate import translate_traces
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 TRICKY = ['plain', 'quo"te', "back\\slash", "new\nline", "comma, inside", "tab\there", "ünïcødé ✓", "'single'"]
 SEEDS = [int(os.environ["PINNPROV_TEST_SEED"])] if os.environ.get("PINNPROV_TEST_SEED") else [1, 2, 3]

@@ -67,7 +67,7 @@ def test_the_report_tables_equal_direct_queries_of_the_store(study: dict) -> Non
     assert summary["tables"]["table1"]["query"][2].startswith(f"{summary['experiment']}-adam-sigmoid-")
     assert summary["tables"]["table1"]["rows"] == 4  # epochs 0, 2000, 4000, 6000, like the paper's Table 1
     # every run's adaptations: the per-run `adaptations` queries, one after the other
-    from pinnprov.experiments.compare import read_csv
+    from experiments.compare import read_csv
 
     combined = read_csv(out / summary["tables_per_run"]["adaptations_all"]["csv"])
     expected = []

@@ -9,9 +9,8 @@ import tensorflow as tf
 from pinn.benchmark import DOMAIN, crosshole_benchmark
 from pinn.config import TrainConfig
 from pinn.networks import TauNetwork, VelocityNetwork
-from pinn.optimizers import OPTIMIZERS
+from pinn.plugins import OPTIMIZERS, REGULARIZERS
 from pinn.problem import Problem
-from pinn.regularizers import REGULARIZERS
 from pinn.sampling import CollocationSampler
 from pinn.scaling import Scaling, apparent_velocities, velocity_bounds
 from pinn.schedule import LearningRate

@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from pinn.analytic import ConstantGradient
-from pinn.fee import RESIDUAL_FORMS, grad_phi_squared, residual, tau_and_gradient
+from pinn.fee import grad_phi_squared, residual, tau_and_gradient
 from pinn.metrics import r2, rmse
+from pinn.plugins import RESIDUAL_FORMS
 
 
 def _tau_fn(medium: ConstantGradient):

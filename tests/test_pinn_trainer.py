@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from contract.steering import SteeringCommand
 from pinn.benchmark import crosshole_benchmark
 from pinn.config import TrainConfig
 from pinn.losses import RECORD_FIELDS
 from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
-from pinn.steering import SteeringCommand
 from pinn.trainer import configure_threads, train
 
 configure_threads(1)
@@ -93,6 +93,17 @@ def test_short_run_lowers_every_loss_component_and_raises_r2(inverse_run, data) 
     assert result.metrics["data_rms_s"] < start.data_rms_s
 
 
+def test_run_summary_and_hyperparameters_are_the_schema_fields(inverse_run) -> None:
+    from contract.fields import DERIVED_HYPERPARAMETERS, HYPERPARAMETERS, SUMMARY_FIELDS
+
+    _, recorder = inverse_run
+    (start,) = recorder.of(RunStarted)
+    (end,) = recorder.of(RunEnded)
+    assert set(start.hyperparameters) == {hp.name for hp in (*HYPERPARAMETERS, *DERIVED_HYPERPARAMETERS)}
+    unknown = set(end.summary) - {field.name for field in SUMMARY_FIELDS}
+    assert unknown == set(), f"summary metrics missing from contract/fields.py SUMMARY_FIELDS: {unknown}"
+
+
 def test_observers_receive_events_in_order(inverse_run) -> None:
     result, recorder = inverse_run
     events = recorder.events
@@ -112,7 +123,7 @@ def test_observers_receive_events_in_order(inverse_run) -> None:
 
 
 def test_hyperparameter_keys_match_the_vocabulary() -> None:
-    from instrumentation import vocabulary
+    from contract import vocabulary
 
     names = [getattr(vocabulary, n) for n in dir(vocabulary) if n.startswith("HP_")]
     keys = small().hyperparameters()

@@ -14,7 +14,7 @@ from collector.queries import QUERIES, QueryOptions, run_query
 from collector.run_select import resolve_run
 from collector.sinks.sqlite import SqliteSink
 from collector.store import open_store
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 
 def _run(n: int, *, optimizer: str, epochs: int, experiment: str, ended: bool, drop_at: int | None = None) -> RunSpec:

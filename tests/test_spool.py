@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.spool import HEADER_SIZE, Position, Signal, Spool, SpoolBusy, SpoolFull
+from contract.spool import HEADER_SIZE, Position, Signal, Spool, SpoolBusy, SpoolFull
 
 
 def _payloads(spool: Spool, start: Position, limit: int = 1000) -> list[bytes]:

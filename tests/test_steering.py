@@ -18,11 +18,11 @@ pytestmark = pytest.mark.slow
 
 from collector_process import rows, wait_for  # noqa: E402
 
+from contract.steering import user_agent  # noqa: E402
 from pinn.benchmark import crosshole_benchmark  # noqa: E402
 from pinn.config import TrainConfig  # noqa: E402
 from pinn.trainer import configure_threads, train  # noqa: E402
 from pinnprov.cli import main as cli  # noqa: E402
-from pinnprov.commands.steer import user_agent  # noqa: E402
 
 TINY = dict(tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
             boundary_points=20, steps_per_call=20, stopping="none", threads=1, seed=5, lr_initial=1e-3)
@@ -52,9 +52,9 @@ def _steer(db: Path, *args: str, outputs: list[str] | None = None) -> str:
 @pytest.fixture(scope="module")
 def steered_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Train until told to stop: set-lr once the run is in the store, then stop once that was applied."""
-    from collector.steering_channel import new_command
+    from contract.steering import new_command
     from instrumentation.steering_poller import StoreCommandSource
-    from pinnprov.capture import open_capture
+    from pinnprov.capture import open_capture, store_command_source
 
     configure_threads(1)
     db = tmp_path_factory.mktemp("steer") / "prov.db"
@@ -93,7 +93,7 @@ def steered_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             outcome["user_error"] = error
             give_up.set()
 
-    with open_capture(store=url) as observers, StoreCommandSource(url, interval_s=0.2) as commands:
+    with open_capture(store=url) as observers, store_command_source(url, interval_s=0.2) as commands:
         helper = threading.Thread(target=user, daemon=True)
         helper.start()
         result = train(config, crosshole_benchmark(), observers, GuardedSource(commands))

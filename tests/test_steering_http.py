@@ -19,7 +19,9 @@ from collector.records import RunEndRecord, RunStartRecord
 from collector.sinks.sqlite import SqliteSink
 from collector.steering_http import handle_steering_ack, handle_steering_get, handle_steering_request
 from collector.store import open_store
-from instrumentation.steering_poller import HttpCommandSource, command_source_for, steering_endpoint
+from contract import steering
+from instrumentation.steering_poller import HttpCommandSource, steering_endpoint
+from pinnprov.capture import command_source_for
 
 TOKEN = "steering-token-for-tests"
 RUNNING, FINISHED = "a" * 32, "b" * 32
@@ -50,13 +52,13 @@ def _body(response: tuple[int, bytes]) -> tuple[int, dict]:
 
 
 def test_get_lists_pending_commands_oldest_first_and_ack_consumes_them(store) -> None:
-    first = channel.new_command("set_lr", 1e-4, agent="user:ana", reason="slower")
-    second = channel.new_command("set_weight", 3.0, "data", agent="rule:plateau")
+    first = steering.new_command("set_lr", 1e-4, agent="user:ana", reason="slower")
+    second = steering.new_command("set_weight", 3.0, "data", agent="rule:plateau")
     channel.submit(store, RUNNING, first)
     channel.submit(store, RUNNING, second)
     status, body = _body(handle_steering_get(store, RUNNING))
     assert status == 200 and body["status"] == "running"
-    assert [channel.command_from_json(c) for c in body["commands"]] == [first, second]
+    assert [steering.command_from_json(c) for c in body["commands"]] == [first, second]
     ack = json.dumps({"command_id": first.command_id, "applied": True, "detail": "lr 1e-3 -> 1e-4"}).encode()
     assert _body(handle_steering_ack(store, RUNNING, ack)) == (200, {"acknowledged": first.command_id})
     assert _body(handle_steering_ack(store, RUNNING, ack)) == (200, {"acknowledged": first.command_id})  # idempotent
@@ -90,9 +92,9 @@ def test_bad_acknowledgements_are_refused_with_a_reason(store, run_id, body, sta
 def test_unknown_and_finished_runs(store) -> None:
     assert _body(handle_steering_get(store, "c" * 32)) == (404, {"error": f"unknown run {'c' * 32}"})
     with pytest.raises(ValueError, match="has already ended \\(status completed\\)"):
-        channel.submit(store, FINISHED, channel.new_command("stop"))
+        channel.submit(store, FINISHED, steering.new_command("stop"))
     with pytest.raises(ValueError, match="unknown run"):
-        channel.submit(store, "c" * 32, channel.new_command("stop"))
+        channel.submit(store, "c" * 32, steering.new_command("stop"))
     status, body = _body(handle_steering_get(store, FINISHED))
     assert status == 200 and body["status"] == "completed" and body["commands"] == []
 
@@ -129,7 +131,7 @@ def test_a_dead_collector_never_raises_into_the_trainer_and_close_is_bounded() -
     for epoch in range(50):
         assert source.poll(RUNNING, epoch) == []
         time.sleep(0.005)
-    source.acknowledge(RUNNING, channel.new_command("stop"), True, "")
+    source.acknowledge(RUNNING, steering.new_command("stop"), True, "")
     started = time.monotonic()
     source.close(timeout_s=3)
     assert time.monotonic() - started < 10 and source.fetches == 0 and source.acknowledged == 0
@@ -148,7 +150,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory):
 def test_http_source_with_token_delivers_each_command_once_and_acks(collector: Collector) -> None:
     _make_store_via(collector)
     with open_store(f"sqlite:///{collector.store}", read_only=False) as store:
-        command = channel.new_command("scale_lr", 0.5, agent="user:ana")
+        command = steering.new_command("scale_lr", 0.5, agent="user:ana")
         channel.submit(store, RUNNING, command)
     unauthorised = HttpCommandSource(collector.http, interval_s=0.05)
     assert unauthorised._request(unauthorised._url(RUNNING))[0] == 401
@@ -206,7 +208,7 @@ def test_training_steered_through_the_collector_stops(collector: Collector, monk
 
         def poll(self, run_id: str, epoch: int) -> list:
             if give_up.is_set():
-                return [channel.new_command("stop", reason="test gave up")]
+                return [steering.new_command("stop", reason="test gave up")]
             return self.inner.poll(run_id, epoch)
 
         def acknowledge(self, run_id: str, command, applied: bool, detail: str) -> None:
@@ -274,7 +276,7 @@ def test_an_acknowledgement_survives_a_collector_restart(tmp_path: Path) -> None
     try:
         _make_store_via(process)
         with open_store(f"sqlite:///{process.store}", read_only=False) as store:
-            command = channel.new_command("set_weight", 2.0, "data", agent="user:ana")
+            command = steering.new_command("set_weight", 2.0, "data", agent="user:ana")
             channel.submit(store, RUNNING, command)
         source = HttpCommandSource(process.http, {"authorization": f"Bearer {TOKEN}"}, interval_s=0.05, timeout_s=2)
         assert wait_for(lambda: source.poll(RUNNING, 0), 30, what="command") == [command]

@@ -18,7 +18,7 @@ def test_steer_poll_and_acknowledge_on_monetdb(monetdb_url: str) -> None:
     from collector.records import RunEndRecord, RunStartRecord
     from collector.sinks import open_sink
     from collector.store import list_commands, open_store
-    from instrumentation.steering_poller import StoreCommandSource
+    from pinnprov.capture import store_command_source
     from pinnprov.cli import main as cli
 
     running, finished = secrets.token_hex(16), secrets.token_hex(16)
@@ -38,7 +38,7 @@ def test_steer_poll_and_acknowledge_on_monetdb(monetdb_url: str) -> None:
         assert cli(["steer", f"steer-live-{tag}", "--store", monetdb_url, "--set-lr", "1e-4"]) == 0
         assert cli(["steer", f"steer-done-{tag}", "--store", monetdb_url, "--stop"]) == 2
     assert "has already ended (status completed)" in err.getvalue()
-    with StoreCommandSource(monetdb_url, interval_s=0.1) as source:
+    with store_command_source(monetdb_url, interval_s=0.1) as source:
         deadline = time.monotonic() + 30
         commands = []
         while not commands and time.monotonic() < deadline:

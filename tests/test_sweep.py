@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from collector_process import rows
 
-from pinnprov.experiments.grid import GridPoint, expand, split_values
+from experiments.grid import GridPoint, expand, split_values
 
 TINY = {"tau_layers": 2, "tau_units": 8, "velocity_layers": 2, "velocity_units": 8, "collocation_count": 200,
         "boundary_points": 20, "steps_per_call": 20, "stopping": "none", "seed": 11}
@@ -106,8 +106,8 @@ def test_a_failing_configuration_is_marked_failed_and_the_others_complete(tmp_pa
 
 @pytest.mark.slow
 def test_a_killed_run_is_marked_failed_and_keeps_its_epochs(tmp_path: Path) -> None:
-    from pinnprov.experiments.storeview import StoreView
-    from pinnprov.experiments.sweep import Sweep, SweepSpec
+    from experiments.storeview import StoreView
+    from experiments.sweep import Sweep, SweepSpec
 
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))

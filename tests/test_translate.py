@@ -18,7 +18,7 @@ from collector.records import AdaptationRecord, AlertRecord, EpochRecord, RunEnd
 from collector.sinks.base import ExportStatus
 from collector.sinks.sqlite import SqliteSink
 from collector.translate import translate_metrics, translate_traces
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 
 def _by_type(records: list, kind: type) -> list:

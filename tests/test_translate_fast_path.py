@@ -28,7 +28,7 @@ from collector.sinks import sqlite_writes
 from collector.sinks.sqlite import connect_writer
 from collector.translate import TranslationResult, translate_traces
 from collector.translate_fast import epoch_record
-from instrumentation import vocabulary as v
+from contract import vocabulary as v
 
 RUN = bytes(range(1, 17))
 RUN_HEX = RUN.hex()

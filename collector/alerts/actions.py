@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from collector.counters import Counters
-from pinn.steering import SteeringCommand
+from contract.steering import SteeringCommand
 
 log = logging.getLogger("pinnprov.alerts")
 

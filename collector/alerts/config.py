@@ -137,7 +137,7 @@ def _action(fields: _Fields, raw: Any, position: int) -> ActionSpec:
     if command == "stop":
         return SteerSpec("stop", 0.0)
     value = where.number("value", positive=True)
-    from collector.steering_channel import validate
+    from contract.steering import validate
 
     try:
         validate(command, value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from pinn.steering import SteeringCommand
+from contract.steering import SteeringCommand
 
 
 class StoreSteering:
@@ -26,8 +26,9 @@ class StoreSteering:
     def __call__(self, run_id: str, command: SteeringCommand) -> None:
         from collector import steering_channel as channel
         from collector.store import open_store
+        from contract.steering import validate
 
-        channel.validate(command.kind, command.value, command.parameter)
+        validate(command.kind, command.value, command.parameter)
         deadline = time.monotonic() + self.wait_for_run_s
         while True:
             with open_store(self.url, read_only=False) as store:

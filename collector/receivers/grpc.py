@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector.auth import BearerToken, GrpcAuthInterceptor
 from collector.receivers.intake import Intake, Verdict, count_items
-from collector.spool import Signal
+from contract.spool import Signal
 
 
 def _refuse(context: grpc.ServicerContext, verdict: Verdict) -> None:

@@ -35,7 +35,7 @@ from collector.auth import BearerToken
 from collector.config import split_endpoint
 from collector.receivers import otlp_json
 from collector.receivers.intake import Intake, count_items
-from collector.spool import Signal
+from contract.spool import Signal
 
 log = logging.getLogger("pinnprov.collector.http")
 

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.counters import Counters
-from collector.spool import Signal, Spool, SpoolFull
+from contract.spool import Signal, Spool, SpoolFull
 
 log = logging.getLogger("pinnprov.collector.intake")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from collector.urls import redact, url_scheme
+from contract.urls import redact, url_scheme
 
 _MODULES = {
     "sqlite": "collector.sinks.sqlite",

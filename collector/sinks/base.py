@@ -6,19 +6,15 @@ pipeline can retry, spool or set a poison record aside.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from collector.records import ProvRecord
-from pinnprov.registry import Registry
+from contract.export_status import ExportStatus
+from contract.registry import Registry
 
-
-class ExportStatus(enum.Enum):
-    SUCCESS = "success"
-    RETRYABLE = "retryable"  # store unavailable or busy: keep the batch and try again later
-    REJECTED = "rejected"  # the batch (or some records) can never be written: set aside, do not retry
+__all__ = ["SINKS", "ExportResult", "ExportStatus", "Sink"]
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,6 @@ from collector.es_client import (
     describe_error,
     error_status,
     is_retryable,
-    resolve_connection,
-    split_options,
 )
 from collector.es_documents import (
     BulkAction,
@@ -39,8 +37,9 @@ from collector.es_documents import (
 )
 from collector.records import AdaptationRecord, AlertRecord, EpochRecord, ProvRecord, RunStartRecord
 from collector.sinks.base import SINKS, ExportResult, ExportStatus
-from kibana import DEFAULT_PREFIX, INDEX_KINDS, index_name, index_templates, validate_prefix
-from pinnprov.settings import resolve
+from contract.elastic_connection import resolve_connection, split_options
+from contract.es_indices import DEFAULT_PREFIX, INDEX_KINDS, index_name, index_templates, validate_prefix
+from contract.settings import resolve
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from collector.monetdb_run_merge import RUN_COLUMNS
 from collector.records import ProvRecord
 from collector.sinks.base import SINKS, ExportResult, ExportStatus
 from collector.store_monetdb import apply_monetdb, parse_monetdb_url
-from collector.urls import redact
+from contract.urls import redact
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check_config:
         from dataclasses import asdict
 
-        from collector.urls import redact
+        from contract.urls import redact
 
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
         settings["token"] = "***" if config.token else ""

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 
 def register(subparsers: Any) -> None:
@@ -24,23 +23,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--store", metavar="URL", help=STORE_HELP)
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default runs/<experiment>/compare)")
     parser.set_defaults(handler=handle)
-    parser.error = _one_line_error("compare")  # type: ignore[method-assign]
-
-
-def _one_line_error(command: str) -> Callable[[str], NoReturn]:
-    """Bad flags: one line naming the problem, exit 2, no usage dump (as `pinnprov train` does)."""
-
-    def error(message: str) -> NoReturn:
-        print(f"pinnprov {command}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    return error
 
 
 def handle(args: argparse.Namespace) -> int:
     from collector.output import render
-    from pinnprov.experiments.compare import loss_curves, loss_figure, table2, write_csv
-    from pinnprov.experiments.storeview import StoreView
+    from experiments.compare import loss_curves, loss_figure, table2, write_csv
+    from experiments.storeview import StoreView
 
     view = StoreView(args.store)
     table = table2(view, args.experiment)  # unknown experiment: one-line error before anything is written

@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
                      help="set a playbook variable (VALUE as JSON, else a string), e.g. "
                      "-e 'trainer_common_config={\"epochs\": 50000}'; never a secret (command lines are public)")
     run.add_argument("--secrets", type=Path, metavar="FILE", help="secrets file (default "
-                     "~/.config/pinnprov/deploy-secrets.env; created with random values when missing)")
+                     "~/.config/deploy-secrets.env; created with random values when missing)")
     run.add_argument("--vault-password-file", type=Path, metavar="FILE", help="for group_vars/all/vault.yml")
     run.add_argument("--ansible-dir", type=Path, metavar="DIR", help="pinnprov's ansible/ folder "
                      "(default $PINNPROV_ANSIBLE_DIR, else the checkout's)")
@@ -100,7 +100,7 @@ def parse_extra_vars(items: list[str]) -> dict[str, Any]:
 
 def _generated_inventory(args: argparse.Namespace) -> tuple[Path, Any, Any]:
     """Write the inventory of an OAR reservation; returns its path, the placement and the connection options."""
-    from pinnprov.deploy.inventory import ConnectionOptions, placement_from_oar, render_inventory
+    from deploy.inventory import ConnectionOptions, placement_from_oar, render_inventory
 
     nodefile = args.oar_nodefile
     resources = args.oar_resources
@@ -147,9 +147,9 @@ def _hosts_of(inventory: Path) -> tuple[str, tuple[str, ...]]:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    from pinnprov.deploy.progress import Progress
-    from pinnprov.deploy.runner import find_ansible_dir, run_playbook
-    from pinnprov.deploy.summary import Stack, summary_lines
+    from deploy.progress import Progress
+    from deploy.runner import find_ansible_dir, run_playbook
+    from deploy.summary import Stack, summary_lines
 
     if args.purge and not args.teardown:
         raise ValueError("--purge only goes with --teardown")
@@ -177,7 +177,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         playbook = "teardown.yml"
         extravars["pinnprov_purge"] = bool(args.purge)
     else:
-        from pinnprov.deploy.secrets import default_secrets_file, resolve_secrets
+        from deploy.secrets import default_secrets_file, resolve_secrets
 
         playbook = "site.yml"
         secrets_file = args.secrets or default_secrets_file()
@@ -185,7 +185,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         if args.package:
             extravars["pinnprov_package"] = args.package
         else:
-            from pinnprov.deploy.wheel import build_wheel
+            from deploy.wheel import build_wheel
 
             wheel = args.wheel if args.wheel is not None else build_wheel()
             if not wheel.is_file():

@@ -9,7 +9,6 @@ are still running are left to them. Exit status 0 when everything was delivered,
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 
@@ -30,20 +29,19 @@ def _exporter(args: argparse.Namespace) -> tuple[object, str]:
     if args.store:
         from collector.pipeline import Pipeline
         from collector.sinks import open_sink
-        from collector.urls import redact
+        from contract.urls import redact
         from instrumentation.embedded import EmbeddedExporter
 
         return EmbeddedExporter(Pipeline([open_sink(args.store)])), redact(args.store)
     from instrumentation import otlp
+    from instrumentation.destination import resolve_destination
 
-    endpoint = otlp.traces_endpoint(args.endpoint)
-    if not endpoint:
+    destination = resolve_destination(args.endpoint, protocol=args.protocol)  # the trainers' own rules
+    if destination is None:
         raise ValueError("no destination: give --endpoint URL or --store URL, or set OTEL_EXPORTER_OTLP_ENDPOINT")
-    headers = None
-    token = os.environ.get("PINNPROV_COLLECTOR_TOKEN", "")
-    if token and not os.environ.get("OTEL_EXPORTER_OTLP_HEADERS"):
-        headers = {"authorization": f"Bearer {token}"}
-    return otlp.span_exporter(endpoint, protocol=args.protocol, headers=headers, timeout_s=args.timeout), endpoint
+    exporter = otlp.span_exporter(destination.endpoint, protocol=destination.protocol, headers=destination.headers,
+                                  timeout_s=args.timeout, ca_file=destination.ca_file)
+    return exporter, destination.endpoint
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,8 +61,8 @@ def _prefix(parser: argparse.ArgumentParser) -> None:
 
 
 def _index_prefix(args: argparse.Namespace) -> str:
-    from kibana import DEFAULT_PREFIX, validate_prefix
-    from pinnprov.settings import resolve
+    from contract.es_indices import DEFAULT_PREFIX, validate_prefix
+    from contract.settings import resolve
 
     return resolve("--index-prefix", args.index_prefix, "PINNPROV_ES_INDEX_PREFIX", DEFAULT_PREFIX, validate_prefix)
 
@@ -99,7 +99,7 @@ def _rules_dir() -> Path:
 
 def handle_templates(args: argparse.Namespace) -> int:
     from collector.sinks.elasticsearch import ElasticsearchSink
-    from pinnprov.settings import resolve
+    from contract.settings import resolve
 
     url = resolve("--es-url", args.es_url, "PINNPROV_ES_URL", DEFAULT_ES_URL, str)
     if not args.verbose:

@@ -18,13 +18,12 @@ import argparse
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from pinnprov.experiments.train_flags import add_train_flags
+    from experiments.train_flags import add_train_flags
 
     parser = subparsers.add_parser(
         "paper", help="reproduce the paper's study and write its report", description=__doc__,
@@ -40,23 +39,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--baseline-sec-nodes", metavar="N", help="PyGIMLi secondary nodes (default 3)")
     add_train_flags(parser, "`pinnprov train` flags for every run (--epochs overrides the study's epochs)")
     parser.set_defaults(handler=handle)
-    parser.error = _one_line_error("paper")  # type: ignore[method-assign]
-
-
-def _one_line_error(command: str) -> Callable[[str], NoReturn]:
-    """Bad flags: one line naming the problem, exit 2, no usage dump (as `pinnprov train` does)."""
-
-    def error(message: str) -> NoReturn:
-        print(f"pinnprov {command}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    return error
 
 
 def plan_from(args: argparse.Namespace) -> Any:
     from collector.store import sqlite_path
-    from pinnprov.experiments.grid import split_values
-    from pinnprov.experiments.paper import (
+    from experiments.grid import split_values
+    from experiments.paper import (
         FULL_ACTIVATIONS,
         OPTIMIZERS,
         QUICK_ACTIVATIONS,
@@ -64,8 +52,8 @@ def plan_from(args: argparse.Namespace) -> Any:
         PaperPlan,
         full_epochs,
     )
-    from pinnprov.experiments.sweep import default_parallel, new_name_tag
-    from pinnprov.experiments.train_flags import collect
+    from experiments.sweep import default_parallel, new_name_tag
+    from experiments.train_flags import collect
 
     epochs_text, args.epochs = args.epochs, None  # the study's own setting, not an axis
     try:
@@ -102,8 +90,8 @@ def plan_from(args: argparse.Namespace) -> Any:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from pinnprov.experiments.paper import run_study
-    from pinnprov.experiments.paper_report import build_report
+    from experiments.paper import run_study
+    from experiments.paper_report import build_report
 
     plan = plan_from(args)
     plan.out.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,9 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 WAIT_POLL_S = 0.25
 
@@ -45,26 +43,6 @@ def register(subparsers: Any) -> None:
         help="wait up to SECONDS for the trainer to apply the command and print its answer",
     )
     parser.set_defaults(handler=handle)
-    parser.error = _one_line_error("steer")  # type: ignore[method-assign]
-
-
-def _one_line_error(command: str) -> Callable[[str], NoReturn]:
-    """Bad flags: one line naming the problem, exit 2, no usage dump (as `pinnprov train` does)."""
-
-    def error(message: str) -> NoReturn:
-        print(f"pinnprov {command}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    return error
-
-
-def user_agent() -> str:
-    """`user:<login>`: the PROV agent of a command typed by a person."""
-    try:
-        login = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (some containers): still attribute it to a user
-        login = "unknown"
-    return f"user:{login}"
 
 
 def command_from_args(args: argparse.Namespace) -> tuple[str, float, str]:
@@ -86,7 +64,8 @@ def command_from_args(args: argparse.Namespace) -> tuple[str, float, str]:
 
 
 def _open_writable(url: str | None) -> Any:
-    from collector.store import open_store, resolve_store_url, sqlite_path
+    from collector.store import open_store, sqlite_path
+    from contract.settings import resolve_store_url
 
     resolved = resolve_store_url(url)
     path = sqlite_path(resolved)
@@ -119,7 +98,8 @@ def _wait_for_answer(store: Any, run_id: str, command_id: str, timeout_s: float)
 
 def handle(args: argparse.Namespace) -> int:
     from collector.run_select import resolve_run
-    from collector.steering_channel import new_command, submit
+    from collector.steering_channel import submit
+    from contract.steering import new_command, user_agent
 
     if args.wait < 0:
         raise ValueError(f"--wait: must be >= 0 seconds, got {args.wait}")

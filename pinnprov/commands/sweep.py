@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    from experiments.train_flags import add_train_flags
     from pinnprov.commands.query import STORE_HELP
-    from pinnprov.experiments.train_flags import add_train_flags
 
     parser = subparsers.add_parser(
         "sweep", help="train a grid of configurations in parallel", description=__doc__,
@@ -40,22 +39,11 @@ def register(subparsers: Any) -> None:
     run.add_argument("--otlp-endpoint", metavar="URL", help="runs send OTLP to this collector (--store then "
                                                             "names the store behind it, for progress)")
     parser.set_defaults(handler=handle)
-    parser.error = _one_line_error("sweep")  # type: ignore[method-assign]
-
-
-def _one_line_error(command: str) -> Callable[[str], NoReturn]:
-    """Bad flags: one line naming the problem, exit 2, no usage dump (as `pinnprov train` does)."""
-
-    def error(message: str) -> NoReturn:
-        print(f"pinnprov {command}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    return error
 
 
 def build_axes(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
     """(axes: flag -> comma list, fixed train args): activation and optimizer first, then train's flag order."""
-    from pinnprov.experiments.train_flags import collect
+    from experiments.train_flags import collect
 
     extra, fixed = collect(args)
     return {"activation": args.activation, "optimizer": args.optimizer, **extra}, fixed
@@ -63,10 +51,10 @@ def build_axes(args: argparse.Namespace) -> tuple[dict[str, str], list[str]]:
 
 def handle(args: argparse.Namespace) -> int:
     from collector.output import render
-    from collector.store import resolve_store_url
-    from pinnprov.experiments.grid import expand
-    from pinnprov.experiments.storeview import StoreView
-    from pinnprov.experiments.sweep import Sweep, SweepSpec, default_parallel, new_name_tag
+    from contract.settings import resolve_store_url
+    from experiments.grid import expand
+    from experiments.storeview import StoreView
+    from experiments.sweep import Sweep, SweepSpec, default_parallel, new_name_tag
 
     axes, fixed = build_axes(args)
     points = expand(axes, fixed)

@@ -31,10 +31,10 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.dead_letters import DeadLetters
-from collector.spool_format import HEADER_SIZE, Signal, encode_header, read_record, scan_segment
+from contract.dead_letters import DeadLetters
+from contract.spool_format import HEADER_SIZE, Signal, encode_header, read_record, scan_segment
 
-log = logging.getLogger("pinnprov.collector.spool")
+log = logging.getLogger("pinnprov.spool")
 
 _SEGMENT = re.compile(r"^(\d{16})\.seg$")
 _CONSUMER = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")

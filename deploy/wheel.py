@@ -24,7 +24,7 @@ _ROOT_FILES = ("pyproject.toml", "README.md", "LICENSE")
 
 def source_root() -> Path:
     """The checkout this pinnprov runs from (the folder holding pyproject.toml)."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     if not (root / "pyproject.toml").is_file():
         raise FileNotFoundError(
             f"{root}: no pyproject.toml: pinnprov is not running from a checkout; pass --wheel FILE or --package SPEC"

@@ -11,6 +11,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+DEFAULT_STORE_URL = "sqlite:///pinnprov.db"
+"""The embedded default store: a SQLite file in the working directory."""
+STORE_ENV = "PINNPROV_STORE"
+
 
 def resolve(key: str, explicit: object | None, env_var: str | None, default: T, parse: Callable[[str], T]) -> T:
     """Return the setting `key` by precedence; `parse` converts strings (from flags, files or the environment)."""
@@ -38,3 +42,12 @@ def parse_bool(value: object) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected true or false")
+
+
+def resolve_store_url(explicit: str | None = None) -> str:
+    """Which provenance store: --store beats $PINNPROV_STORE beats the default SQLite file.
+
+    Here, not in collector/, because the trainer side (capture, steering) must pick the same store the CLI
+    queries without importing the collector.
+    """
+    return resolve("store", explicit, STORE_ENV, DEFAULT_STORE_URL, str)

@@ -1,14 +1,17 @@
 """The telemetry vocabulary: every span name, attribute key and metric name pinnprov emits or reads.
 
 One module, one prefix (`pinn.`), units in UCUM. Both ends use it: instrumentation/ writes these names,
-collector/ reads them; nothing else spells them out. This module imports nothing, so the collector can
-use it without TensorFlow or the OpenTelemetry SDK.
+collector/ reads them; nothing else spells them out. The hyperparameter and epoch attribute keys are taken
+from the one schema of fields (contract/fields.py), which also lists every hyperparameter and epoch field;
+the constants below are the ones code refers to by name. Nothing here needs TensorFlow or the OpenTelemetry SDK.
 
 Trace model: one trace per run (trace id = run id). The root span `RUN_SPAN` lives for the whole run and
 ends with its status. Because spans are exported only when they end, the hyperparameters also travel in
 a short `RUN_START_SPAN` emitted at start, so the store knows the run before its first epoch. Every
 captured epoch is one `EPOCH_SPAN`, every adaptation one `ADAPTATION_SPAN`, all children of the root.
 """
+
+from contract import fields as _fields
 
 PREFIX = "pinn."
 """Every pinnprov attribute and metric starts with this."""
@@ -36,43 +39,43 @@ RUN_ERROR = "pinn.run.error"
 """Exception type and message of a failed run."""
 RUN_EPOCHS = "pinn.run.epochs"
 """Number of epochs completed when the run ended."""
-SUMMARY_PREFIX = "pinn.summary."
+SUMMARY_PREFIX = _fields.SUMMARY_PREFIX
 """Final metrics of a run, e.g. pinn.summary.r2, pinn.summary.rmse_m_s."""
 
 # --- hyperparameters: every key under this prefix is a hyperparameter of the run ------------------
-HYPERPARAMETER_PREFIX = "pinn.hp."
+HYPERPARAMETER_PREFIX = _fields.HYPERPARAMETER_PREFIX
 """Generic prefix: pinn.hp.<name> = value. The names below are the ones queries rely on."""
-HP_OPTIMIZER = "pinn.hp.optimizer"
+HP_OPTIMIZER = _fields.hyperparameter("optimizer").attribute
 """adam | rmsprop (| lbfgs for a second phase)."""
-HP_ACTIVATION = "pinn.hp.activation"
+HP_ACTIVATION = _fields.hyperparameter("activation").attribute
 """Activation function name from the activation registry."""
-HP_LR_SCHEDULE = "pinn.hp.lr.schedule"
+HP_LR_SCHEDULE = _fields.hyperparameter("lr_schedule").attribute
 """Learning-rate schedule function, e.g. exponential_decay or constant."""
-HP_LR_INITIAL = "pinn.hp.lr.initial"
+HP_LR_INITIAL = _fields.hyperparameter("lr_initial").attribute
 """Initial learning rate."""
-HP_LR_DECAY_RATE = "pinn.hp.lr.decay_rate"
+HP_LR_DECAY_RATE = _fields.hyperparameter("lr_decay_rate").attribute
 """Decay rate of the exponential schedule."""
-HP_LR_DECAY_STEPS = "pinn.hp.lr.decay_steps"
+HP_LR_DECAY_STEPS = _fields.hyperparameter("lr_decay_steps").attribute
 """Steps per decay period of the exponential schedule."""
-HP_EPOCHS = "pinn.hp.epochs"
+HP_EPOCHS = _fields.hyperparameter("epochs").attribute
 """Planned number of epochs."""
-HP_SEED = "pinn.hp.seed"
+HP_SEED = _fields.hyperparameter("seed").attribute
 """Random seed."""
-HP_WEIGHT_RESIDUAL = "pinn.hp.loss.weight.residual"
+HP_WEIGHT_RESIDUAL = _fields.hyperparameter("weight_residual").attribute
 """w_R."""
-HP_WEIGHT_BOUNDARY = "pinn.hp.loss.weight.boundary"
+HP_WEIGHT_BOUNDARY = _fields.hyperparameter("weight_boundary").attribute
 """w_BC."""
-HP_WEIGHT_DATA = "pinn.hp.loss.weight.data"
+HP_WEIGHT_DATA = _fields.hyperparameter("weight_data").attribute
 """w_D."""
-HP_TAU_LAYERS = "pinn.hp.network.tau.layers"
+HP_TAU_LAYERS = _fields.hyperparameter("tau_layers").attribute
 """Hidden layers of the traveltime-factor network tau(xs, xr)."""
-HP_TAU_UNITS = "pinn.hp.network.tau.units"
+HP_TAU_UNITS = _fields.hyperparameter("tau_units").attribute
 """Units per hidden layer of tau."""
-HP_VELOCITY_LAYERS = "pinn.hp.network.velocity.layers"
+HP_VELOCITY_LAYERS = _fields.hyperparameter("velocity_layers").attribute
 """Hidden layers of the velocity network v(xr)."""
-HP_VELOCITY_UNITS = "pinn.hp.network.velocity.units"
+HP_VELOCITY_UNITS = _fields.hyperparameter("velocity_units").attribute
 """Units per hidden layer of v."""
-HP_COLLOCATION = "pinn.hp.collocation.count"
+HP_COLLOCATION = _fields.hyperparameter("collocation_count").attribute
 """Number of collocation points for the residual."""
 
 DATASET_NAME = "pinn.dataset.name"
@@ -85,19 +88,19 @@ DATASET_SOURCE = "pinn.dataset.source"
 """Where the data came from: a path or 'benchmark'."""
 
 # --- per epoch ---------------------------------------------------------------------------------
-EPOCH = "pinn.epoch"
+EPOCH = _fields.epoch_field("epoch").attribute
 """Epoch number, 0-based."""
-EPOCH_ELAPSED = "pinn.epoch.elapsed"
+EPOCH_ELAPSED = _fields.epoch_field("elapsed_s").attribute
 """Wall seconds the epoch took (s)."""
-LOSS_TOTAL = "pinn.loss.total"
+LOSS_TOTAL = _fields.epoch_field("loss").attribute
 """L = w_R L_R + w_BC L_BC + w_D L_D."""
-LOSS_BOUNDARY = "pinn.loss.boundary"
+LOSS_BOUNDARY = _fields.epoch_field("loss_bc").attribute
 """L_BC: tau(xs, xs) = 1 / v(xs)."""
-LOSS_RESIDUAL = "pinn.loss.residual"
+LOSS_RESIDUAL = _fields.epoch_field("loss_residual").attribute
 """L_R: residual of the factored eikonal equation at the collocation points."""
-LOSS_DATA = "pinn.loss.data"
+LOSS_DATA = _fields.epoch_field("loss_data").attribute
 """L_D: misfit at the measured source-receiver pairs."""
-LEARNING_RATE = "pinn.learning_rate"
+LEARNING_RATE = _fields.epoch_field("learning_rate").attribute
 """Learning rate in effect for the epoch."""
 EPOCH_EXTRA_PREFIX = "pinn.epoch.extra."
 """Further per-epoch scalars, e.g. pinn.epoch.extra.data_rms_s."""

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from pinnprov.experiments import report_html as html
-from pinnprov.experiments.compare import loss_curves, loss_figure, table2, write_csv
-from pinnprov.experiments.paper import FULL_ACTIVATIONS, OPTIMIZERS, PaperOutcome, full_epochs
-from pinnprov.experiments.storeview import StoreView, Table
+from experiments import report_html as html
+from experiments.compare import loss_curves, loss_figure, table2, write_csv
+from experiments.paper import FULL_ACTIVATIONS, OPTIMIZERS, PaperOutcome, full_epochs
+from experiments.storeview import StoreView, Table
 
 TABLE1_ROWS = 4  # the paper's Table 1 shows epochs 0, 10000, 20000, 30000
 

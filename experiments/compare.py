@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pinnprov.experiments.storeview import StoreView, Table
+from experiments.storeview import StoreView, Table
 
 MAX_POINTS = 2000
 

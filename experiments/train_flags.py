@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pinnprov.experiments.grid import split_values
+from experiments.grid import split_values
 
 # train flags the experiment drivers set themselves for every run (or that make no sense per run)
 MANAGED = ("experiment", "run_name", "out", "store", "otlp_endpoint", "threads", "no_progress", "activation",
@@ -18,12 +18,10 @@ NOT_A_LIST = ("domain",)  # values that contain commas themselves
 
 def train_flag_actions() -> list[argparse.Action]:
     """The optional flags of `pinnprov train` that a driver passes through."""
-    from pinnprov.commands import train
+    from experiments.training import add_train_arguments
 
-    holder = argparse.ArgumentParser(add_help=False)
-    train.register(holder.add_subparsers())
-    (subparsers,) = [a for a in holder._actions if isinstance(a, argparse._SubParsersAction)]
-    parser = subparsers.choices["train"]
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_arguments(parser)
     return [a for a in parser._actions if a.option_strings and a.dest not in MANAGED and a.dest != "help"]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from pinnprov.deploy.oar import HostFacts, parse_nodefile, parse_nodes_json, parse_resource_properties
+from deploy.oar import HostFacts, parse_nodefile, parse_nodes_json, parse_resource_properties
 
 # Grid5000 clusters with NVIDIA GPUs (site in the comment). A snapshot of https://www.grid5000.fr/w/Hardware:
 # clusters come and go, so this is only the last resort; OAR properties or --gpu-cluster override it.

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pinnprov.deploy.progress import Progress, TaskResult
-from pinnprov.settings import resolve
+from contract.settings import resolve
+from deploy.progress import Progress, TaskResult
 
 PLAYBOOKS = ("site.yml", "teardown.yml")
 ANSIBLE_DIR_ENV = "PINNPROV_ANSIBLE_DIR"
@@ -45,7 +45,7 @@ class PlaybookRun:
 
 def find_ansible_dir(explicit: str | Path | None = None) -> Path:
     """The `ansible/` folder: --ansible-dir, then $PINNPROV_ANSIBLE_DIR, then the one beside this checkout."""
-    default = Path(__file__).resolve().parents[2] / "ansible"
+    default = Path(__file__).resolve().parents[1] / "ansible"
     directory = resolve("ansible_dir", None if explicit is None else str(explicit), ANSIBLE_DIR_ENV, str(default), str)
     path = Path(directory).expanduser().resolve()
     if not (path / "site.yml").is_file():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.output import is_time_column, iso_time
-from pinnprov.experiments.storeview import Table
+from experiments.storeview import Table
 
 SIGNIFICANT = 6
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pinnprov.experiments.grid import GridPoint, expand
-from pinnprov.experiments.storeview import StoreView
-from pinnprov.experiments.sweep import Sweep, SweepRun, SweepSpec
+from experiments.grid import GridPoint, expand
+from experiments.storeview import StoreView
+from experiments.sweep import Sweep, SweepRun, SweepSpec
 
 QUICK_ACTIVATIONS = ("tanh", "sigmoid")
 FULL_ACTIVATIONS = ("tanh", "sine", "sigmoid", "relu")
@@ -119,8 +119,7 @@ class StopWorstRmsprop:
         self.echo(f"steering: {note}; nothing to stop")
 
     def _stop(self, target: SweepRun, epoch: int, loss: float, runs: Sequence[SweepRun], progress: dict) -> None:
-        from collector.steering_channel import new_command
-        from pinnprov.commands.steer import user_agent
+        from contract.steering import new_command, user_agent
 
         compared = self._reference(epoch, runs, progress)
         reason = (f"pinnprov paper: worst latest total loss L={loss:.4g} at epoch {epoch} among the running "

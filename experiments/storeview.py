@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pinn.steering import SteeringCommand
+from contract.steering import SteeringCommand
 
 FINISHED = ("completed", "stopped", "failed")
 
@@ -52,7 +52,7 @@ class StoreView:
     """Opens the store per call (read-only for reads), so a long-running driver never holds a stale snapshot."""
 
     def __init__(self, url: str) -> None:
-        from collector.store import resolve_store_url
+        from contract.settings import resolve_store_url
 
         self.url = resolve_store_url(url)
 
@@ -87,15 +87,11 @@ class StoreView:
 
     def find_run(self, run_name: str) -> RunInfo | None:
         """The run with exactly this name, or None (not in the store yet, or never started)."""
+        from collector.run_select import run_by_name
+
         with self._read() as store:
-            rows = store.execute(
-                "SELECT run_id, run_name, status, error, last_epoch FROM run WHERE run_name = :name",
-                {"name": run_name},
-            ).rows
-        if not rows:
-            return None
-        run_id, name, status, error, last_epoch = rows[0]
-        return RunInfo(run_id, name, status or "running", error or "", last_epoch)
+            found = run_by_name(store, run_name)
+        return None if found is None else RunInfo(*found)
 
     def progress(self, experiment: str) -> dict[str, Progress]:
         """Latest epoch of each run of the experiment, by run name (from the `latest` query, Table 2)."""

@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pinnprov.experiments.grid import GridPoint
-from pinnprov.experiments.storeview import FINISHED, RunInfo, StoreView
+from experiments.grid import GridPoint
+from experiments.storeview import FINISHED, RunInfo, StoreView
 
 Echo = Callable[[str], None]
 STOP_GRACE_S = 30.0
