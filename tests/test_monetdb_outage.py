@@ -87,8 +87,8 @@ def _outage(server: MonetdbServer, collector: Collector, how: Callable[[], None]
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - gone)))
     assert collector.proc is not None and collector.proc.poll() is None, "the collector exited"
     server.start()  # same directory, same port
-    wait_for(lambda: len(_monetdb_epochs(server.url)) >= len(_sqlite_epochs(collector)) - 50, 90,
-             what="MonetDB catching up")
+    backlog = len(_sqlite_epochs(collector))  # what MonetDB missed; the trainer keeps adding to it
+    wait_for(lambda: len(_monetdb_epochs(server.url)) >= backlog, 120, what="MonetDB catching up")
     wait_for(lambda: _health(collector)["status"] == "ok", 60, what="healthy again")
 
 
@@ -102,8 +102,9 @@ def test_monetdb_stopped_and_killed_during_training(tmp_path: Path,
         stopped = collector.stop()
     assert stopped == 0
     log = collector.log.read_text()
-    assert log.count("sink monetdb is writing again") == 2, log[-3000:]
-    assert "Traceback" not in log, log[-3000:]
+    # Each outage is said once per batch in flight (two per sink), not once per retry; and it is said to be over.
+    assert 2 <= log.count("sink monetdb unavailable") <= 4 and 2 <= log.count("sink monetdb is writing again") <= 4
+    assert "Could not connect" not in log and "Traceback" not in log, log[-3000:]
 
 
 def _train_through_two_outages(tmp_path: Path, server: MonetdbServer, collector: Collector) -> None:

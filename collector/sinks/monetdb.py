@@ -36,6 +36,17 @@ from contract.urls import redact
 
 log = logging.getLogger(__name__)
 
+
+class _QuietConnectErrors(logging.Filter):
+    """pymonetdb logs every failed connect at ERROR; the collector already says once that the store is
+    unavailable (and again when it writes again), so a MonetDB that is down for an hour is not a line a second."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Could not connect to")
+
+
+logging.getLogger("pymonetdb.mapi").addFilter(_QuietConnectErrors())
+
 _SQLSTATE = re.compile(r"\b([0-9A-Z]{5})!")
 
 
