@@ -49,3 +49,96 @@ def test_steer_poll_and_acknowledge_on_monetdb(monetdb_url: str) -> None:
     with open_store(monetdb_url) as store:
         (row,) = list_commands(store, running)
     assert (row.state, row.detail) == ("applied", "applied in test")
+
+
+
+def test_a_poller_connected_before_the_command_sees_it(monetdb_url: str) -> None:
+    """The trainer's store connection is opened once; each poll must see commands committed since."""
+    from collector.records import RunStartRecord
+    from collector.sinks import open_sink
+    from collector.store import insert_command
+    from collector.store import open_store as open_writable
+    from pinnprov.capture import store_command_source
+
+    run = secrets.token_hex(16)
+    sink = open_sink(monetdb_url)
+    try:
+        assert sink.export([RunStartRecord(run, secrets.token_hex(8), f"late-{run[:6]}", "live", time.time(), {})]).ok
+    finally:
+        sink.shutdown()
+    with store_command_source(monetdb_url, interval_s=0.05) as source:
+        assert source.poll(run, 0) == []
+        time.sleep(0.2)  # the worker has read (and kept its connection)
+        with open_writable(monetdb_url, read_only=False) as store:
+            assert insert_command(store, command_id=secrets.token_hex(8), run_id=run, kind="stop", agent="user:t")
+        deadline, commands = time.monotonic() + 30, []
+        while not commands and time.monotonic() < deadline:
+            commands = source.poll(run, 1)
+            time.sleep(0.05)
+    assert [c.kind for c in commands] == ["stop"]
+
+TINY = {"tau_layers": 2, "tau_units": 8, "velocity_layers": 2, "velocity_units": 8, "collocation_count": 200,
+        "boundary_points": 20, "steps_per_call": 20, "stopping": "none", "threads": 1, "seed": 5,
+        "lr_initial": 1e-3, "epochs": 10_000_000}
+
+
+@pytest.mark.slow
+def test_pinnprov_train_on_a_monetdb_store_is_steered_live(tmp_path, monetdb_url: str) -> None:
+    """Embedded mode on MonetDB: `pinnprov train --store monetdb://` writes the store itself and polls it for
+    commands; `pinnprov steer --store monetdb://` from another process changes the learning rate, then stops it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("tensorflow")
+    from collector_process import wait_for
+
+    from collector.store import open_store
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    env = {k: val for k, val in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", PINNPROV_SPOOL_DIR=str(tmp_path / "spool"))
+    pinnprov = [sys.executable, "-m", "pinnprov"]
+    trainer = subprocess.Popen([*pinnprov, "train", "--config", str(config), "--run-name", "steer-mdb",
+                                "--no-progress", "--store", monetdb_url, "--out", str(tmp_path / "run")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def epochs() -> list[tuple[int, float]]:
+        try:
+            with open_store(monetdb_url) as store:
+                return [tuple(r) for r in store.execute(
+                    'SELECT e."epoch", e.learning_rate FROM epoch_metric e JOIN run r ON r.run_id = e.run_id '
+                    "WHERE r.run_name = 'steer-mdb' ORDER BY e.\"epoch\"").rows]
+        except ValueError:  # the trainer has not created the schema yet
+            return []
+
+    def steer(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*pinnprov, "steer", "steer-mdb", "--store", monetdb_url, *flags, "--wait", "60"],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    try:
+        wait_for(lambda: len(epochs()) >= 20 or trainer.poll() is not None, 180, what="the first epochs")
+        assert trainer.poll() is None, trainer.communicate()[1][-2000:]
+        lowered = steer("--set-lr", "2.5e-4", "--reason", "live test")
+        assert lowered.returncode == 0, lowered.stderr
+        stopped = steer("--stop", "--reason", "enough")
+        assert stopped.returncode == 0, stopped.stderr
+        _, stderr = trainer.communicate(timeout=120)
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+            trainer.communicate()
+    assert trainer.returncode == 0, stderr[-2000:]
+    rates = [lr for _, lr in epochs()]
+    changed = next(i for i, lr in enumerate(rates) if lr == pytest.approx(2.5e-4, rel=1e-6))
+    assert 20 <= changed < len(rates) and all(lr == pytest.approx(2.5e-4, rel=1e-6) for lr in rates[changed:])
+    with open_store(monetdb_url) as store:
+        run = store.execute("SELECT status, epochs, last_epoch FROM run WHERE run_name = 'steer-mdb'").rows
+        adaptations = store.execute(
+            "SELECT a.parameter, a.new_value, a.agent, a.reason FROM adaptation a JOIN run r ON r.run_id = a.run_id "
+            "WHERE r.run_name = 'steer-mdb' ORDER BY a.at").rows
+    assert run == [("stopped", len(rates), len(rates) - 1)]
+    assert [(p, reason) for p, _, _, reason in adaptations] == [("learning_rate", "live test"), ("stop", "enough")]
+    assert all(agent.startswith("user:") for _, _, agent, _ in adaptations)
