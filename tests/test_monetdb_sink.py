@@ -180,7 +180,7 @@ def test_live_copy_round_trips_through_the_server(monetdb_url: str) -> None:
     tricky = ["plain", "", 'quo"te', "back\\slash", "new\nline", "tab\tbed", "comma, inside", "NULL", "ünïcødé",
               "cr\rlf", "\\N", "'single'"]
     rows = [{"a": text, "b": n, "c": n / 3 if n else None} for n, text in enumerate(tricky)] + [
-        {"a": None, "b": None, "c": 1e-300}]
+        {"a": None, "b": None, "c": 1e-300}, {"a": "t", "b": -1, "c": 1700000003.2999995}]  # 17 digits exact
     uploader = _MemoryUploader()
     uploader.files["rows"] = mc.copy_payload(rows, ("a", "b", "c"))
     conn = pymonetdb.connect(autocommit=True, **parse_monetdb_url(monetdb_url))
@@ -194,9 +194,15 @@ def test_live_copy_round_trips_through_the_server(monetdb_url: str) -> None:
             cursor.execute("COPY INTO rt FROM '/etc/passwd' ON CLIENT")
         cursor.execute("SELECT a, b, c FROM rt ORDER BY b")
         got = cursor.fetchall()
+        small = mc.Operation("rt", "run", ("a", "b", "c"), ("a",), "").insert_sql(rows)  # the small-load path
+        cursor.execute("DELETE FROM rt")
+        cursor.execute(small.replace("INSERT INTO tmp.rt", "INSERT INTO rt", 1))
+        cursor.execute("SELECT a, b, c FROM rt ORDER BY b")
+        inserted = cursor.fetchall()
     finally:
         conn.close()
     assert sorted(got, key=repr) == sorted([(r["a"], r["b"], r["c"]) for r in rows], key=repr)
+    assert sorted(inserted, key=repr) == sorted(got, key=repr)
     assert mc.EPOCHS.copy_sql(1).endswith("NULL AS 'NULL'")
 
 

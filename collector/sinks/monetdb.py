@@ -158,10 +158,11 @@ class MonetdbSink:
                 row = dict(zip(RUN_COLUMNS, values, strict=True))
                 current[row["run_id"]] = row
         steps = plan(batch, current)
-        self._uploader.files = {op.name: copy_payload(rows, op.columns) for op, rows in steps}
+        self._uploader.files = {op.name: copy_payload(rows, op.columns) for op, rows in steps
+                                if op.use_copy(len(rows))}
         try:
             for op, rows in steps:
-                cursor.execute(op.copy_sql(len(rows)))
+                cursor.execute(op.copy_sql(len(rows)) if op.use_copy(len(rows)) else op.insert_sql(rows))
                 cursor.execute(op.apply_sql)
             conn.commit()
         finally:
