@@ -60,7 +60,7 @@ def sql_literal(value: Any) -> str:
         return ("NULL" if not math.isfinite(value) else text if "e" in text or "E" in text else text + "e0")
     if isinstance(value, str):
         value = value.replace("\x00", "")
-    return str(convert(value))
+    return str(convert(value))  # type: ignore[no-untyped-call]  # pymonetdb has no type hints
 
 
 COPY_MIN_FIELDS = 2048
