@@ -67,8 +67,13 @@ COPY_MIN_FIELDS = 2048
 """Loads of more fields (rows x columns) than this go through COPY, smaller ones through one INSERT."""
 
 
-def copy_payload(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> bytes:
-    lines = [",".join(encode_field(row.get(column)) for column in columns) for row in rows]
+Values = tuple[Any, ...]
+"""One staged row: its values in the operation's column order (tuples: a 32k-epoch batch as dicts cost a
+third more CPU in the collector, which shares two cores with MonetDB)."""
+
+
+def copy_payload(rows: Iterable[Values]) -> bytes:
+    lines = [",".join(map(encode_field, row)) for row in rows]
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
@@ -94,23 +99,32 @@ class Operation:
         return (f"COPY {count} RECORDS INTO tmp.{self.name} ({cols}) FROM '{self.name}' ON CLIENT "
                 "USING DELIMITERS ',', E'\\n', '\"' NULL AS 'NULL'")
 
-    def insert_sql(self, rows: Sequence[Mapping[str, Any]]) -> str:
+    def insert_sql(self, rows: Sequence[Values]) -> str:
         """The same load as COPY, as one multi-row INSERT of literals: for small loads, where COPY's fixed cost
         (about 20 ms per COPY ... ON CLIENT on 11.45, measured) dominates; COPY wins from ~500 epoch rows."""
         cols = ", ".join(q(c) for c in self.columns)
-        values = ", ".join("(" + ", ".join(sql_literal(row.get(c)) for c in self.columns) + ")" for row in rows)
+        values = ", ".join("(" + ", ".join(map(sql_literal, row)) + ")" for row in rows)
         return f"INSERT INTO tmp.{self.name} ({cols}) VALUES {values}"
 
     def use_copy(self, rows: int) -> bool:
         return rows * len(self.columns) > COPY_MIN_FIELDS
 
-    def dedupe(self, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        chosen: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    def values(self, rows: Iterable[Mapping[str, Any] | Values]) -> list[Values]:
+        """Rows in this operation's column order (dict rows are converted, tuples taken as they are)."""
+        return [row if isinstance(row, tuple) else tuple(row.get(c) for c in self.columns) for row in rows]
+
+    def dedupe(self, rows: Sequence[Values]) -> list[Values]:
+        positions = [self.columns.index(k) for k in self.key]
+        chosen: dict[tuple[Any, ...], Values] = {}
         for row in rows:
-            key = tuple(row.get(k) for k in self.key)
+            key = tuple(row[i] for i in positions)
             if self.keep == "last" or key not in chosen:
                 chosen[key] = row
         return list(chosen.values())
+
+    def as_dicts(self, rows: Iterable[Values]) -> list[dict[str, Any]]:
+        """For reading a plan (tests, debugging)."""
+        return [dict(zip(self.columns, row, strict=True)) for row in rows]
 
 
 def _cols(table: str) -> tuple[str, ...]:
@@ -177,7 +191,7 @@ class BatchRows:
 
     run_events: list[tuple[str, Row]] = field(default_factory=list)  # ("start" | "end", row), in record order
     summaries: dict[str, tuple[int, float | None]] = field(default_factory=dict)  # run -> (top epoch, lowest lr)
-    loads: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)  # staging table -> rows
+    loads: dict[str, list[Any]] = field(default_factory=dict)  # staging table -> rows (dicts or Values)
 
     def run_ids(self) -> list[str]:
         return sorted({row["run_id"] for _, row in self.run_events} | set(self.summaries))
@@ -200,11 +214,12 @@ def collect(records: Iterable[object]) -> BatchRows:
     loads, summaries = batch.loads, batch.summaries
     for record in records:
         if isinstance(record, EpochRecord):
-            row = rows.epoch_row(record)
-            loads[EPOCHS.name].append(row)
-            loads[EXTRAS.name].extend(rows.epoch_extra_rows(record))
+            values = rows.epoch_values(record)  # the hot path: tuples in EPOCHS.columns order (checked below)
+            loads[EPOCHS.name].append(values)
+            if record.extra:
+                loads[EXTRAS.name].extend(rows.epoch_extra_values(record))
             top, low = summaries.get(record.run_id, (-1, None))
-            lr = row["learning_rate"]
+            lr = values[_LEARNING_RATE]
             summaries[record.run_id] = (max(top, record.epoch), lr if low is None or (lr is not None and lr < low)
                                         else low)
         elif isinstance(record, RunStartRecord):
@@ -223,11 +238,23 @@ def collect(records: Iterable[object]) -> BatchRows:
     return batch
 
 
-def plan(batch: BatchRows, current: Mapping[str, Row]) -> list[tuple[Operation, list[Mapping[str, Any]]]]:
+def plan(batch: BatchRows, current: Mapping[str, Row]) -> list[tuple[Operation, list[Values]]]:
     """(operation, rows) in execution order, given the stored `run` rows; operations without rows are left out."""
     final = fold(current, batch.run_events, batch.summaries)
     run_rows, counters_only = changed_rows(current, final)
     loads = dict(batch.loads)
-    runs: list[Mapping[str, Any]] = list(run_rows)
-    loads[RUN.name], loads[RUN_COUNTERS.name] = ([], runs) if counters_only else (runs, [])
-    return [(op, op.dedupe(loads[op.name])) for op in OPERATIONS if loads.get(op.name)]
+    loads[RUN.name], loads[RUN_COUNTERS.name] = ([], run_rows) if counters_only else (run_rows, [])
+    return [(op, op.dedupe(op.values(loads[op.name]))) for op in OPERATIONS if loads.get(op.name)]
+
+
+def _check_value_orders() -> int:
+    """collect() takes rows.epoch_values / epoch_extra_values tuples as staged rows: their order must be the
+    staging tables' (both come from the schema; this fails at import if they ever drift apart)."""
+    from collector import rows
+
+    if EPOCHS.columns != tuple(rows.EPOCH_VALUE_COLUMNS) or EXTRAS.columns != ("run_id", "epoch", "name", "value"):
+        raise ImportError("collector.rows value order differs from the MonetDB staging tables")
+    return EPOCHS.columns.index("learning_rate")
+
+
+_LEARNING_RATE = _check_value_orders()

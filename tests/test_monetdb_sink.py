@@ -51,6 +51,10 @@ def _parse_monetdb_csv(payload: bytes) -> list[list[str | None]]:
     return records
 
 
+def _plan(records: list, stored: dict) -> list[tuple[mc.Operation, list[dict]]]:
+    return [(op, op.as_dicts(rows)) for op, rows in mc.plan(mc.collect(records), stored)]
+
+
 def test_fields_are_encoded_exactly() -> None:
     assert [mc.encode_field(x) for x in (None, True, False, 7, -2**40, 1.5, 0.1, 1e-300)] == [
         "NULL", "true", "false", "7", "-1099511627776", "1.5", "0.1", "1e-300"]
@@ -62,7 +66,7 @@ def test_fields_are_encoded_exactly() -> None:
 def test_payload_round_trips_through_the_documented_format() -> None:
     tricky = ["plain", "", 'quo"te', "back\\slash", "new\nline", "tab\tbed", "comma, inside", "NULL", "ünïcødé"]
     rows = [{"a": text, "b": n, "c": n / 3 if n else None} for n, text in enumerate(tricky)]
-    parsed = _parse_monetdb_csv(mc.copy_payload(rows, ("a", "b", "c")))
+    parsed = _parse_monetdb_csv(mc.copy_payload(tuple(row.values()) for row in rows))
     assert [r[0] for r in parsed] == tricky
     assert [int(r[1]) for r in parsed] == list(range(len(tricky)))
     assert parsed[0][2] is None and [float(r[2]) for r in parsed[1:]] == [n / 3 for n in range(1, len(tricky))]
@@ -73,7 +77,7 @@ def test_a_batch_becomes_deduplicated_rows_per_operation() -> None:
     twice = records + [r for r in records if isinstance(r, EpochRecord)]  # a replay within one batch
     batch = mc.collect(twice)
     assert batch.run_ids() == [f"{1:032x}", f"{2:032x}"] and batch.run_names() == ["run-001", "run-002"]
-    plan = {op.name: rows for op, rows in mc.plan(batch, {})}
+    plan = {op.name: op.as_dicts(rows) for op, rows in mc.plan(batch, {})}
     assert len(plan["pp_epoch"]) == 8 and len(plan["pp_epoch_extra"]) == 8
     runs = {r["run_id"]: r for r in plan["pp_run"]}  # new runs: whole rows, start + end + epochs folded
     assert {r: (row["last_epoch"], row["lr_min"]) for r, row in runs.items()} == {
@@ -81,7 +85,7 @@ def test_a_batch_becomes_deduplicated_rows_per_operation() -> None:
     assert [row["run_name"] for row in runs.values()] == ["run-001", "run-002"]
     assert {row["status"] for row in runs.values()} == {"completed"} and "pp_run_counters" not in plan
     assert len(plan["pp_hyperparameter"]) == 20 and len(plan["pp_adaptation"]) == 2
-    epochs = _parse_monetdb_csv(mc.copy_payload(plan["pp_epoch"], mc.EPOCHS.columns))
+    epochs = _parse_monetdb_csv(mc.copy_payload(mc.EPOCHS.values(plan["pp_epoch"])))
     first = dict(zip(mc.EPOCHS.columns, epochs[0], strict=True))
     assert first["run_id"] == f"{1:032x}" and first["epoch"] == "0" and float(first["loss"]) == 101.0
     # The same batch again over the rows it left: nothing changes in `run`, so `run` is not written at all.
@@ -92,9 +96,9 @@ def test_a_batch_becomes_deduplicated_rows_per_operation() -> None:
 def test_epochs_of_known_runs_write_only_the_counters() -> None:
     records = translate_traces(request_for(sample_run(1, epochs=6))).records
     first = [r for r in records if not isinstance(r, EpochRecord) or r.epoch < 3]
-    stored = {r["run_id"]: r for op, rows in mc.plan(mc.collect(first), {}) if op is mc.RUN for r in rows}
+    stored = {r["run_id"]: r for op, rows in _plan(first, {}) if op is mc.RUN for r in rows}
     later = [r for r in records if isinstance(r, EpochRecord) and r.epoch >= 3]
-    (op, rows), *_ = mc.plan(mc.collect(later), stored)
+    (op, rows), *_ = _plan(later, stored)
     assert op is mc.RUN_COUNTERS and [(r["last_epoch"], r["lr_min"]) for r in rows] == [
         (5, pytest.approx(1e-3 * 0.99**5))]
     assert mc.RUN_COUNTERS.columns == ("run_id", "last_epoch", "lr_min")
@@ -105,11 +109,11 @@ def test_run_fold_follows_the_sqlite_rules() -> None:
     start = RunStartRecord(rid, "s1", "mine", "exp", 10.0, {"optimizer": "adam"})
     end = RunEndRecord(rid, "e1", 20.0, "completed", 7, run_name="taken", experiment="late", started_at=9.0)
     stored = {other: dict.fromkeys(RUN_COLUMNS) | {"run_id": other, "run_name": "taken"}}
-    (op, rows), *_ = mc.plan(mc.collect([end, start]), stored)  # the end first, then the start
+    (op, rows), *_ = _plan([end, start], stored)  # the end first, then the start
     (row,) = rows
     assert op is mc.RUN and row["run_name"] == "mine" and row["status"] == "completed"  # a start never un-ends
     assert (row["experiment"], row["started_at"], row["optimizer"], row["epochs"]) == ("exp", 10.0, "adam", 7)
-    (_, rows), *_ = mc.plan(mc.collect([end]), stored)
+    (_, rows), *_ = _plan([end], stored)
     assert rows[0]["run_name"] is None and rows[0]["experiment"] == "late"  # another run's name is dropped
 
 
@@ -117,7 +121,7 @@ def test_every_table_is_written_once_and_never_read_after() -> None:
     """The rule that keeps MonetDB 11.45 alive (tests/test_monetdb_crash.py): per transaction, one statement
     writes a table and no later statement mentions it. The run read comes first; staging tables are exempt."""
     records = translate_traces(request_for(sample_run(1, epochs=5), sample_run(2, epochs=3))).records
-    stored = {r["run_id"]: r for op, rows in mc.plan(mc.collect(records[:4]), {}) if op is mc.RUN for r in rows}
+    stored = {r["run_id"]: r for op, rows in _plan(records[:4], {}) if op is mc.RUN for r in rows}
     for current in ({}, stored):
         statements = [mc.current_runs_sql(2, 2)] + [op.apply_sql for op, _ in mc.plan(mc.collect(records), current)]
         written: set[str] = set()
@@ -182,7 +186,7 @@ def test_live_copy_round_trips_through_the_server(monetdb_url: str) -> None:
     rows = [{"a": text, "b": n, "c": n / 3 if n else None} for n, text in enumerate(tricky)] + [
         {"a": None, "b": None, "c": 1e-300}, {"a": "t", "b": -1, "c": 1700000003.2999995}]  # 17 digits exact
     uploader = _MemoryUploader()
-    uploader.files["rows"] = mc.copy_payload(rows, ("a", "b", "c"))
+    uploader.files["rows"] = mc.copy_payload(tuple(row.values()) for row in rows)
     conn = pymonetdb.connect(autocommit=True, **parse_monetdb_url(monetdb_url))
     try:
         conn.set_uploader(uploader)
@@ -194,7 +198,8 @@ def test_live_copy_round_trips_through_the_server(monetdb_url: str) -> None:
             cursor.execute("COPY INTO rt FROM '/etc/passwd' ON CLIENT")
         cursor.execute("SELECT a, b, c FROM rt ORDER BY b")
         got = cursor.fetchall()
-        small = mc.Operation("rt", "run", ("a", "b", "c"), ("a",), "").insert_sql(rows)  # the small-load path
+        small = mc.Operation("rt", "run", ("a", "b", "c"), ("a",), "").insert_sql(  # the small-load path
+            [tuple(row.values()) for row in rows])
         cursor.execute("DELETE FROM rt")
         cursor.execute(small.replace("INSERT INTO tmp.rt", "INSERT INTO rt", 1))
         cursor.execute("SELECT a, b, c FROM rt ORDER BY b")

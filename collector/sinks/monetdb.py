@@ -158,7 +158,7 @@ class MonetdbSink:
                 row = dict(zip(RUN_COLUMNS, values, strict=True))
                 current[row["run_id"]] = row
         steps = plan(batch, current)
-        self._uploader.files = {op.name: copy_payload(rows, op.columns) for op, rows in steps
+        self._uploader.files = {op.name: copy_payload(rows) for op, rows in steps
                                 if op.use_copy(len(rows))}
         try:
             for op, rows in steps:
