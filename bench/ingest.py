@@ -175,7 +175,7 @@ def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: i
     return collected
 
 
-def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int) -> dict:
+def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int, server_pid: int | None = None) -> dict:
     db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:") else None
     if db is None:  # MonetDB: create the schema before the clock starts, as a deployed store has it
         from collector.store import open_store
@@ -183,6 +183,7 @@ def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int)
         open_store(store, read_only=False).close()
     baseline = _store_count(store, db) if db is None or db.exists() else 0  # a MonetDB may hold earlier rows
     proc, endpoints = _start_collector(workdir, store)
+    server_cpu = _cpu_s(server_pid) if server_pid else 0.0
     try:
         results = _senders(endpoints, senders, count, seconds=600)
         accepted = sum(r["ok"] for r in results) * SPANS_PER_REQUEST
@@ -194,8 +195,10 @@ def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int)
         acked = max(r["ended"] for r in results)
         stored = _store_count(store, db) - baseline
         cpu = _cpu_s(proc.pid)
+        server = {"mserver5_cpu_us_per_span": round((_cpu_s(server_pid) - server_cpu) / max(stored, 1) * 1e6, 1)
+                  } if server_pid else {}
         return {"bench": "ingest", "sink": sink, "spans_per_s": round(stored / (ended - started)),
-                "collector_cpu_us_per_span": round(cpu / max(stored, 1) * 1e6, 1),
+                "collector_cpu_us_per_span": round(cpu / max(stored, 1) * 1e6, 1), **server,
                 "acked_spans_per_s": round(accepted / (acked - started)), "spans": stored, "senders": senders,
                 "spans_per_request": SPANS_PER_REQUEST, "rss_mb": _rss_peak_mb(proc.pid),
                 "seconds": round(ended - started, 2), "load_avg_1m": os.getloadavg()[0]}
@@ -382,11 +385,12 @@ def main() -> None:
         with contextlib.ExitStack() as stack:
             admin = None
             if args.monetdb or os.environ.get("PINNPROV_TEST_MONETDB_URL"):
-                from monetdb_target import admin_url, fresh_schema
+                from monetdb_target import admin_url, fresh_schema, server_pid
 
                 admin = stack.enter_context(admin_url())
                 with fresh_schema(admin, f"bench_ingest_{os.getpid()}") as url:
-                    print(json.dumps(bench_ingest(workdir, url, "monetdb", args.senders, args.requests)), flush=True)
+                    print(json.dumps(bench_ingest(workdir, url, "monetdb", args.senders, args.requests,
+                                                  server_pid())), flush=True)
             if not args.skip_overload:
                 print(json.dumps(bench_overload(workdir, args.senders, args.requests)), flush=True)
             if not args.skip_latency:

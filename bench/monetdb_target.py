@@ -27,6 +27,13 @@ from monetdb_server import (  # noqa: E402
     private_schema_url,
 )
 
+_STARTED: list[MonetdbServer] = []
+
+
+def server_pid() -> int | None:
+    """The mserver5 this module started (to measure its CPU), None for a server given by URL."""
+    return _STARTED[-1].pid() if _STARTED else None
+
 
 def available() -> bool:
     return bool(os.environ.get(URL_ENV) or os.environ.get(LAUNCHER_ENV) or shutil.which("mserver5"))
@@ -46,9 +53,11 @@ def admin_url(directory: Path | None = None) -> Iterator[str]:
     temporary = directory is None
     folder = Path(tempfile.mkdtemp(prefix="pinnprov-bench-monetdb-")) if directory is None else directory
     server = MonetdbServer(folder, Path(launcher).resolve() if launcher else None).start()
+    _STARTED.append(server)
     try:
         yield server.url
     finally:
+        _STARTED.remove(server)
         server.stop()
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from collector.monetdb_copy import OPERATIONS, collect, copy_payload, current_runs_sql, plan
+from collector.monetdb_copy import OPERATIONS, collect, current_runs_sql, plan
 from collector.monetdb_run_merge import RUN_COLUMNS
 from collector.records import ProvRecord
 from collector.sinks.base import SINKS, ExportResult, ExportStatus
@@ -158,7 +158,7 @@ class MonetdbSink:
                 row = dict(zip(RUN_COLUMNS, values, strict=True))
                 current[row["run_id"]] = row
         steps = plan(batch, current)
-        self._uploader.files = {op.name: copy_payload(rows) for op, rows in steps
+        self._uploader.files = {op.name: op.payload(rows) for op, rows in steps
                                 if op.use_copy(len(rows))}
         try:
             for op, rows in steps:
