@@ -87,11 +87,12 @@ def persistent_schema_url(admin: str, name: str) -> str:
     try:
         cursor = conn.cursor()
         cursor.execute("SELECT COUNT(*) FROM sys.users WHERE name = %(n)s", {"n": name})
-        if cursor.fetchone()[0] == 0:
-            conn.close()
-            return private_schema_url(admin, name)
-        cursor.execute(f"ALTER USER \"{name}\" WITH PASSWORD '{password}'")
+        exists = cursor.fetchone()[0] > 0
+        if exists:
+            cursor.execute(f"ALTER USER \"{name}\" WITH PASSWORD '{password}'")
     finally:
         conn.close()
+    if not exists:
+        return private_schema_url(admin, name)
     parts = urllib.parse.urlsplit(admin)
     return f"monetdb://{name}:{password}@{parts.hostname}:{parts.port or 50000}{parts.path}"
