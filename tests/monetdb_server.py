@@ -134,13 +134,16 @@ class MonetdbServer:
             time.sleep(0.02)
 
 
+_STARTED_IN = Path.cwd()  # a relative launcher path (.ci/run's ../shared/monetdb/serve) is relative to here
+
+
 def _server_source() -> tuple[Path | None, str]:
     """(launcher or None for mserver5, '') when a server can be started here, else (None, why not)."""
     launcher = os.environ.get(LAUNCHER_ENV, "")
     if launcher:
         path = Path(launcher).expanduser()
         if not path.is_absolute():
-            path = Path(os.getcwd()) / path
+            path = _STARTED_IN / path
         if not os.access(path, os.X_OK):
             raise pytest.UsageError(f"{LAUNCHER_ENV}={launcher}: not an executable file")
         return path, ""
@@ -150,15 +153,10 @@ def _server_source() -> tuple[Path | None, str]:
                  "or put mserver5 on PATH"
 
 
-def _can_launch() -> tuple[bool, Path | None, str]:
-    launcher, why_not = _server_source()
-    return not why_not, launcher, why_not
-
-
 def launch_server(directory: Path) -> MonetdbServer:
     """Start a new throwaway server in `directory` (pytest skips when none can be started)."""
-    ok, launcher, why_not = _can_launch()
-    if not ok:
+    launcher, why_not = _server_source()
+    if why_not:
         pytest.skip(why_not)
     return MonetdbServer(directory, launcher).start()
 
