@@ -22,6 +22,7 @@ DEMO_STORE := sqlite:///runs/demo/pinnprov.db
 demo: $(STAMP)
 	$(BIN)/pinnprov train --out runs/demo --store $(DEMO_STORE) --time-budget $(DEMO_BUDGET) --with-baseline --run-name demo-$$(date +%Y%m%d-%H%M%S)
 	$(BIN)/pinnprov query epochs --run latest --every 2000 --store $(DEMO_STORE)
+	@echo "Watch and steer runs in a browser: $(BIN)/pinnprov ui --store $(DEMO_STORE)"
 
 # Lint, layers (import-linter contracts in pyproject.toml), then the suite (which also runs yamllint and
 # ansible-lint on ansible/, tests/test_ansible_lint.py).

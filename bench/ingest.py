@@ -18,8 +18,10 @@ The SQLite sink always; MonetDB too with --monetdb (or when PINNPROV_TEST_MONETD
 PINNPROV_TEST_MONETDB_URL, else one started from PINNPROV_TEST_MONETDB_LAUNCHER or mserver5 (bench/monetdb_target.py),
 each measurement in a fresh schema.
 
-Usage: python bench/ingest.py [--senders 4] [--requests 40] [--skip-overload] [--skip-latency] [--micro-only]
-                              [--monetdb]
+`--protocols http` (or `grpc`) sends every request over that protocol only, to compare receivers.
+
+Usage: python bench/ingest.py [--senders 4] [--requests 40] [--protocols grpc,http] [--skip-overload]
+                              [--skip-latency] [--micro-only] [--monetdb]
 """
 
 from __future__ import annotations
@@ -161,11 +163,13 @@ def _store_count(store: str, db: Path | None) -> int:
         return int(opened.execute("SELECT COUNT(*) FROM epoch_metric").rows[0][0])
 
 
-def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: int = 0) -> list[dict]:
+def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: int = 0,
+             protocols: tuple[str, ...] = ("grpc", "http")) -> list[dict]:
+    """Sender i uses protocols[i % len(protocols)]: alternating gRPC and HTTP by default."""
     results: multiprocessing.Queue = multiprocessing.Queue()
     deadline = time.time() + seconds
-    jobs = [(first + i, "grpc" if i % 2 == 0 else "http", endpoints["grpc" if i % 2 == 0 else "http"], count, deadline,
-             results) for i in range(senders)]
+    chosen = [protocols[i % len(protocols)] for i in range(senders)]
+    jobs = [(first + i, chosen[i], endpoints[chosen[i]], count, deadline, results) for i in range(senders)]
     processes = [multiprocessing.Process(target=_send, args=(job,)) for job in jobs]
     for process in processes:
         process.start()
@@ -175,7 +179,8 @@ def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: i
     return collected
 
 
-def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int, server_pid: int | None = None) -> dict:
+def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int,
+                 protocols: tuple[str, ...] = ("grpc", "http"), server_pid: int | None = None) -> dict:
     db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:") else None
     if db is None:  # MonetDB: create the schema before the clock starts, as a deployed store has it
         from collector.store import open_store
@@ -185,7 +190,7 @@ def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int,
     proc, endpoints = _start_collector(workdir, store)
     server_cpu = _cpu_s(server_pid) if server_pid else 0.0
     try:
-        results = _senders(endpoints, senders, count, seconds=600)
+        results = _senders(endpoints, senders, count, seconds=600, protocols=protocols)
         accepted = sum(r["ok"] for r in results) * SPANS_PER_REQUEST
         deadline = time.time() + 600
         while _store_count(store, db) - baseline < accepted and time.time() < deadline:
@@ -200,7 +205,8 @@ def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int,
         return {"bench": "ingest", "sink": sink, "spans_per_s": round(stored / (ended - started)),
                 "collector_cpu_us_per_span": round(cpu / max(stored, 1) * 1e6, 1), **server,
                 "acked_spans_per_s": round(accepted / (acked - started)), "spans": stored, "senders": senders,
-                "spans_per_request": SPANS_PER_REQUEST, "rss_mb": _rss_peak_mb(proc.pid),
+                "protocols": ",".join(protocols), "spans_per_request": SPANS_PER_REQUEST,
+                "rss_mb": _rss_peak_mb(proc.pid),
                 "seconds": round(ended - started, 2), "load_avg_1m": os.getloadavg()[0]}
     finally:
         proc.terminate()
@@ -370,18 +376,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--requests", type=int, default=40, help="requests of 512 spans per sender")
+    parser.add_argument("--protocols", default="grpc,http",
+                        help="comma-separated; senders alternate between them (http alone measures the HTTP receiver)")
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--micro-only", action="store_true", help="only the in-process translate/SQLite line")
     parser.add_argument("--monetdb", action="store_true", help="also measure ingest and latency into MonetDB")
     args = parser.parse_args()
+    protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
+    if not protocols or set(protocols) - {"grpc", "http"}:
+        parser.error(f"--protocols: choose from grpc, http (got {args.protocols!r})")
     with tempfile.TemporaryDirectory(prefix="pinnprov-ingest-") as tmp:
         workdir = Path(tmp)
         if args.micro_only:
             print(json.dumps(bench_micro(workdir)), flush=True)
             return
         print(json.dumps(bench_ingest(workdir, f"sqlite:///{workdir / 'ingest.db'}", "sqlite", args.senders,
-                                      args.requests)), flush=True)
+                                      args.requests, protocols)), flush=True)
         with contextlib.ExitStack() as stack:
             admin = None
             if args.monetdb or os.environ.get("PINNPROV_TEST_MONETDB_URL"):
@@ -389,7 +400,7 @@ def main() -> None:
 
                 admin = stack.enter_context(admin_url())
                 with fresh_schema(admin, f"bench_ingest_{os.getpid()}") as url:
-                    print(json.dumps(bench_ingest(workdir, url, "monetdb", args.senders, args.requests,
+                    print(json.dumps(bench_ingest(workdir, url, "monetdb", args.senders, args.requests, protocols,
                                                   server_pid())), flush=True)
             if not args.skip_overload:
                 print(json.dumps(bench_overload(workdir, args.senders, args.requests)), flush=True)

@@ -54,7 +54,10 @@ class CollectorConfig:
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
     log_interval_s: float = 60.0  # self-metrics to the log; 0 disables
-    workers: int = 8  # gRPC handler threads
+    workers: int = 8  # gRPC handler threads; OTLP/HTTP decodes up to twice as many requests at once
+    http_max_connections: int = 256  # open OTLP/HTTP connections; more are answered 503 and closed
+    http_idle_timeout_s: float = 15.0  # an idle keep-alive connection is closed after this long
+    http_request_timeout_s: float = 30.0  # headers, and then the body, must each arrive within this
     rules: tuple[Any, ...] = ()  # alert rules (collector.alerts.Rule), from `rules:` or `rules_file:` in the file
 
     def validate(self) -> None:
@@ -115,6 +118,13 @@ def _non_negative_float(value: object) -> float:
     return number
 
 
+def _positive_float(value: object) -> float:
+    number = _non_negative_float(value)
+    if number == 0:
+        raise ValueError("expected a number > 0")
+    return number
+
+
 def _stores(value: object) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(item, str) and item for item in items):
@@ -156,6 +166,9 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "retry_max_s": _non_negative_float,
     "log_interval_s": _non_negative_float,
     "workers": _positive_int,
+    "http_max_connections": _positive_int,
+    "http_idle_timeout_s": _positive_float,
+    "http_request_timeout_s": _positive_float,
 }
 FILE_ONLY = frozenset({"token_file", "rules", "rules_file"})
 ENV = {name: f"PINNPROV_COLLECTOR_{name.upper()}" for name in _PARSERS}

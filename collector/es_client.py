@@ -2,22 +2,70 @@
 explained in one line.
 
 Connection settings (URLs, TLS, credentials) are resolved in contract/elastic_connection.py, shared with the
-Kibana importer. Client major N talks to server major N: the 9.x client sends `compatible-with=9` headers that
-an 8.x server refuses. Only APIs common to the 8.x and 9.x clients are used, so `pip install 'elasticsearch>=8,<9'`
-is enough for 8.x clusters; `describe_error` turns the version mismatch into that advice.
+Kibana importer.
+
+The client is not part of the base install: its major must follow the server's. A 9.x client sends
+`Accept: application/vnd.elasticsearch+json; compatible-with=9`, which an 8.x server refuses (400
+media_type_header_exception: "Accept version must be either version 8 or 7, but found 9", see
+RestCompatibleVersionHelper.getCompatibleVersion in elastic/elasticsearch), while a 9.x server still
+accepts an 8.x client through REST compatibility (N-1). So `pip install 'pinnprov[es9]'` for 9.x clusters,
+`'pinnprov[es8]'` for 8.x; only APIs common to both clients are used. `require_client` says which extra
+to install when none is there, `describe_error` when the installed one is refused, and
+`check_server_version` warns when an older client only works through compatibility.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from contract.elastic_connection import Connection
 
+log = logging.getLogger(__name__)
+
+EXTRAS = {8: "es8", 9: "es9"}
+"""Server major -> the pinnprov extra that installs the matching client."""
+
+
+def install_advice(major: int | None) -> str:
+    """What to pip install for a server of `major` (None: unknown)."""
+    if major in EXTRAS:
+        return f"pip install 'pinnprov[{EXTRAS[major]}]' (or pip install 'elasticsearch>={major},<{major + 1}')"
+    if major is not None:
+        return (f"pip install 'elasticsearch>={major},<{major + 1}' (pinnprov supports and tests Elasticsearch 8.x "
+                "and 9.x only)")
+    return "pip install 'pinnprov[es9]' for Elasticsearch 9.x or 'pinnprov[es8]' for 8.x"
+
+
+def require_client() -> Any:
+    """The `elasticsearch` module; ValueError naming the extra to install when it is missing."""
+    try:
+        import elasticsearch
+    except ImportError:
+        raise ValueError("the Elasticsearch sink needs the Python client of your cluster's major version, which "
+                         f"is not installed: {install_advice(None)}") from None
+    return elasticsearch
+
+
+def client_major() -> int:
+    return int(str(require_client().__versionstr__).split(".")[0])
+
+
+def check_server_version(client: Any) -> str:
+    """The server's version; logs a warning when the client is older than the server (works, but only
+    through REST compatibility, which a server two majors ahead drops)."""
+    number = str(client.info()["version"]["number"])
+    server, ours = int(number.split(".")[0]), client_major()
+    if server > ours:
+        log.warning("Elasticsearch %s is talking to the %d.x client through REST compatibility; install the "
+                    "matching one: %s", number, ours, install_advice(server))
+    return number
+
 
 def build_client(connection: Connection) -> Any:
     """An `elasticsearch.Elasticsearch` with no transport-level retries (the sink retries, with backoff)."""
-    from elasticsearch import Elasticsearch
+    Elasticsearch = require_client().Elasticsearch  # noqa: N806 - the class
 
     options: dict[str, Any] = {
         "request_timeout": connection.request_timeout,
@@ -65,15 +113,12 @@ def describe_error(error: BaseException) -> str:
     text = str(error)
     status = error_status(error)
     if _version_mismatch(error):
-        import elasticsearch
-
-        client = elasticsearch.__versionstr__
+        client = require_client().__versionstr__
         found = re.search(r"either version (\d+)", f"{text} {getattr(error, 'body', '')}")
         major = int(found.group(1)) if found else None
-        wanted = f"'elasticsearch>={major},<{major + 1}'" if major else "the client of the server's major version"
         return (
             f"Elasticsearch refused client {client}'s version header: the server is another major version"
-            f"{f' ({major}.x)' if major else ''}; install the matching client: pip install {wanted}"
+            f"{f' ({major}.x)' if major else ''}; install the matching client: {install_advice(major)}"
         )
     if status == 401:
         return "Elasticsearch authentication failed (401): check PINNPROV_ES_API_KEY or PINNPROV_ES_USERNAME/PASSWORD"

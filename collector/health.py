@@ -51,6 +51,8 @@ class Health:
             "endpoints": self.endpoints,
             "received": _nested(counters, "received."),
             "refused": _nested(counters, "refused."),
+            "refused_kind": _nested(counters, "refused_kind."),  # the same refusals, by finer kind
+            "aborted": _nested(counters, "aborted."),  # clients gone mid-request
             "spool": {"dir": str(self.spool.directory), "size_bytes": self.spool.size_bytes(),
                       "pending_bytes": pending, "max_bytes": self.spool.max_bytes},
             "sinks": sinks,

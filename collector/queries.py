@@ -30,6 +30,7 @@ class QueryOptions:
     experiment: str | None = None
     status: str | None = None
     limit: int | None = None
+    buckets: int | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,76 @@ def _runs(options: QueryOptions) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
+def _run(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+    columns = ", ".join(f'"{name}"' for name in RUN_COLUMNS)  # some are MonetDB keywords (seed)
+    sql = f"SELECT {columns} FROM run WHERE run_id = :run_id"
+    return sql, {"run_id": options.run_id}
+
+
+RUN_COLUMNS = (
+    "run_id", "run_name", "experiment", "status", "started_at", "ended_at", "epochs", "error", "last_epoch",
+    "planned_epochs", "optimizer", "activation", "lr_schedule", "lr_initial", "lr_decay_rate", "lr_decay_steps",
+    "lr_min", "seed", "host", "user_name", "device", "tensorflow_version", "dataset_name", "dataset_picks",
+)
+
+
+def _hyperparameters(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+    sql = 'SELECT "name", "value", value_type FROM run_hyperparameter WHERE run_id = :run_id ORDER BY "name"'
+    return sql, {"run_id": options.run_id}
+
+
+def _summary(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+    where, params = _experiment_filter(options, "r.")
+    sql = (
+        'SELECT r.run_id, r.run_name, s."name", s."value" '
+        f"FROM run_summary s JOIN run r ON r.run_id = s.run_id{where} "
+        'ORDER BY r.started_at, r.run_id, s."name"'
+    )
+    return sql, params
+
+
+# The loss and learning-rate columns of epoch_metric, in Table 1's order: what a chart of one run draws.
+SERIES_COLUMNS = ("elapsed_s", "loss", "loss_bc", "loss_residual", "loss_data", "learning_rate")
+DEFAULT_BUCKETS = 1000
+MAX_BUCKETS = 100_000
+_LAST_INT = 2**31 - 1  # INTEGER is 32-bit in MonetDB
+
+
+def _epoch_buckets(options: QueryOptions) -> tuple[str, dict[str, Any]]:
+    """Min and max of every series in equal epoch buckets, the first and last stored epochs in buckets of their own.
+
+    Why in SQL: a chart needs ~1000 points, a run may have 10^6 epochs; one aggregate scan of the primary-key
+    range costs a fraction of fetching the rows into Python. Shape-keeping: every bucket keeps each series'
+    extremes (a spike of one epoch survives), and the run's first and last epochs keep their exact values.
+    Bucket 0 is the first stored epoch in the range, bucket buckets+1 the last, 1..buckets the epochs between.
+    """
+    _positive("buckets", options.buckets)
+    buckets = options.buckets or DEFAULT_BUCKETS
+    if buckets > MAX_BUCKETS:
+        raise ValueError(f"--buckets must be <= {MAX_BUCKETS}, got {buckets}")
+    params: dict[str, Any] = {
+        "run_id": options.run_id,
+        "lo": 0 if options.from_epoch is None else options.from_epoch,
+        "hi": _LAST_INT if options.to_epoch is None else options.to_epoch,
+        "buckets": buckets,
+    }
+    in_range = 'run_id = :run_id AND "epoch" >= :lo AND "epoch" <= :hi'
+    extremes = ", ".join(f"MIN({name}) AS {name}_min, MAX({name}) AS {name}_max" for name in SERIES_COLUMNS)
+    sql = f"""
+WITH span AS (SELECT
+  (SELECT MIN("epoch") FROM epoch_metric WHERE {in_range}) AS f,
+  (SELECT MAX("epoch") FROM epoch_metric WHERE {in_range}) AS l)
+SELECT bucket, MIN("epoch") AS first_epoch, MAX("epoch") AS last_epoch, COUNT(*) AS row_count, {extremes}
+FROM (SELECT CASE WHEN e."epoch" = s.f THEN 0 WHEN e."epoch" = s.l THEN :buckets + 1
+             ELSE 1 + CAST(e."epoch" - s.f - 1 AS BIGINT) * :buckets / NULLIF(s.l - s.f - 1, 0) END AS bucket,
+             e."epoch", {", ".join("e." + name for name in SERIES_COLUMNS)}
+      FROM epoch_metric e CROSS JOIN span s
+      WHERE e.run_id = :run_id AND e."epoch" >= :lo AND e."epoch" <= :hi) AS b
+GROUP BY bucket
+ORDER BY bucket"""
+    return sql, params
+
+
 QUERIES.add(
     "epochs",
     NamedQuery(
@@ -174,6 +245,46 @@ QUERIES.add(
         "Runs in the store, oldest first",
         _runs,
         options=("experiment", "status", "limit"),
+    ),
+)
+
+QUERIES.add(
+    "run",
+    NamedQuery(
+        "run",
+        "One run: identity, status, optimiser and schedule, environment, data set",
+        _run,
+        needs_run=True,
+        options=("run_id",),
+    ),
+)
+QUERIES.add(
+    "hyperparameters",
+    NamedQuery(
+        "hyperparameters",
+        "Every hyperparameter of one run as recorded at its start (name, value, type)",
+        _hyperparameters,
+        needs_run=True,
+        options=("run_id",),
+    ),
+)
+QUERIES.add(
+    "summary",
+    NamedQuery(
+        "summary",
+        "Final metrics of each finished run (e.g. r2, rmse_m_s)",
+        _summary,
+        options=("experiment",),
+    ),
+)
+QUERIES.add(
+    "epoch_buckets",
+    NamedQuery(
+        "epoch_buckets",
+        "Min and max of each loss, learning rate and epoch time per epoch bucket of one run (charts of long runs)",
+        _epoch_buckets,
+        needs_run=True,
+        options=("run_id", "from_epoch", "to_epoch", "buckets"),
     ),
 )
 

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from collector.dialects import Dialect, get_dialect
 from contract.fields import MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS, SQL_TYPES, Hyperparameter
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the PROV tables; 2: + alert_engine_run, alert_engine_fired (additive: a version-1 store gets them on the
+next write; a store newer than this code is refused)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,20 @@ TABLES: tuple[Table, ...] = (
         ("alert_id",),
         indexes=(Index("alert_run_idx", ("run_id", "epoch")),),
         doc="Alert rules that fired.",
+    ),
+    Table(
+        "alert_engine_run",
+        (RUN_ID, _int("last_epoch", "last epoch the alert rules evaluated", nullable=False),
+         Column("states", "clob", nullable=False, doc="per rule: firing, streak start, best value (JSON)")),
+        ("run_id",),
+        doc="The alert engine's memory per run, so a collector restart does not notify a firing twice.",
+    ),
+    Table(
+        "alert_engine_fired",
+        (Column("alert_id", "string", 512, False), RUN_ID, _int("epoch", nullable=False),
+         Column("record", "clob", nullable=False, doc="the AlertRecord as JSON, returned again on replays")),
+        ("alert_id",),
+        doc="Every firing, claimed before its actions run: a claimed firing is never notified again.",
     ),
     Table(
         "steering_command",

@@ -108,10 +108,13 @@ class CollectorService:
         """One engine shared by every sink's pipeline, so an alert fires (and acts) once, not once per sink."""
         if not config.rules:
             return None
-        from collector.alerts import AlertEngine, StoreSteering
+        from collector.alerts import AlertEngine, StoreAlertState, StoreSteering
 
         steer_url = sql_store_url(urls)
-        return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None)
+        if steer_url is None:
+            log.warning("alert rules without a SQLite or MonetDB store: their state is not kept across restarts")
+        return AlertEngine(list(config.rules), steer=StoreSteering(steer_url) if steer_url else None,
+                           state=StoreAlertState(steer_url) if steer_url else None)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,13 +125,14 @@ class CollectorService:
 
                 credentials = (grpc_server_credentials(config.tls_cert_file, config.tls_key_file)
                                if config.tls_cert_file and config.tls_key_file else None)
-                receiver = GrpcReceiver(config.grpc_endpoint, self.intake, token=self.token,
-                                        max_request_bytes=config.max_request_bytes, workers=config.workers,
-                                        credentials=credentials)
-                self._receivers.append(receiver)
-                self.endpoints["grpc"] = receiver.endpoint
+                grpc_receiver = GrpcReceiver(config.grpc_endpoint, self.intake, token=self.token,
+                                             max_request_bytes=config.max_request_bytes, workers=config.workers,
+                                             credentials=credentials)
+                self._receivers.append(grpc_receiver)
+                self.endpoints["grpc"] = grpc_receiver.endpoint
             if config.http_endpoint:
-                from collector.receivers.http import HttpReceiver
+                from collector.receivers.http import HttpReceiver, drain_limit
+                from collector.receivers.http_server import HttpLimits
 
                 context = (http_ssl_context(config.tls_cert_file, config.tls_key_file)
                            if config.tls_cert_file and config.tls_key_file else None)
@@ -136,7 +140,12 @@ class CollectorService:
                     receiver = HttpReceiver(config.http_endpoint, self.intake, token=self.token,
                                             max_request_bytes=config.max_request_bytes, health=self.health.health,
                                             metrics=self.health.metrics, routes=[self._steering_route],
-                                            ssl_context=context, max_concurrent=config.workers * 2)
+                                            ssl_context=context, max_concurrent=config.workers * 2,
+                                            limits=HttpLimits(max_connections=config.http_max_connections,
+                                                              idle_timeout_s=config.http_idle_timeout_s,
+                                                              head_timeout_s=config.http_request_timeout_s,
+                                                              drain_limit_bytes=drain_limit(config.max_request_bytes)),
+                                            body_timeout_s=config.http_request_timeout_s)
                 except OSError as error:
                     raise OSError(f"cannot listen for OTLP/HTTP on {config.http_endpoint}: {error.strerror}") \
                         from None

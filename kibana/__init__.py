@@ -23,3 +23,7 @@ def saved_objects_dir() -> Path:
 
 def alert_rules_dir() -> Path:
     return package_dir() / "alert_rules"
+
+
+def connectors_dir() -> Path:
+    return package_dir() / "connectors"

@@ -25,8 +25,11 @@ from kibana import alert_rules_dir
 from kibana.ndjson import build_ndjson
 
 DEFAULT_KIBANA_URL = "http://127.0.0.1:5601"
-RULE_CREATE_KEYS = ("name", "rule_type_id", "consumer", "enabled", "schedule", "tags", "params", "actions")
-RULE_UPDATE_KEYS = ("name", "schedule", "tags", "params", "actions")  # PUT refuses type, consumer, enabled
+RULE_CREATE_KEYS = ("name", "rule_type_id", "consumer", "enabled", "schedule", "tags", "params", "actions",
+                    "notify_when", "throttle", "alert_delay", "flapping")
+RULE_UPDATE_KEYS = ("name", "schedule", "tags", "params", "actions", "notify_when", "throttle", "alert_delay",
+                    "flapping")  # PUT refuses rule_type_id, consumer, enabled
+"""What a rule file may carry to Kibana (its create/update body schemas); `id` and `description` stay here."""
 
 
 class KibanaError(ValueError):
@@ -169,11 +172,21 @@ def load_rules(directory: Path | None = None, prefix: str = DEFAULT_PREFIX) -> l
     return rules
 
 
-def apply_alert_rules(client: KibanaClient, directory: Path | None = None, prefix: str = DEFAULT_PREFIX) -> Report:
-    """Create each rule with its fixed id; if it exists (409), update it: running this twice is harmless."""
+def apply_alert_rules(client: KibanaClient, directory: Path | None = None, prefix: str = DEFAULT_PREFIX,
+                      connectors: set[str] | None = None) -> Report:
+    """Create each rule with its fixed id; if it exists (409), update it: running this twice is harmless.
+
+    `connectors`: the connector ids that exist (from `apply_connectors`); actions using another one are left
+    out and said so. None sends every action as written (Kibana refuses a rule whose connector is missing).
+    """
     report = Report()
     for rule in load_rules(directory, prefix):
         rule_id, name = str(rule["id"]), str(rule.get("name", ""))
+        left_out = 0
+        if connectors is not None and "actions" in rule:
+            kept = [action for action in rule["actions"] if action.get("id") in connectors]
+            left_out = len(rule["actions"]) - len(kept)
+            rule["actions"] = kept
         create = {key: rule[key] for key in RULE_CREATE_KEYS if key in rule}
         status, payload = client.request("POST", f"/api/alerting/rule/{rule_id}", json.dumps(create).encode())
         action = "created"
@@ -182,5 +195,7 @@ def apply_alert_rules(client: KibanaClient, directory: Path | None = None, prefi
             status, payload = client.request("PUT", f"/api/alerting/rule/{rule_id}", json.dumps(update).encode())
             action = "updated"
         ok = status in (200, 201)
+        if ok and left_out:
+            action += f" ({left_out} action(s) left out: their connector is not configured)"
         report.outcomes.append(Outcome("rule", rule_id, name, ok, action if ok else f"{status}: {_message(payload)}"))
     return report

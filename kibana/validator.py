@@ -9,7 +9,6 @@ Lens column, dashboard control or alert rule uses exists in the mapping with a s
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +22,11 @@ from kibana.ndjson import SavedObjectError, load_objects
 NUMERIC = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
 RECORDS_FIELDS = {"___records___", "Records"}  # Lens' pseudo-field for "count of records"
 NUMERIC_OPERATIONS = {"average", "sum", "min", "max", "median", "percentile", "standard_deviation", "range"}
-RULE_API_KEYS = {"name", "rule_type_id", "consumer", "enabled", "schedule", "tags", "params", "actions",
-                 "notify_when", "throttle"}
-KUERY_FIELD = re.compile(r"([A-Za-z_@][\w.@]*)\s*(?::|>=|<=|>|<)")
+CORE_MIGRATION_VERSION = "8.8.0"
+"""coreMigrationVersion the objects are written for (the field exists since 8.8.0)."""
+TYPE_MIGRATION_VERSIONS = {"index-pattern": "8.0.0", "lens": "8.9.0", "dashboard": "8.7.0"}
+"""typeMigrationVersion per type: the last migration our attribute shapes already have. Without it Kibana
+runs every migration of the type from 7.x on import and the Lens ones fail on `formBased` state."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,20 @@ class _Checker:
         return None
 
     # --- per type ---------------------------------------------------------------------------------
+    def check_migration_versions(self, obj: dict[str, Any]) -> None:
+        kind = str(obj["type"])
+        if obj.get("coreMigrationVersion") != CORE_MIGRATION_VERSION:
+            self.add(obj, f"coreMigrationVersion {obj.get('coreMigrationVersion')!r}: expected "
+                          f"{CORE_MIGRATION_VERSION!r}")
+        wanted = TYPE_MIGRATION_VERSIONS.get(kind)
+        if wanted is not None and obj.get("typeMigrationVersion") != wanted:
+            self.add(obj, f"typeMigrationVersion {obj.get('typeMigrationVersion')!r} of a {kind}: expected {wanted!r} "
+                          "(missing or older, Kibana re-runs migrations these attributes do not need)")
+
     def check_common(self) -> None:
         seen: dict[str, str] = {}
         for obj in self.objects:
+            self.check_migration_versions(obj)
             oid = str(obj["id"])
             if obj.get("_file") != f"{oid}.json":
                 self.add(obj, f"file must be named by the object's id: {oid}.json")
@@ -230,10 +242,40 @@ def validate_saved_objects(directory: Path | None = None, templates_dir: Path | 
     return _Checker(objects, index_fields(templates_dir)).run()
 
 
-def validate_alert_rules(directory: Path | None = None, templates_dir: Path | None = None) -> list[Problem]:
-    """Kibana rule definitions: API keys only, UUID ids (required by Kibana < 8.17), existing fields."""
-    fields_by_index = index_fields(templates_dir)
+def validate_connectors(directory: Path | None = None) -> tuple[list[Problem], set[str]]:
+    """Connector files: the create-connector body keys, UUID ids, known types; returns (problems, ids)."""
+    from kibana.connectors import CREATE_KEYS, load_connectors
+
     problems: list[Problem] = []
+    ids: set[str] = set()
+    try:
+        connectors = load_connectors(directory)
+    except ValueError as error:
+        file, _, message = str(error).partition(": ")
+        return [Problem(file, message)], ids
+    for connector in connectors:
+        unknown = set(connector.body) - set(CREATE_KEYS)
+        if unknown:
+            problems.append(Problem(connector.file, f"keys the connector API does not accept: {sorted(unknown)}"))
+        try:
+            uuid.UUID(connector.id)
+        except ValueError:
+            problems.append(Problem(connector.file, f"id {connector.id!r} is not a UUID"))
+        if connector.body.get("connector_type_id") not in (".server-log", ".webhook", ".email", ".slack"):
+            problems.append(Problem(connector.file, f"connector_type_id {connector.body.get('connector_type_id')!r} "
+                                                    "is not one pinnprov ships (.server-log, .webhook, ...)"))
+        ids.add(connector.id)
+    return problems, ids
+
+
+def validate_alert_rules(directory: Path | None = None, templates_dir: Path | None = None,
+                         connectors: Path | None = None) -> list[Problem]:
+    """Kibana rule definitions: API keys only, UUID ids (required by Kibana < 8.17), existing fields, the
+    .index-threshold parameter limits, actions on existing connectors with a frequency (kibana/rule_checks.py)."""
+    from kibana.rule_checks import rule_problems
+
+    fields_by_index = index_fields(templates_dir)
+    problems, connector_ids = validate_connectors(connectors)
     seen: set[str] = set()
     for path in sorted((directory or alert_rules_dir()).glob("*.json")):
         try:
@@ -241,43 +283,7 @@ def validate_alert_rules(directory: Path | None = None, templates_dir: Path | No
         except json.JSONDecodeError as error:
             problems.append(Problem(path.name, f"invalid JSON at line {error.lineno}: {error.msg}"))
             continue
-        problems.extend(Problem(path.name, m) for m in _rule_problems(rule, fields_by_index, seen))
-    return problems
-
-
-def _rule_problems(rule: dict[str, Any], fields_by_index: dict[str, dict[str, str]], seen: set[str]) -> list[str]:
-    problems: list[str] = []
-    unknown = set(rule) - RULE_API_KEYS - {"id", "description"}
-    if unknown:
-        problems.append(f"keys the rule API does not accept: {', '.join(sorted(unknown))}")
-    rule_id = str(rule.get("id", ""))
-    try:
-        uuid.UUID(rule_id)
-    except ValueError:
-        problems.append(f"id {rule_id!r} is not a UUID (Kibana before 8.17 refuses other rule ids)")
-    if rule_id in seen:
-        problems.append(f"id {rule_id!r} is used twice")
-    seen.add(rule_id)
-    if rule.get("rule_type_id") != ".index-threshold":
-        return problems + [f"rule_type_id {rule.get('rule_type_id')!r}: only .index-threshold is checked"]
-    params = rule.get("params", {})
-    for index in params.get("index", []):
-        fields = fields_by_index.get(index)
-        if fields is None:
-            problems.append(f"index {index!r} matches no index template")
-            continue
-        wanted = [("timeField", {"date", "date_nanos"}), ("aggField", NUMERIC), ("termField", {"keyword"})]
-        for key, allowed in wanted:
-            name = params.get(key)
-            if name and fields.get(name) not in allowed:
-                problems.append(f"{key} {name!r} is {fields.get(name, 'not mapped')}, expected {sorted(allowed)}")
-        for name in KUERY_FIELD.findall(str(params.get("filterKuery", ""))):
-            if name not in fields:
-                problems.append(f"filterKuery uses field {name!r} that is not in the mapping of {index}")
-    if params.get("aggType", "count") != "count" and not params.get("aggField"):
-        problems.append("aggField is required unless aggType is count")
-    if params.get("groupBy") == "top" and not (params.get("termField") and params.get("termSize")):
-        problems.append("groupBy top needs termField and termSize")
+        problems.extend(Problem(path.name, m) for m in rule_problems(rule, fields_by_index, seen, connector_ids))
     return problems
 
 

@@ -5,8 +5,18 @@ sends (paths, compatibility headers, auth, ndjson bulk bodies) and exercise the 
 handling. It speaks: GET /, index templates, HEAD/PUT index, PUT _mapping, POST _bulk (index, create,
 update with doc/upsert/doc_as_upsert), POST _mget, GET _doc. Failures are scripted: whole-request statuses
 (`fail_requests`) and per-document statuses (`item_failures`). It answers as a server of the installed
-client's major version; another `server_major` makes it refuse the client's `compatible-with=N` header like
-a real node of that major. The whole ES suite runs with either client major:
+client's major version; another `server_major` makes it negotiate the client's `compatible-with=N` header
+like a real node of that major: N and N-1 are accepted (REST compatibility), anything else is refused with
+the real 400 media_type_header_exception. Where the sink depends on the server's answers they have the real
+shapes, from elastic/elasticsearch's sources:
+- version negotiation: server/src/main/java/org/elasticsearch/rest/RestCompatibleVersionHelper.java
+  (getCompatibleVersion's messages), raised as RestRequest.MediaTypeHeaderException("Invalid media-type
+  value on headers [Accept, Content-Type]") with the status_exception as its cause;
+- a mapping conflict on PUT _mapping: FieldMapper.merge's IllegalArgumentException, "mapper [f] cannot be
+  changed from type [a] to [b]" (server/src/main/java/org/elasticsearch/index/mapper/FieldMapper.java);
+- `X-Elastic-Product: Elasticsearch` on every answer (the client refuses a 2xx without it:
+  elasticsearch-py's BaseClient.perform_request, UnsupportedProductError); `product_header=False` drops it.
+The whole ES suite runs with either client major (tests/test_es_majors.py does it for 8.x):
     PYTHONPATH=<dir with elasticsearch 8.x> pytest tests/test_es_*.py
 """
 
@@ -29,6 +39,9 @@ import pytest
 CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 """The fake answers as a server of the installed client's major version unless told otherwise."""
 OTHER_MAJOR = 8 if CLIENT_MAJOR != 8 else 7
+"""A server major that refuses the installed client (older: REST compatibility only reaches back)."""
+NEWER_MAJOR = CLIENT_MAJOR + 1
+"""A server major that accepts the installed client through REST compatibility (N-1)."""
 
 
 @dataclass
@@ -53,6 +66,7 @@ class FakeState:
     requests: list[Request] = field(default_factory=list)
     fail_requests: list[int] = field(default_factory=list)  # statuses for the next bulk requests, popped
     item_failures: Callable[[str, str, dict[str, Any]], int | None] | None = None  # (index, id, source)
+    product_header: bool = True  # X-Elastic-Product: Elasticsearch on every answer, like a real node
 
     def bulk_requests(self) -> list[Request]:
         return [r for r in self.requests if r.path.endswith("/_bulk")]
@@ -86,6 +100,49 @@ def _type_error(mappings: dict[str, Any], source: dict[str, Any], prefix: str = 
     return None
 
 
+def _compatible_version(header: str | None) -> int | None:
+    found = re.search(r"compatible-with=(\d+)", header or "")
+    return int(found.group(1)) if found else None
+
+
+def _negotiate(major: int, accept: str | None, content_type: str | None, has_body: bool) -> dict[str, Any] | None:
+    """RestCompatibleVersionHelper.getCompatibleVersion: None if acceptable, else the real 400 error body."""
+    accept_version = _compatible_version(accept) or major
+    content_version = _compatible_version(content_type) or major
+    cause = None
+    if not major - 1 <= accept_version <= major:
+        cause = (f"Accept version must be either version {major} or {major - 1}, but found {accept_version}. "
+                 f"Accept={accept}")
+    elif has_body and not major - 1 <= content_version <= major:
+        cause = (f"Content-Type version must be either version {major} or {major - 1}, but found "
+                 f"{content_version}. Content-Type={content_type}")
+    elif has_body and content_version != accept_version:
+        cause = ("A compatible version is required on both Content-Type and Accept headers if either one has "
+                 "requested a compatible version and the compatible versions must match. "
+                 f"Accept={accept}, Content-Type={content_type}")
+    if cause is None:
+        return None
+    reason = "Invalid media-type value on headers [Accept, Content-Type]"
+    return {"error": {"root_cause": [{"type": "media_type_header_exception", "reason": reason}],
+                      "type": "media_type_header_exception", "reason": reason,
+                      "caused_by": {"type": "status_exception", "reason": cause}}, "status": 400}
+
+
+def _mapping_conflict(current: dict[str, Any], update: dict[str, Any], prefix: str = "") -> str | None:
+    """FieldMapper.merge: a mapped field cannot change its type (new fields are fine)."""
+    for name, spec in update.get("properties", {}).items():
+        old = current.get("properties", {}).get(name)
+        if old is None:
+            continue
+        old_type, new_type = old.get("type", "object"), spec.get("type", "object")
+        if old_type != new_type:
+            return f"mapper [{prefix}{name}] cannot be changed from type [{old_type}] to [{new_type}]"
+        nested = _mapping_conflict(old, spec, f"{prefix}{name}.")
+        if nested:
+            return nested
+    return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
@@ -95,7 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, status: int, body: Any = None, extra: dict[str, str] | None = None) -> None:
         data = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("X-Elastic-Product", "Elasticsearch")
+        if self.state.product_header:
+            self.send_header("X-Elastic-Product", "Elasticsearch")
         mimetype = f"application/vnd.elasticsearch+json;compatible-with={self.state.server_major}"
         self.send_header("Content-Type", mimetype)
         self.send_header("Content-Length", str(len(data)))
@@ -125,12 +183,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         request = Request(self.command, unquote(parts.path), parse_qs(parts.query), headers, body)
         self.state.requests.append(request)
-        accept = self.headers.get("Accept", "")
-        wanted = re.search(r"compatible-with=(\d+)", accept)
-        if wanted and int(wanted.group(1)) != self.state.server_major:
-            message = (f"Accept version must be either version {self.state.server_major} or "
-                       f"{self.state.server_major - 1}, but found {wanted.group(1)}")
-            self._reply(400, {"error": {"type": "media_type_header_exception", "reason": message}, "status": 400})
+        refusal = _negotiate(self.state.server_major, self.headers.get("Accept"), self.headers.get("Content-Type"),
+                             bool(body))
+        if refusal is not None:
+            self._reply(400, refusal)
             return
         if not self._authorised():
             self._reply(401, {"error": {"type": "security_exception", "reason": "unable to authenticate"},
@@ -164,7 +220,13 @@ class _Handler(BaseHTTPRequestHandler):
             if index is None:
                 self._reply(404, {"error": {"type": "index_not_found_exception"}, "status": 404})
                 return
-            index["mappings"].setdefault("properties", {}).update(json.loads(request.body).get("properties", {}))
+            update = json.loads(request.body)
+            conflict = _mapping_conflict(index["mappings"], update)
+            if conflict:
+                self._reply(400, {"error": {"root_cause": [{"type": "illegal_argument_exception", "reason": conflict}],
+                                            "type": "illegal_argument_exception", "reason": conflict}, "status": 400})
+                return
+            index["mappings"].setdefault("properties", {}).update(update.get("properties", {}))
             self._reply(200, {"acknowledged": True})
         elif len(segments) == 3 and segments[1] == "_doc" and method == "GET":
             doc = self.state.indices.get(segments[0], {}).get("docs", {}).get(segments[2])
@@ -289,6 +351,28 @@ def test_real_client_accepts_the_fake_and_sends_the_compatibility_header() -> No
         assert client.info()["version"]["number"].startswith(f"{CLIENT_MAJOR}.")
         accept = es.state.requests[-1].headers["accept"]
         assert f"compatible-with={CLIENT_MAJOR}" in accept
+        client.close()
+
+
+def test_fake_negotiates_versions_like_rest_compatible_version_helper() -> None:
+    accept = "application/vnd.elasticsearch+json; compatible-with={}"
+    assert _negotiate(9, accept.format(9), accept.format(9), True) is None
+    assert _negotiate(9, accept.format(8), accept.format(8), True) is None  # N-1: REST compatibility
+    assert _negotiate(9, "application/json", None, False) is None  # no version asked: the current one
+    refused = _negotiate(8, accept.format(9), accept.format(9), True)
+    assert refused is not None and refused["error"]["type"] == "media_type_header_exception"
+    assert refused["error"]["caused_by"]["reason"].startswith("Accept version must be either version 8 or 7, but "
+                                                             "found 9. Accept=")
+    mixed = _negotiate(9, accept.format(8), accept.format(9), True)
+    assert mixed is not None and "must match" in mixed["error"]["caused_by"]["reason"]
+
+
+def test_real_client_of_the_previous_major_works_through_compatibility() -> None:
+    from elasticsearch import Elasticsearch
+
+    with FakeElasticsearch(FakeState(server_major=NEWER_MAJOR)) as es:
+        client = Elasticsearch(es.url, max_retries=0)
+        assert client.info()["version"]["number"].startswith(f"{NEWER_MAJOR}.")
         client.close()
 
 

@@ -1,6 +1,15 @@
-"""`pinnprov kibana import|alerts` against a loopback HTTP server that speaks Kibana's saved-objects import and
-alerting-rule APIs (multipart ndjson upload, kbn-xsrf, missing-reference checks, 409 on existing rule ids,
-strict request-body keys), so the exact requests are checked and the failure reports are exercised.
+"""`pinnprov kibana import|alerts` against a loopback HTTP server that speaks Kibana's saved-objects import,
+alerting-rule and connector APIs (multipart ndjson upload, kbn-xsrf, missing-reference checks, 409 on existing
+ids, strict request-body keys), so the exact requests are checked and the failure reports are exercised.
+
+The keys the fake accepts are Kibana's, copied from its route schemas (never from kibana/importer.py):
+- create rule: x-pack/plugins/alerting/common/routes/rule/apis/create/schemas/v1.ts (createBodySchema,
+  actionSchema, actionFrequencySchema); update rule: .../apis/update/schemas/v1.ts (updateBodySchema);
+- create/update connector: x-pack/plugins/actions/common/routes/connector/apis/{create,update}/schemas/v1.ts;
+- saved-objects import: the SavedObject fields Kibana exports and re-imports (id, type, attributes,
+  references, coreMigrationVersion, typeMigrationVersion, migrationVersion, managed, namespaces, originId,
+  version, created_at, updated_at, created_by, updated_by).
+Like Kibana, a rule whose action names a connector that does not exist is refused.
 """
 
 from __future__ import annotations
@@ -16,9 +25,60 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from kibana.importer import RULE_CREATE_KEYS, RULE_UPDATE_KEYS, KibanaClient, apply_alert_rules, import_saved_objects
+from kibana.connectors import load_connectors
+from kibana.importer import KibanaClient, apply_alert_rules, import_saved_objects
 from kibana.ndjson import build_ndjson
 from pinnprov.cli import main
+
+RULE_CREATE_KEYS = {"name", "rule_type_id", "enabled", "consumer", "tags", "throttle", "params", "schedule", "actions",
+                    "notify_when", "alert_delay", "flapping"}
+RULE_UPDATE_KEYS = {"name", "tags", "schedule", "throttle", "params", "actions", "notify_when", "alert_delay",
+                    "flapping"}
+RULE_REQUIRED = {"POST": {"name", "rule_type_id", "consumer", "schedule"}, "PUT": {"name", "schedule"}}
+ACTION_KEYS = {"group", "id", "params", "frequency", "uuid", "alerts_filter", "use_alert_data_for_template"}
+FREQUENCY_KEYS = {"summary", "notify_when", "throttle"}
+NOTIFY_WHEN = {"onActionGroupChange", "onActiveAlert", "onThrottleInterval"}
+CONNECTOR_KEYS = {"POST": {"name", "connector_type_id", "config", "secrets"}, "PUT": {"name", "config", "secrets"}}
+SAVED_OBJECT_KEYS = {"id", "type", "attributes", "references", "coreMigrationVersion", "typeMigrationVersion",
+                     "migrationVersion", "managed", "namespaces", "originId", "version", "created_at", "updated_at",
+                     "created_by", "updated_by"}
+
+
+def _bad_request(message: str) -> tuple[int, Any]:
+    return 400, {"statusCode": 400, "error": "Bad Request", "message": message}
+
+
+def _rule_body_problem(method: str, data: dict[str, Any]) -> str | None:
+    """What @kbn/config-schema would say about a rule body, or None."""
+    allowed = RULE_CREATE_KEYS if method == "POST" else RULE_UPDATE_KEYS
+    extra = sorted(set(data) - allowed)
+    if extra:
+        return f"[request body.{extra[0]}]: definition for this key is missing"
+    missing = sorted(RULE_REQUIRED[method] - set(data))
+    if missing:
+        return f"[request body.{missing[0]}]: expected value of type [string] but got [undefined]"
+    if data.get("notify_when") is not None and data["notify_when"] not in NOTIFY_WHEN:
+        return f"[request body.notify_when]: types that failed validation: {data['notify_when']}"
+    for number, action in enumerate(data.get("actions", [])):
+        extra = sorted(set(action) - ACTION_KEYS)
+        if extra:
+            return f"[request body.actions.{number}.{extra[0]}]: definition for this key is missing"
+        frequency = action.get("frequency")
+        if frequency is not None:
+            if set(frequency) != FREQUENCY_KEYS:
+                return f"[request body.actions.{number}.frequency]: expected keys {sorted(FREQUENCY_KEYS)}"
+            if frequency["notify_when"] not in NOTIFY_WHEN:
+                return f"[request body.actions.{number}.frequency.notify_when]: types that failed validation"
+            if data.get("notify_when") is not None or data.get("throttle") is not None:
+                return ("Cannot mix and match per-action frequency params when notify_when or throttle are "
+                        "globally defined.")
+    return None
+
+
+def seed_connectors(fake: FakeKibana) -> None:
+    """Kibana already has pinnprov's connectors (as after an earlier `pinnprov kibana alerts`)."""
+    for connector in load_connectors():
+        fake.connectors[connector.id] = {"connector_type_id": connector.body["connector_type_id"]}
 
 
 class FakeKibana:
@@ -26,6 +86,7 @@ class FakeKibana:
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.rules: dict[str, dict[str, Any]] = {}
+        self.connectors: dict[str, dict[str, Any]] = {}
         self.api_key, self.fail = api_key, fail or {}
         fake = self
 
@@ -64,14 +125,18 @@ class FakeKibana:
     def route(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         if path == "/api/saved_objects/_import" and method == "POST":
             return self.import_(query, headers, body)
+        if path.startswith("/api/actions/connector/") and method in ("POST", "PUT"):
+            return self.connector(method, path.rsplit("/", 1)[1], json.loads(body))
         if path.startswith("/api/alerting/rule/"):
             rule_id = path.rsplit("/", 1)[1]
             data = json.loads(body)
-            allowed = RULE_CREATE_KEYS if method == "POST" else RULE_UPDATE_KEYS
-            extra = sorted(set(data) - set(allowed))
-            if extra:
-                return 400, {"statusCode": 400, "message": f"[request body.{extra[0]}]: definition for this key is "
-                             "missing"}
+            problem = _rule_body_problem(method, data)
+            if problem:
+                return _bad_request(problem)
+            missing = [a["id"] for a in data.get("actions", []) if a["id"] not in self.connectors]
+            if missing:
+                return 404, {"statusCode": 404, "error": "Not Found",
+                             "message": f"Saved object [action/{missing[0]}] not found"}
             if method == "POST":
                 if rule_id in self.rules:
                     return 409, {"statusCode": 409, "error": "Conflict",
@@ -84,6 +149,21 @@ class FakeKibana:
             return 200, {"id": rule_id, **self.rules[rule_id]}
         return 404, {"statusCode": 404, "message": f"no route {method} {path}"}
 
+    def connector(self, method: str, connector_id: str, data: dict[str, Any]) -> tuple[int, Any]:
+        extra = sorted(set(data) - CONNECTOR_KEYS[method])
+        if extra:
+            return _bad_request(f"[request body.{extra[0]}]: definition for this key is missing")
+        if method == "POST":
+            if connector_id in self.connectors:
+                return 409, {"statusCode": 409, "error": "Conflict",
+                             "message": f"Saved object [action/{connector_id}] conflict"}
+            self.connectors[connector_id] = data
+            return 200, {"id": connector_id, **{k: v for k, v in data.items() if k != "secrets"}}
+        if connector_id not in self.connectors:
+            return 404, {"statusCode": 404, "message": "not found"}
+        self.connectors[connector_id].update(data)
+        return 200, {"id": connector_id, "name": data["name"]}
+
     def import_(self, query: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         message = BytesParser(policy=HTTP).parsebytes(
             f"Content-Type: {headers['content-type']}\r\n\r\n".encode() + body
@@ -92,6 +172,10 @@ class FakeKibana:
         if part.get_param("name", header="content-disposition") != "file":
             return 400, {"message": "file is required"}
         uploaded = [json.loads(line) for line in part.get_payload(decode=True).splitlines() if line.strip()]
+        for obj in uploaded:
+            extra = sorted(set(obj) - SAVED_OBJECT_KEYS)
+            if extra:
+                return _bad_request(f"[{obj.get('id')}]: unknown saved-object key {extra[0]}")
         known = {(o["type"], o["id"]) for o in uploaded} | set(self.objects)
         results, errors = [], []
         for obj in uploaded:
@@ -177,6 +261,7 @@ def test_credentials_come_from_the_environment_and_401_is_one_clear_line(
 
 def test_alert_rules_are_created_then_updated_idempotently(kibana: Any) -> None:
     fake = kibana()
+    seed_connectors(fake)
     client = KibanaClient(fake.url, env={})
     created = apply_alert_rules(client, prefix="g5k")
     assert [o.detail for o in created.outcomes] == ["created"] * 4
@@ -209,3 +294,72 @@ def test_unreachable_kibana_and_bad_space(capsys: Any) -> None:
     assert "cannot reach Kibana at http://127.0.0.1:1" in capsys.readouterr().err
     assert main(["kibana", "import", "--space", "../admin"]) == 2
     assert "is not a Kibana space id" in capsys.readouterr().err
+
+
+def test_connectors_take_secrets_from_the_environment_and_rules_notify_through_them(kibana: Any) -> None:
+    fake = kibana()
+    client = KibanaClient(fake.url, env={})
+    env = {"PINNPROV_KIBANA_WEBHOOK_URL": "https://hooks.example/pinn", "PINNPROV_KIBANA_WEBHOOK_USER": "pinn",
+           "PINNPROV_KIBANA_WEBHOOK_PASSWORD": "s3cret"}
+    from kibana.connectors import apply_connectors
+
+    applied = apply_connectors(client, env=env)
+    assert [o.detail for o in applied.outcomes] == ["created", "created"]
+    webhook = next(c for c in fake.connectors.values() if c["connector_type_id"] == ".webhook")
+    assert webhook["config"]["url"] == "https://hooks.example/pinn"
+    assert webhook["secrets"] == {"user": "pinn", "password": "s3cret"}
+    assert b"s3cret" not in b"".join(p.read_bytes() for p in _connector_files())  # the files hold references
+    assert [o.detail for o in apply_connectors(client, env=env).outcomes] == ["updated", "updated"]
+    puts = [json.loads(r[3]) for r in fake.requests if r[0] == "PUT" and "/connector/" in r[1]]
+    assert all("connector_type_id" not in body for body in puts) and len(puts) == 2
+
+    created = apply_alert_rules(client, connectors=applied.available)
+    assert [o.detail for o in created.outcomes] == ["created"] * 4
+    for rule in fake.rules.values():
+        assert {a["group"] for a in rule["actions"]} == {"threshold met"}
+        assert {a["id"] for a in rule["actions"]} == applied.available
+        assert all(set(a["frequency"]) == {"summary", "notify_when", "throttle"} for a in rule["actions"])
+    high = next(r for r in fake.rules.values() if r["name"].startswith("pinnprov: total loss"))
+    assert high["actions"][0]["frequency"] == {"summary": False, "notify_when": "onThrottleInterval", "throttle": "1h"}
+
+
+def _connector_files() -> list[Any]:
+    from kibana import connectors_dir
+
+    return sorted(connectors_dir().glob("*.json"))
+
+
+def test_without_webhook_settings_its_connector_is_skipped_and_rules_keep_the_server_log(
+        kibana: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PINNPROV_KIBANA_WEBHOOK_URL", "PINNPROV_KIBANA_WEBHOOK_USER", "PINNPROV_KIBANA_WEBHOOK_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    fake = kibana()
+    assert main(["kibana", "alerts", "--kibana-url", fake.url]) == 0
+    out = capsys.readouterr().out
+    assert "connector 9c4d2a77-1e8b-4b35-a0f6-3d7e5c91b246 (pinnprov: webhook): skipped: set " \
+           "PINNPROV_KIBANA_WEBHOOK_PASSWORD, PINNPROV_KIBANA_WEBHOOK_URL, PINNPROV_KIBANA_WEBHOOK_USER" in out
+    assert "created (1 action(s) left out: their connector is not configured)" in out
+    assert all([a["id"] for a in r["actions"]] == ["5b0f3c1e-6a43-4f2e-9d57-0c2f4a8e7b10"] for r in fake.rules.values())
+
+
+def test_rule_level_notify_when_and_throttle_are_kept(kibana: Any, tmp_path: Any) -> None:
+    import shutil
+
+    from kibana import alert_rules_dir
+
+    folder = tmp_path / "rules"
+    shutil.copytree(alert_rules_dir(), folder)
+    path = folder / "epoch-time-slow.json"
+    rule = json.loads(path.read_text())
+    rule.update(notify_when="onThrottleInterval", throttle="30m")
+    for action in rule["actions"]:
+        action.pop("frequency")  # the older, rule-level form: Kibana refuses mixing the two
+    path.write_text(json.dumps(rule))
+    fake = kibana()
+    seed_connectors(fake)
+    assert not apply_alert_rules(KibanaClient(fake.url, env={}), folder).failed
+    stored = fake.rules[rule["id"]]
+    assert (stored["notify_when"], stored["throttle"]) == ("onThrottleInterval", "30m")
+    assert not apply_alert_rules(KibanaClient(fake.url, env={}), folder).failed  # and on update (PUT)
+    put = json.loads(next(r[3] for r in fake.requests if r[0] == "PUT" and rule["id"] in r[1]))
+    assert (put["notify_when"], put["throttle"]) == ("onThrottleInterval", "30m")

@@ -33,11 +33,19 @@ def test_saved_objects_import_twice_and_read_back() -> None:
     assert status == 200 and all("error" not in obj for obj in payload["saved_objects"])
 
 
-def test_alert_rules_create_then_update() -> None:
+def test_alert_rules_create_then_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kibana.connectors import apply_connectors
+
+    # Kibana creates a webhook connector without calling it: a loopback URL nobody listens on is enough.
+    for name, value in (("URL", "https://127.0.0.1:9/pinnprov-test"), ("USER", "pinnprov"), ("PASSWORD", "unused")):
+        if not os.environ.get(f"PINNPROV_KIBANA_WEBHOOK_{name}"):
+            monkeypatch.setenv(f"PINNPROV_KIBANA_WEBHOOK_{name}", value)
     client = KibanaClient(URL)
-    first = apply_alert_rules(client)
+    connectors = apply_connectors(client)  # rule actions name them
+    assert not [o for o in connectors.outcomes if not o.ok], [o.line() for o in connectors.outcomes]
+    first = apply_alert_rules(client, connectors=connectors.available)
     assert not first.failed, [o.line() for o in first.failed]
-    second = apply_alert_rules(client)
+    second = apply_alert_rules(client, connectors=connectors.available)
     assert [o.detail for o in second.outcomes] == ["updated"] * len(second.outcomes)
     for rule in load_rules():
         status, payload = client.request("GET", f"/api/alerting/rule/{rule['id']}")

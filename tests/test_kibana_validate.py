@@ -159,3 +159,68 @@ def test_cli_validate_and_ndjson(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(out.read_bytes().splitlines()) == 10
     assert main(["kibana", "ndjson", "--index-prefix", "Bad Prefix"]) == 2
     assert "not a valid Elasticsearch index prefix" in capsys.readouterr().err
+
+
+def _copy_with(tmp_path: Path, object_id: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    folder = tmp_path / "objects"
+    shutil.copytree(saved_objects_dir(), folder)
+    path = folder / f"{object_id}.json"
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj, indent=2))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("object_id", "change", "message"),
+    [
+        ("pinnprov-lens-total-loss", lambda o: o.pop("typeMigrationVersion"), "typeMigrationVersion None of a lens"),
+        ("pinnprov-lens-total-loss", lambda o: o.update(typeMigrationVersion="7.14.0"), "expected '8.9.0'"),
+        ("pinnprov-dashboard-training", lambda o: o.pop("coreMigrationVersion"), "coreMigrationVersion None"),
+        ("pinnprov-epochs", lambda o: o.update(typeMigrationVersion="7.11.0"), "of a index-pattern: expected '8.0.0'"),
+    ],
+)
+def test_migration_versions_are_checked_per_type(tmp_path: Path, object_id: str, change: Any, message: str) -> None:
+    problems = [str(p) for p in validate_saved_objects(_copy_with(tmp_path, object_id, change))]
+    assert any(message in p for p in problems), problems
+
+
+def _first_action(rule: dict[str, Any]) -> dict[str, Any]:
+    return rule["actions"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["params"].update(aggType="median"), "aggType 'median': must be one of"),
+        (lambda r: r["params"].update(termSize=1001), "termSize 1001: must be between 1 and 1000"),
+        (lambda r: r["params"].update(thresholdComparator="=="), "thresholdComparator '=='"),
+        (lambda r: r["params"].update(thresholdComparator="between"), "must be a list of 2 number(s) for 'between'"),
+        (lambda r: r["params"].update(threshold=[]), "must be a list of 1 number(s)"),
+        (lambda r: r["params"].update(timeWindowUnit="w"), "timeWindowUnit 'w'"),
+        (lambda r: r["params"].update(groupBy="each"), "groupBy 'each': must be all or top"),
+        (lambda r: r.update(actions=[]), "no actions: the rule would notify nobody"),
+        (lambda r: _first_action(r).update(group="threshold_met"), "group 'threshold_met' is not an action group"),
+        (lambda r: _first_action(r).update(id="11111111-2222-3333-4444-555555555555"), "is not one of the connector"),
+        (lambda r: _first_action(r).pop("frequency"), "no frequency (summary, notify_when, throttle)"),
+        (lambda r: _first_action(r)["frequency"].update(throttle=None), "onThrottleInterval needs a duration"),
+        (lambda r: _first_action(r)["frequency"].update(notify_when="onActiveAlert"),
+         "throttle is only used with notify_when onThrottleInterval"),
+        (lambda r: r.update(notify_when="onActiveAlert"), "cannot be mixed"),
+        (lambda r: _first_action(r).update(when="now"), "action 0: keys the rule API does not accept: when"),
+    ],
+)
+def test_index_threshold_limits_and_actions_are_checked(tmp_path: Path, change: Any, message: str) -> None:
+    problems = [str(p) for p in validate_alert_rules(_rule_copy(tmp_path, change))]
+    assert any(message in p for p in problems), problems
+
+
+def test_shipped_rules_notify_through_both_connectors() -> None:
+    from kibana.connectors import load_connectors
+
+    connectors = {c.body["connector_type_id"]: c.id for c in load_connectors()}
+    assert set(connectors) == {".server-log", ".webhook"}
+    for path in alert_rules_dir().glob("*.json"):
+        rule = json.loads(path.read_text())
+        assert {a["id"] for a in rule["actions"]} == set(connectors.values()), path.name
+        assert all(a["group"] == "threshold met" and a["frequency"]["summary"] is False for a in rule["actions"])

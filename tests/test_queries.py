@@ -225,4 +225,6 @@ def test_run_selection(store_path: Path) -> None:
             resolve_run(store, "sgd")
         with pytest.raises(ValueError, match="needs a run"):
             run_query(store, "epochs", QueryOptions())
-    assert sorted(QUERIES.names()) == ["adaptations", "epochs", "latest", "lr", "runs"]
+    assert sorted(QUERIES.names()) == [
+        "adaptations", "epoch_buckets", "epochs", "hyperparameters", "latest", "lr", "run", "runs", "summary"
+    ]

@@ -15,6 +15,7 @@ from collector.alerts.config import load_rules, load_rules_file
 from collector.alerts.engine import AlertEngine, alert_id
 from collector.alerts.history import store_run_lookup
 from collector.alerts.rules import Rule, Scope
+from collector.alerts.state import StoreAlertState
 from collector.alerts.steering import StoreSteering
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Rule",
     "Scope",
     "SteerFunction",
+    "StoreAlertState",
     "StoreSteering",
     "alert_id",
     "load_rules",

@@ -10,10 +10,16 @@ pipeline; share ONE engine between them so actions run once). Per run it remembe
 evaluated; an epoch at or below it is a replay, answered with the alerts that epoch fired the first time
 (same deterministic ids, so sinks write them idempotently) and without running actions again.
 Epochs of one batch are evaluated in epoch order; a genuinely late older epoch is skipped.
+
+With a `state` (collector/alerts/state.py, in the store) that memory survives a restart: a run's last
+evaluated epoch and rule states are loaded the first time the run is seen again, every firing is claimed
+in the store before its actions run (a firing claimed before is not notified again), and replayed epochs
+get their AlertRecords back from there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -24,6 +30,7 @@ from dataclasses import dataclass, field
 
 from collector.alerts.actions import ActionDispatcher, SteerFunction
 from collector.alerts.rules import METRICS, Rule, RuleState, Samples, evaluate, step
+from collector.alerts.state import StoreAlertState
 from collector.counters import Counters
 from collector.records import AlertRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
 
@@ -71,7 +78,7 @@ class AlertEngine:
 
     def __init__(self, rules: Sequence[Rule], *, dispatcher: ActionDispatcher | None = None,
                  steer: SteerFunction | None = None, run_lookup: RunLookup | None = None,
-                 max_runs: int = 10_000) -> None:
+                 max_runs: int = 10_000, state: StoreAlertState | None = None) -> None:
         names = [rule.name for rule in rules]
         if len(names) != len(set(names)):
             raise ValueError("alert rules: rule names must be unique")
@@ -80,6 +87,7 @@ class AlertEngine:
         self.rules = list(rules)
         self.dispatcher = dispatcher or ActionDispatcher(steer=steer)
         self.run_lookup = run_lookup
+        self.state = state
         self.max_runs = max_runs
         self.counters = Counters()
         self._runs: OrderedDict[str, _Run] = OrderedDict()
@@ -102,21 +110,38 @@ class AlertEngine:
                     run.known = True
             alerts: list[ProvRecord] = []
             epochs = sorted((r for r in records if isinstance(r, EpochRecord)), key=lambda e: (e.run_id, e.epoch))
+            touched: set[str] = set()
             for epoch in epochs:
-                alerts.extend(self._on_epoch(epoch))
+                fired, evaluated = self._on_epoch(epoch)
+                alerts.extend(fired)
+                if evaluated:
+                    touched.add(epoch.run_id)
             for record in records:
                 if isinstance(record, RunEndRecord):
                     self._finish(record.run_id)
+            if self.state is not None and touched:
+                self.state.save_runs({run_id: self._memory(self._runs[run_id]) for run_id in touched
+                                      if run_id in self._runs})
             return alerts
+
+    def _memory(self, run: _Run) -> tuple[int, dict[str, RuleState]]:
+        return run.last_epoch, {rule.name: state for rule, state in zip(self.rules, run.states, strict=False)
+                                if state is not None}
 
     def close(self, timeout_s: float = 10.0) -> None:
         self.dispatcher.close(timeout_s)
+        if self.state is not None:
+            self.state.close()
 
     # --- internals --------------------------------------------------------------------------------
     def _run(self, run_id: str) -> _Run:
         run = self._runs.get(run_id)
         if run is None:
             run = self._runs[run_id] = _Run()
+            remembered = self.state.load_run(run_id) if self.state is not None else None
+            if remembered is not None:  # seen before a restart: go on from where the last collector stopped
+                run.last_epoch, states = remembered
+                run.states = [states.get(rule.name) for rule in self.rules]
             while len(self._runs) > self.max_runs:
                 self._runs.popitem(last=False)
         else:
@@ -135,11 +160,14 @@ class AlertEngine:
         if found:
             run.run_name, run.experiment = found
 
-    def _on_epoch(self, epoch: EpochRecord) -> list[AlertRecord]:
+    def _on_epoch(self, epoch: EpochRecord) -> tuple[list[AlertRecord], bool]:
+        """(alerts of this epoch, whether it was evaluated now rather than replayed)."""
         run = self._run(epoch.run_id)
         if epoch.epoch <= run.last_epoch:
             self.counters.add("epochs.replayed")
-            return list(run.fired.get(epoch.epoch, ()))
+            if epoch.epoch in run.fired or self.state is None:
+                return list(run.fired.get(epoch.epoch, ())), False
+            return self.state.fired_at(epoch.run_id, epoch.epoch), False
         run.last_epoch = epoch.epoch
         self._identify(epoch.run_id, run)
         self.counters.add("epochs.evaluated")
@@ -163,7 +191,7 @@ class AlertEngine:
             run.fired[epoch.epoch] = fired
             while len(run.fired) > MAX_FIRED_PER_RUN:
                 run.fired.popitem(last=False)
-        return fired
+        return fired, True
 
     def _samples(self, rule: Rule, run: _Run) -> Samples:
         if rule.baseline == "experiment":
@@ -189,13 +217,17 @@ class AlertEngine:
         }
         if rule.message:
             context["message"] = rule.message.format_map(context)
-        started = self.dispatcher.dispatch(rule.actions, context)
-        self.counters.add("alerts.fired")
-        return AlertRecord(
+        record = AlertRecord(
             alert_id=identifier, rule=rule.name, run_id=epoch.run_id, epoch=epoch.epoch, at=epoch.ended_at,
             metric=rule.metric, value=value, threshold=bound, message=str(context["message"]),
-            actions=",".join(started),
+            actions=",".join(spec.kind for spec in rule.actions),
         )
+        if self.state is not None and not self.state.claim(record):
+            self.counters.add("alerts.already_notified")  # fired before a restart: the record, not the actions
+            return record
+        started = self.dispatcher.dispatch(rule.actions, context)
+        self.counters.add("alerts.fired")
+        return dataclasses.replace(record, actions=",".join(started))
 
     def _finish(self, run_id: str) -> None:
         """A run ended: drop what only live evaluation needs; keep what answers replays."""

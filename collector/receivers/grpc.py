@@ -46,8 +46,8 @@ class _Export:
         request = self._request_type()
         try:
             request.ParseFromString(payload)
-        except DecodeError as error:
-            self._intake.refuse(self._signal, "malformed")
+        except (DecodeError, RecursionError) as error:
+            self._intake.refuse(self._signal, "malformed", "protobuf")
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"request is not a valid {self._request_type.__name__}: {error}")
         verdict = self._intake.accept(self._signal, payload, count_items(self._signal, request))

@@ -68,7 +68,15 @@ class Intake:
                                 f"received.{name}.bytes": len(payload)})
         return Verdict(True)
 
-    def refuse(self, signal: Signal | None, reason: str) -> None:
-        """Count a refused request: unauthenticated, too_large, malformed, unsupported, overload, ..."""
+    def aborted(self, signal: Signal | None) -> None:
+        """Count a request the client gave up on mid-body (or that a framing error ended): not a refusal."""
+        self.counters.add(f"aborted.{signal.name.lower() if signal is not None else 'other'}")
+
+    def refuse(self, signal: Signal | None, reason: str, kind: str = "") -> None:
+        """Count a refused request by reason (unauthenticated, too_large, malformed, unsupported, overload,
+        timeout, ...) and, when given, by the finer kind (`malformed` as protobuf, json, json_depth, gzip, ...)."""
         name = signal.name.lower() if signal is not None else "other"
-        self.counters.add(f"refused.{name}.{reason}")
+        if kind:
+            self.counters.add_many({f"refused.{name}.{reason}": 1, f"refused_kind.{name}.{reason}.{kind}": 1})
+        else:
+            self.counters.add(f"refused.{name}.{reason}")

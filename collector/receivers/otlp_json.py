@@ -4,7 +4,8 @@ The spec follows proto3's JSON mapping (lowerCamelCase names, enums as integers,
 decimal strings or numbers) with one deliberate exception that `google.protobuf.json_format` does not
 know: trace and span ids are *hex* strings, not base64. So ids are converted on the way in and out
 (only the id fields: `bytesValue` attribute values stay base64), and json_format does the rest.
-Unknown fields are ignored, as the spec asks of receivers.
+Unknown fields are ignored, as the spec asks of receivers. Nesting deeper than the interpreter's recursion
+limit (`[` x 100,000 is a 100 kB body) is a `TooDeep` refusal, never a RecursionError escaping.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 M = TypeVar("M", bound=Message)
+
+
+class TooDeep(ValueError):
+    """The JSON nests deeper than can be parsed: a refusal of the body like any other ValueError."""
 
 # JSON field name -> id length in bytes (json_format accepts camelCase and the proto names)
 _ID_FIELDS = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8, "parentSpanId": 8, "parent_span_id": 8}
@@ -68,12 +73,16 @@ def parse(body: bytes, message: M) -> M:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"body is not JSON: {error}") from None
+    except RecursionError:
+        raise TooDeep("body nests JSON arrays or objects too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("body must be a JSON object")
     try:
         json_format.ParseDict(_ids_hex_to_base64(data, "$"), message, ignore_unknown_fields=True)
     except (json_format.ParseError, binascii.Error, TypeError) as error:
         raise ValueError(" ".join(str(error).split())[:300]) from None
+    except RecursionError:
+        raise TooDeep("body nests OTLP values too deeply") from None
     return message
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from collector.es_client import (
     build_client,
+    check_server_version,
     describe_error,
     error_status,
     is_retryable,
@@ -152,6 +153,7 @@ class ElasticsearchSink:
                 return ExportResult(ExportStatus.RETRYABLE, detail="elasticsearch sink is shut down")
             try:
                 if self._needs_setup:
+                    check_server_version(self.client)
                     install_index_templates(self.client, self.prefix)
                     self._needs_setup = False
                 self._learn_runs(batch)
@@ -186,6 +188,7 @@ class ElasticsearchSink:
     def setup(self) -> list[str]:
         """Install templates and indices now (the CLI's `pinnprov kibana templates`); raises on failure."""
         with self._lock:
+            check_server_version(self.client)
             report = install_index_templates(self.client, self.prefix)
             self._needs_setup = False
             return report

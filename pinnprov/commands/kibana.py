@@ -136,13 +136,17 @@ def handle_import(args: argparse.Namespace) -> int:
 
 
 def handle_alerts(args: argparse.Namespace) -> int:
+    from kibana.connectors import apply_connectors
     from kibana.importer import apply_alert_rules
     from kibana.validator import validate_alert_rules
 
     problems = validate_alert_rules()
     if problems:
         raise ValueError(f"alert rules are invalid: {problems[0]} (see `pinnprov kibana validate`)")
-    return _report(apply_alert_rules(_client(args), prefix=_index_prefix(args)).outcomes)
+    client = _client(args)
+    connectors = apply_connectors(client)  # first: rule actions name them
+    rules = apply_alert_rules(client, prefix=_index_prefix(args), connectors=connectors.available)
+    return _report(connectors.outcomes + rules.outcomes)
 
 
 def handle_ndjson(args: argparse.Namespace) -> int:

@@ -55,9 +55,14 @@ def register(subparsers: Any) -> None:
             )
         if "every" in query.options:
             sub.add_argument("--every", type=int, metavar="K", help="only epochs divisible by K")
+        if "last" in query.options:
             sub.add_argument("--last", type=int, metavar="N", help="only the last N (selected) epochs")
+        if "from_epoch" in query.options:
             sub.add_argument("--from", dest="from_epoch", type=int, metavar="EPOCH", help="first epoch")
+        if "to_epoch" in query.options:
             sub.add_argument("--to", dest="to_epoch", type=int, metavar="EPOCH", help="last epoch")
+        if "buckets" in query.options:
+            sub.add_argument("--buckets", type=int, metavar="B", help="epoch buckets between the first and last epoch")
         if "experiment" in query.options:
             sub.add_argument("--experiment", help="only runs of this experiment")
         if "status" in query.options:
@@ -78,6 +83,7 @@ def options_from(args: argparse.Namespace, run_id: str | None) -> Any:
         experiment=getattr(args, "experiment", None),
         status=getattr(args, "status", None),
         limit=getattr(args, "limit", None),
+        buckets=getattr(args, "buckets", None),
     )
 
 
