@@ -137,9 +137,11 @@ def test_pinnprov_train_on_a_monetdb_store_is_steered_live(tmp_path, monetdb_url
             "SELECT a.\"epoch\", a.new_value FROM adaptation a JOIN run r ON r.run_id = a.run_id "
             "WHERE r.run_name = 'steer-mdb' AND a.parameter = 'learning_rate' AND a.agent LIKE 'user:%'").rows
     assert float(new) == pytest.approx(2.5e-4, rel=1e-6) and 20 <= changed < len(rates)
-    # the exponential decay (0.99 per 1000 steps) goes on from the new value: within 3 % of it afterwards
-    assert all(1e-3 * 0.97 < lr <= 1e-3 * (1 + 1e-6) for lr in rates[:changed])
-    assert all(2.5e-4 * 0.97 < lr <= 2.5e-4 * (1 + 1e-6) for lr in rates[changed:])
+    # the exponential decay (0.99 per 1000 steps) runs on, from the new value after the change (the tiny net does
+    # ~1000 epochs/s, so thousands may pass before the command is applied)
+    decayed = 0.99 ** (len(rates) / 1000 + 1)
+    assert all(1e-3 * decayed < lr <= 1e-3 * (1 + 1e-6) for lr in rates[:changed])
+    assert all(2.5e-4 * decayed < lr <= 2.5e-4 * (1 + 1e-6) for lr in rates[changed:])
     with open_store(monetdb_url) as store:
         run = store.execute("SELECT status, epochs, last_epoch FROM run WHERE run_name = 'steer-mdb'").rows
         adaptations = store.execute(
