@@ -7,24 +7,27 @@ Runs a real `pinnprov collector` subprocess on loopback and measures, one JSON l
 - overload: the store is locked and the spool bounded (16 MiB): the collector must refuse with
   UNAVAILABLE / 503 instead of growing; shows accepted vs refused and the peak RSS;
 - latency: a real SDK trainer (BatchSpanProcessor, pinnprov's 200 ms delay) ending epochs at 20/s; time from
-  an epoch span's end to its row being visible in the store, median and p99.
+  an epoch span's end to its row being visible in the store, median and p99 (SQLite, and MonetDB with --monetdb).
 - ingest_micro: the two big costs in isolation, in this process, as median thread-CPU microseconds per span
   (CPU time, so other work on a shared machine inflates them less than wall time): translation of a decoded
   512-span request (`translate_us_per_span`; `translate_general_us_per_span` is the same through the general
   path only, for the ratio; `decode_us_per_span` is the protobuf decode before it) and one SQLite transaction
   writing 512 EpochRecords into a growing store (`sqlite_us_per_span`; `sqlite_wall_us_per_span` includes
   the commit's fsync). Printed last, or alone with --micro-only.
-The SQLite sink always; MonetDB too when PINNPROV_TEST_MONETDB_URL is set.
+The SQLite sink always; MonetDB too with --monetdb (or when PINNPROV_TEST_MONETDB_URL is set): the server of
+PINNPROV_TEST_MONETDB_URL, else one started from PINNPROV_TEST_MONETDB_LAUNCHER or mserver5 (bench/monetdb_target.py),
+each measurement in a fresh schema.
 
 `--protocols http` (or `grpc`) sends every request over that protocol only, to compare receivers.
 
 Usage: python bench/ingest.py [--senders 4] [--requests 40] [--protocols grpc,http] [--skip-overload]
-                              [--skip-latency] [--micro-only]
+                              [--skip-latency] [--micro-only] [--monetdb]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -39,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 SPANS_PER_REQUEST = 512
 
 
@@ -176,10 +180,15 @@ def _senders(endpoints: dict, senders: int, count: int, seconds: float, first: i
 
 
 def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int,
-                 protocols: tuple[str, ...] = ("grpc", "http")) -> dict:
+                 protocols: tuple[str, ...] = ("grpc", "http"), server_pid: int | None = None) -> dict:
     db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:") else None
+    if db is None:  # MonetDB: create the schema before the clock starts, as a deployed store has it
+        from collector.store import open_store
+
+        open_store(store, read_only=False).close()
     baseline = _store_count(store, db) if db is None or db.exists() else 0  # a MonetDB may hold earlier rows
     proc, endpoints = _start_collector(workdir, store)
+    server_cpu = _cpu_s(server_pid) if server_pid else 0.0
     try:
         results = _senders(endpoints, senders, count, seconds=600, protocols=protocols)
         accepted = sum(r["ok"] for r in results) * SPANS_PER_REQUEST
@@ -191,8 +200,10 @@ def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int,
         acked = max(r["ended"] for r in results)
         stored = _store_count(store, db) - baseline
         cpu = _cpu_s(proc.pid)
+        server = {"mserver5_cpu_us_per_span": round((_cpu_s(server_pid) - server_cpu) / max(stored, 1) * 1e6, 1)
+                  } if server_pid else {}
         return {"bench": "ingest", "sink": sink, "spans_per_s": round(stored / (ended - started)),
-                "collector_cpu_us_per_span": round(cpu / max(stored, 1) * 1e6, 1),
+                "collector_cpu_us_per_span": round(cpu / max(stored, 1) * 1e6, 1), **server,
                 "acked_spans_per_s": round(accepted / (acked - started)), "spans": stored, "senders": senders,
                 "protocols": ",".join(protocols), "spans_per_request": SPANS_PER_REQUEST,
                 "rss_mb": _rss_peak_mb(proc.pid),
@@ -239,7 +250,36 @@ def _poll(db: Path, conn: sqlite3.Connection | None, seen: dict[int, float]) -> 
     return conn
 
 
-def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0) -> dict:
+class _MonetdbPoller:
+    """`_poll` for a MonetDB store: one connection, each read in a transaction of its own (sees new commits)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.store: object | None = None
+
+    def __call__(self, seen: dict[int, float]) -> None:
+        from collector.store import open_store
+
+        try:
+            if self.store is None:
+                self.store = open_store(self.url)
+            numbers = self.store.execute('SELECT "epoch" FROM epoch_metric').rows  # type: ignore[attr-defined]
+        except ValueError:  # schema not created yet
+            return
+        now = time.time()
+        for (number,) in numbers:
+            seen.setdefault(number, now)
+
+
+def _poll_any(monetdb: _MonetdbPoller | None, db: Path, conn: sqlite3.Connection | None,
+              seen: dict[int, float]) -> sqlite3.Connection | None:
+    if monetdb is None:
+        return _poll(db, conn, seen)
+    monetdb(seen)
+    return None
+
+
+def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0, monetdb_url: str | None = None) -> dict:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import set_span_in_context
@@ -249,7 +289,8 @@ def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0) -> dict:
     from instrumentation.provider import batch_processor
 
     db = workdir / "latency.db"
-    proc, endpoints = _start_collector(workdir, f"sqlite:///{db}")
+    proc, endpoints = _start_collector(workdir, monetdb_url or f"sqlite:///{db}")
+    monetdb = _MonetdbPoller(monetdb_url) if monetdb_url else None
     run_id = "c" * 32
     provider = TracerProvider(id_generator=RunIdGenerator(run_id))
     provider.add_span_processor(batch_processor(OTLPSpanExporter(endpoint=f"http://{endpoints['grpc']}",
@@ -267,19 +308,21 @@ def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0) -> dict:
         ended[epoch] = time.time()
         next_epoch = time.time() + 1.0 / rate
         while time.time() < next_epoch:  # poll the store between epochs, as a user's query would
-            conn = _poll(db, conn, seen)
+            conn = _poll_any(monetdb, db, conn, seen)
             time.sleep(0.005)
     deadline = time.time() + 30
     while len(seen) < epochs and time.time() < deadline:
-        conn = _poll(db, conn, seen)
+        conn = _poll_any(monetdb, db, conn, seen)
         time.sleep(0.005)
     provider.shutdown()
     proc.terminate()
     proc.wait(60)
     latencies = sorted((seen[e] - ended[e]) * 1000 for e in seen)
-    return {"bench": "ingest_latency", "sink": "sqlite", "epochs": len(latencies), "rate_per_s": rate,
+    return {"bench": "ingest_latency", "sink": "monetdb" if monetdb else "sqlite", "epochs": len(latencies),
+            "rate_per_s": rate,
             "bsp_schedule_delay_ms": 200, "median_ms": round(statistics.median(latencies), 1),
-            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1), "max_ms": round(latencies[-1], 1)}
+            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 1), "max_ms": round(latencies[-1], 1),
+            "load_avg_1m": os.getloadavg()[0]}
 
 
 def _median_us_per_span(run: object, spans: int, repeats: int) -> float:
@@ -338,6 +381,7 @@ def main() -> None:
     parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--micro-only", action="store_true", help="only the in-process translate/SQLite line")
+    parser.add_argument("--monetdb", action="store_true", help="also measure ingest and latency into MonetDB")
     args = parser.parse_args()
     protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
     if not protocols or set(protocols) - {"grpc", "http"}:
@@ -349,14 +393,22 @@ def main() -> None:
             return
         print(json.dumps(bench_ingest(workdir, f"sqlite:///{workdir / 'ingest.db'}", "sqlite", args.senders,
                                       args.requests, protocols)), flush=True)
-        monetdb = os.environ.get("PINNPROV_TEST_MONETDB_URL")
-        if monetdb:
-            print(json.dumps(bench_ingest(workdir, monetdb, "monetdb", args.senders, args.requests, protocols)),
-                  flush=True)
-        if not args.skip_overload:
-            print(json.dumps(bench_overload(workdir, args.senders, args.requests)), flush=True)
-        if not args.skip_latency:
-            print(json.dumps(bench_latency(workdir)), flush=True)
+        with contextlib.ExitStack() as stack:
+            admin = None
+            if args.monetdb or os.environ.get("PINNPROV_TEST_MONETDB_URL"):
+                from monetdb_target import admin_url, fresh_schema, server_pid
+
+                admin = stack.enter_context(admin_url())
+                with fresh_schema(admin, f"bench_ingest_{os.getpid()}") as url:
+                    print(json.dumps(bench_ingest(workdir, url, "monetdb", args.senders, args.requests, protocols,
+                                                  server_pid())), flush=True)
+            if not args.skip_overload:
+                print(json.dumps(bench_overload(workdir, args.senders, args.requests)), flush=True)
+            if not args.skip_latency:
+                print(json.dumps(bench_latency(workdir)), flush=True)
+                if admin is not None:
+                    with fresh_schema(admin, f"bench_latency_{os.getpid()}") as url:
+                        print(json.dumps(bench_latency(workdir, monetdb_url=url)), flush=True)
         print(json.dumps(bench_micro(workdir)), flush=True)
 
 

@@ -162,14 +162,16 @@ class DeliveryWorker:
         """Hand a batch to the sink until it is not RETRYABLE (None if stopped first)."""
         delay = self.settings.retry_initial_s
         internal_failures = 0
+        retrying = False  # this batch has failed before: the sink stays "retrying" until it is written
         while not self._stop.is_set():
-            self.state = "delivering"
+            if not retrying:
+                self.state = "delivering"
             result = self.handler(signal, payload)
             key = f"sink.{self.name}.{signal.name.lower()}"
             if result.status is not ExportStatus.RETRYABLE:
                 self.counters.add_many({f"{key}.requests": requests, f"{key}.accepted": result.accepted,
                                         f"{key}.rejected": result.rejected})
-                if self.state == "retrying":
+                if retrying:
                     log.warning("sink %s is writing again", self.name)
                 self.state, self.last_error = "idle", ""
                 return result
@@ -181,9 +183,10 @@ class DeliveryWorker:
                 if internal_failures >= self.settings.poison_after:
                     return result  # split the batch: _deliver_run isolates the request that breaks it
             self.counters.add(f"{key}.retried", requests)
-            if self.state != "retrying":
+            if not retrying:
                 log.warning("sink %s unavailable (%s); keeping the data in the spool and retrying",
                             self.name, result.detail or "no detail")
+            retrying = True
             self.state, self.last_error = "retrying", result.detail
             self._stop.wait(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.settings.retry_max_s)

@@ -3,7 +3,8 @@
 The structure (which activities, entities, agents and relations exist) comes from the PROV core views, so
 the export and SQL users see the same provenance; attribute values (losses, typed hyperparameter values,
 times) come from the domain tables. Two namespaces: `pinnprov` for the vocabulary (types, attribute
-names) and `ppid` for the identifiers of this store's records.
+names) and `ppid` for the identifiers of this store's records. Every read is ORDER BY'd, so the document (and the
+blank ids PROV-JSON gives its relations) is the same for the same provenance in SQLite and MonetDB.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def build_document(store: Store, run_id: str, *, every: int | None = None) -> Pr
     }
     for activity_id, prov_type, label, started, ended in _rows(
         store,
-        "SELECT activity_id, prov_type, label, started_at, ended_at FROM activity WHERE run_id = :run_id",
+        "SELECT activity_id, prov_type, label, started_at, ended_at FROM activity WHERE run_id = :run_id "
+        "ORDER BY activity_id",
         run_id,
     ):
         activity_attributes: Attributes = {PROV["type"]: _type(prov_type), PROV["label"]: label}
@@ -119,7 +121,7 @@ def build_document(store: Store, run_id: str, *, every: int | None = None) -> Pr
         if not every or row[0] % every == 0 or row[0] in cited
     }
     for entity_id, prov_type, label, value in _rows(
-        store, "SELECT entity_id, prov_type, label, value FROM entity WHERE run_id = :run_id", run_id
+        store, "SELECT entity_id, prov_type, label, value FROM entity WHERE run_id = :run_id ORDER BY entity_id", run_id
     ):
         attributes: Attributes = {PROV["type"]: _type(prov_type), PROV["label"]: label}
         if prov_type == "pinnprov:EpochMetrics":
@@ -177,34 +179,38 @@ def _add_relations(doc: ProvDocument, store: Store, run_id: str, epochs: set[str
         store,
         "SELECT agent_id, prov_type, label FROM agent WHERE agent_id IN ("
         "SELECT agent_id FROM was_associated_with WHERE run_id = :run_id UNION "
-        "SELECT agent_id FROM was_attributed_to WHERE run_id = :run_id)",
+        "SELECT agent_id FROM was_attributed_to WHERE run_id = :run_id) ORDER BY agent_id",
         run_id,
     )
     for agent_id, prov_type, label in agents:
         doc.agent(PPID[agent_id], {PROV["type"]: _type(prov_type), PROV["label"]: label})
     for activity_id, entity_id, role, at in _rows(
-        store, "SELECT activity_id, entity_id, prov_role, at FROM used WHERE run_id = :run_id", run_id
+        store, "SELECT activity_id, entity_id, prov_role, at FROM used WHERE run_id = :run_id ORDER BY 1, 2, 3", run_id
     ):
         doc.used(PPID[activity_id], PPID[entity_id], _time(at), other_attributes={PROV["role"]: PINNPROV[role]})
     for entity_id, activity_id, at in _rows(
-        store, "SELECT entity_id, activity_id, at FROM was_generated_by WHERE run_id = :run_id", run_id
+        store, "SELECT entity_id, activity_id, at FROM was_generated_by WHERE run_id = :run_id ORDER BY 1, 2", run_id
     ):
         if entity_id in epochs:
             doc.wasGeneratedBy(PPID[entity_id], PPID[activity_id], _time(at))
     for activity_id, agent_id, role in _rows(
-        store, "SELECT activity_id, agent_id, prov_role FROM was_associated_with WHERE run_id = :run_id", run_id
+        store,
+        "SELECT activity_id, agent_id, prov_role FROM was_associated_with WHERE run_id = :run_id ORDER BY 1, 2, 3",
+        run_id,
     ):
         doc.wasAssociatedWith(PPID[activity_id], PPID[agent_id], other_attributes={PROV["role"]: PINNPROV[role]})
     for informed, informant in _rows(
-        store, "SELECT informed_id, informant_id FROM was_informed_by WHERE run_id = :run_id", run_id
+        store, "SELECT informed_id, informant_id FROM was_informed_by WHERE run_id = :run_id ORDER BY 1, 2", run_id
     ):
         doc.wasInformedBy(PPID[informed], PPID[informant])
     for generated, used in _rows(
-        store, "SELECT generated_entity_id, used_entity_id FROM was_derived_from WHERE run_id = :run_id", run_id
+        store,
+        "SELECT generated_entity_id, used_entity_id FROM was_derived_from WHERE run_id = :run_id ORDER BY 1, 2",
+        run_id,
     ):
         doc.wasDerivedFrom(PPID[generated], PPID[used])
     for entity_id, agent_id in _rows(
-        store, "SELECT entity_id, agent_id FROM was_attributed_to WHERE run_id = :run_id", run_id
+        store, "SELECT entity_id, agent_id FROM was_attributed_to WHERE run_id = :run_id ORDER BY 1, 2", run_id
     ):
         doc.wasAttributedTo(PPID[entity_id], PPID[agent_id])
 

@@ -7,7 +7,9 @@ Identifiers are local names in the pinnprov namespace (prov_export.py adds the p
   agents      agent/user:<name> (prov:Person), agent/host:<host>, agent/process:<host>:<pid>
               (prov:SoftwareAgent, the trainer), agent/<adaptation agent> (user:<name> is a Person,
               schedule / trainer / rule:<name> are SoftwareAgents), agent/rule:<rule> for alert rules
-Every relation carries run_id so one run's provenance is a simple filter.
+Every relation carries run_id so one run's provenance is a simple filter. An epoch entity's `value` is '': its
+numbers are in epoch_metric (which the export reads), and a DOUBLE cast to text differs between the dialects
+(SQLite '101.0', MonetDB '101'), which would break SQLite/MonetDB parity of the views.
 """
 
 from __future__ import annotations
@@ -49,8 +51,7 @@ SELECT 'dataset/' || dataset_sha256, 'pinnprov:Dataset', run_id, COALESCE(datase
        COALESCE(dataset_source, '')
 FROM run WHERE dataset_sha256 IS NOT NULL AND dataset_sha256 <> ''
 UNION ALL
-SELECT {_EPOCH_ID}, 'pinnprov:EpochMetrics', run_id, 'epoch ' || CAST("epoch" AS VARCHAR(12)),
-       CAST(loss AS VARCHAR(32))
+SELECT {_EPOCH_ID}, 'pinnprov:EpochMetrics', run_id, 'epoch ' || CAST("epoch" AS VARCHAR(12)), ''
 FROM epoch_metric
 UNION ALL
 SELECT 'alert/' || alert_id, 'pinnprov:Alert', run_id, COALESCE(rule, ''), COALESCE(message, '') FROM alert""",

@@ -1,9 +1,9 @@
 """MonetDB access for the store: connect from a URL, create the schema, run portable SQL.
 
 Kept apart so SQLite users never import pymonetdb. The schema is created by checking the catalog
-(`sys.tables`, `sys.idxs`) because MonetDB has no CREATE INDEX IF NOT EXISTS. Reads run inside a
-transaction that is always rolled back, so even user SQL that slips past the keyword check cannot
-change anything.
+(`sys.tables`, `sys.idxs`) because MonetDB has no CREATE INDEX IF NOT EXISTS. Every read runs in a transaction of
+its own that is rolled back: user SQL that slips past the keyword check cannot change anything, and the next
+read sees what other connections committed since (writes go through executemany_write, which commits).
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ class MonetdbStore:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise (ReadOnlyViolation if user_sql else ValueError)(f"SQL error: {message}") from None
         finally:
-            if self.read_only or user_sql:
-                self._conn.rollback()
+            # Always end the read's transaction, writable stores too: MonetDB reads a snapshot taken when the
+            # transaction began, so a steering poller whose connection stayed inside one never saw new commands.
+            self._conn.rollback()
         return QueryResult(columns, rows)
 
     def executemany_write(self, sql: str, rows: Sequence[Mapping[str, object]]) -> int:

@@ -262,7 +262,9 @@ class Spool:
     def commit(self, consumer: str, position: Position) -> None:
         """Persist that `consumer` delivered everything before `position`; drop segments nobody needs."""
         path = self.directory / f"cursor.{consumer}"
-        temporary = path.with_suffix(".tmp")
+        # One temporary per consumer: with_suffix(".tmp") made every "cursor.<sink>-<hash>" share cursor.tmp,
+        # so two delivery workers committing at once lost a rename and one worker thread died.
+        temporary = path.with_name(path.name + ".tmp")
         with open(temporary, "w") as file:
             file.write(f"{position.segment} {position.offset}\n")
             if self.fsync:

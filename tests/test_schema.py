@@ -1,8 +1,7 @@
-"""The schema definition and its DDL for SQLite and MonetDB (MonetDB live when PINNPROV_TEST_MONETDB_URL is set)."""
+"""The schema definition and its DDL for SQLite and MonetDB (MonetDB live: tests/monetdb_server.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 
@@ -151,14 +150,11 @@ def test_views_describe_the_provenance_of_a_run(tmp_path) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.skipif(
-    not os.environ.get("PINNPROV_TEST_MONETDB_URL"), reason="set PINNPROV_TEST_MONETDB_URL to test MonetDB"
-)
-def test_monetdb_schema_and_queries_live() -> None:
+def test_monetdb_schema_and_queries_live(monetdb_url: str) -> None:
     from collector.queries import run_query
     from collector.store import insert_command, open_store, pending_commands
 
-    url = os.environ["PINNPROV_TEST_MONETDB_URL"]
+    url = monetdb_url
     with open_store(url, read_only=False) as store:  # creates the schema (idempotent)
         pass
     with open_store(url, read_only=False) as store:

@@ -142,3 +142,29 @@ def test_cursor_past_deleted_segments_still_sees_new_records(tmp_path: Path) -> 
     with Spool(tmp_path) as spool:
         spool.append(Signal.TRACES, b"b")
         assert _payloads(spool, spool.cursor("default")) == [b"b"]
+
+
+def test_two_consumers_commit_at_the_same_time(tmp_path: Path) -> None:
+    # Consumer names as the collector makes them ("<sink>-<hash>"): each cursor needs its own temporary file.
+    names = ("sqlite-3f2a", "monetdb-39044bb456a7")
+    with Spool(tmp_path, consumers=names, fsync=False) as spool:
+        for i in range(200):
+            spool.append(Signal.TRACES, f"r{i}".encode())
+        entries = spool.read(spool.cursor(names[0]), max_records=200)
+        errors: list[BaseException] = []
+
+        def commit_all(name: str) -> None:
+            try:
+                for entry in entries:
+                    spool.commit(name, entry.next)
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=commit_all, args=(name,)) for name in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert [spool.pending_records(name) for name in names] == [0, 0]
+    assert sorted(p.name for p in tmp_path.glob("cursor.*")) == [f"cursor.{name}" for name in sorted(names)]

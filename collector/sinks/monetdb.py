@@ -1,10 +1,12 @@
 """The MonetDB sink: bulk COPY ... ON CLIENT into staging tables, then idempotent INSERT/MERGE, one transaction.
 
 Why this shape:
-- Bulk, not row by row: each batch is a handful of COPY statements whose CSV payloads pymonetdb streams
-  from memory (an Uploader serving exactly the names we asked for, nothing from disk), followed by set-based
-  INSERT ... WHERE NOT EXISTS / MERGE statements (collector/monetdb_copy.py). Same rows and semantics as the
+- Bulk, not row by row: each batch is one read of its `run` rows, then per table a COPY whose CSV payload
+  pymonetdb streams from memory (an Uploader serving exactly the names we asked for, nothing from disk) and one
+  set-based INSERT ... WHERE NOT EXISTS or MERGE (collector/monetdb_copy.py). Same rows and semantics as the
   SQLite sink, from the same collector/rows.py.
+- Crash-safe on MonetDB 11.45: every table is written by one statement per transaction and never read after it
+  (a second statement over a VARCHAR column a join-update changed kills the server; collector/monetdb_run_merge.py).
 - One writer per connection: export() is serialised; the collector runs one delivery worker per sink.
   MonetDB uses optimistic concurrency: a transaction that conflicts with another writer (a second collector,
   a user's UPDATE) is aborted at COMMIT; it is simply retried a few times with jitter.
@@ -25,13 +27,25 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from collector.monetdb_copy import OPERATIONS, batch_rows, copy_payload
+from collector.monetdb_copy import OPERATIONS, collect, current_runs_sql, plan
+from collector.monetdb_run_merge import RUN_COLUMNS
 from collector.records import ProvRecord
 from collector.sinks.base import SINKS, ExportResult, ExportStatus
 from collector.store_monetdb import apply_monetdb, parse_monetdb_url
 from contract.urls import redact
 
 log = logging.getLogger(__name__)
+
+
+class _QuietConnectErrors(logging.Filter):
+    """pymonetdb logs every failed connect at ERROR; the collector already says once that the store is
+    unavailable (and again when it writes again), so a MonetDB that is down for an hour is not a line a second."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Could not connect to")
+
+
+logging.getLogger("pymonetdb.mapi").addFilter(_QuietConnectErrors())
 
 _SQLSTATE = re.compile(r"\b([0-9A-Z]{5})!")
 
@@ -133,13 +147,22 @@ class MonetdbSink:
         return "conflict", "retries exhausted"
 
     def _write(self, records: Sequence[ProvRecord]) -> None:
-        plan = batch_rows(records)
+        batch = collect(records)
         conn = self._connection()
-        self._uploader.files = {op.name: copy_payload(rows, op.columns) for op, rows in plan}
+        cursor = conn.cursor()
+        current: dict[str, dict[str, Any]] = {}
+        if batch.run_ids():
+            params = batch.read_params()
+            cursor.execute(current_runs_sql(len(batch.run_ids()), len(batch.run_names())), params)
+            for values in cursor.fetchall():
+                row = dict(zip(RUN_COLUMNS, values, strict=True))
+                current[row["run_id"]] = row
+        steps = plan(batch, current)
+        self._uploader.files = {op.name: op.payload(rows) for op, rows in steps
+                                if op.use_copy(len(rows))}
         try:
-            cursor = conn.cursor()
-            for op, rows in plan:
-                cursor.execute(op.copy_sql(len(rows)))
+            for op, rows in steps:
+                cursor.execute(op.copy_sql(len(rows)) if op.use_copy(len(rows)) else op.insert_sql(rows))
                 cursor.execute(op.apply_sql)
             conn.commit()
         finally:
