@@ -32,10 +32,10 @@ def hook() -> Iterator[Hook]:
 class Collector1:
     """One 'collector lifetime' in-process: engine with its state in the store, pipeline into SQLite."""
 
-    def __init__(self, db: Path, hook: Hook) -> None:
+    def __init__(self, db: Path, hook: Hook, state_url: str | None = None) -> None:
         rules = [{"name": "hi", "kind": "threshold", "metric": "loss", "threshold": 0.1,
                   "actions": [{"type": "webhook", "url": hook.url, "timeout_s": 5}]}]
-        self.engine = AlertEngine(load_rules(rules), state=StoreAlertState(f"sqlite:///{db}"))
+        self.engine = AlertEngine(load_rules(rules), state=StoreAlertState(state_url or f"sqlite:///{db}"))
         self.pipeline = Pipeline([SqliteSink(db)], processors=[self.engine])
 
     def feed(self, losses: list[float], skip: int = 0) -> None:
@@ -48,15 +48,21 @@ class Collector1:
         self.engine.close()
 
 
-def test_restarts_and_replays_never_notify_a_firing_twice(tmp_path: Path, hook: Hook) -> None:
+@pytest.fixture(params=["sqlite", "monetdb"])
+def state_url(request: pytest.FixtureRequest) -> str | None:
+    """Where the engine keeps its memory: the SQLite store itself, or a real MonetDB (tests/monetdb_server.py)."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("monetdb_url"))
+
+
+def test_restarts_and_replays_never_notify_a_firing_twice(tmp_path: Path, hook: Hook, state_url: str | None) -> None:
     db = tmp_path / "prov.db"
-    first = Collector1(db, hook)
+    first = Collector1(db, hook, state_url)
     assert first.pipeline.handle_traces(requests(run_spec(1, [1.0]))[0]).ok  # the run start
     first.feed([1.0, 1.0, 1.0])  # fires at epoch 0, then stays quiet while it holds
     first.stop()
     assert len(hook.received) == 1 and hook.received[0][1]["epoch"] == 0
 
-    second = Collector1(db, hook)  # restarted: nothing in memory
+    second = Collector1(db, hook, state_url)  # restarted: nothing in memory
     second.feed([1.0, 1.0, 1.0])  # the spool replays what the first may not have delivered
     second.feed([1.0] * 6, skip=1)  # epochs 3..5: still holding, the rule is still firing
     replayed = second.engine(list(_epoch_records(run_spec(1, [1.0]))))  # epoch 0 once more, directly
@@ -65,10 +71,10 @@ def test_restarts_and_replays_never_notify_a_firing_twice(tmp_path: Path, hook: 
     assert len(hook.received) == 1  # ... and nobody is told twice
     assert second.engine.counters.get("epochs.replayed") >= 4
 
-    third = Collector1(db, hook)
+    third = Collector1(db, hook, state_url)
     third.feed([1.0] * 6 + [0.01], skip=2)  # epoch 6 recovers: re-armed, and that is remembered ...
     third.stop()
-    fourth = Collector1(db, hook)
+    fourth = Collector1(db, hook, state_url)
     fourth.feed([1.0] * 6 + [0.01, 1.0, 1.0], skip=2)  # ... so epoch 7 fires (and notifies) once
     fourth.stop()
     assert [body["epoch"] for _, body in hook.received] == [0, 7]
