@@ -48,7 +48,7 @@ def measure(mode: str, points: int, seconds: float, k: int, regularizer: str) ->
     from pinn.config import TrainConfig
 
     config = TrainConfig(tau_layers=10, tau_units=20, velocity_layers=10, velocity_units=20,
-                         collocation_count=points, steps_per_call=k, stopping="none", collocation_resample=True,
+                         collocation_count=points, steps_per_call=k, stopping="none", collocation_redraw="chunk",
                          jit_compile=mode == "trainer", regularizer=regularizer, time_budget_s=0.0, threads=0)
     data = crosshole_benchmark()
     if mode == "trainer":

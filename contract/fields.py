@@ -119,7 +119,7 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     _hp("velocity_min_m_s", "network.velocity.min_m_s", "float", "m/s", "lower bound of v (0 = from the data)"),
     _hp("velocity_max_m_s", "network.velocity.max_m_s", "float", "m/s", "upper bound of v (0 = from the data)"),
     _hp("collocation_count", "collocation.count", "int", "1", "collocation points per step"),
-    _hp("collocation_resample", "collocation.resample", "bool", "", "draw fresh collocation points every chunk"),
+    _hp("collocation_redraw", "collocation.redraw", "str", "", "fresh collocation points every: step | chunk | never"),
     _hp("source_sampling", "collocation.source_sampling", "str", "", "collocation sources: sources | interpolated "
         "| domain"),
     _hp("reciprocity", "data.reciprocity", "bool", "", "also train on every pick with source and receiver swapped"),

@@ -74,9 +74,8 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 
 def _write_outputs(out: Path, data: Any, result: Any) -> list[Path]:
-    from pinn.benchmark import true_velocity
     from pinn.figures import grid_extent
-    from pinn.scoring import is_benchmark
+    from pinn.scoring import true_model
 
     out.mkdir(parents=True, exist_ok=True)
     written = [
@@ -85,8 +84,9 @@ def _write_outputs(out: Path, data: Any, result: Any) -> list[Path]:
         atomic_npy(out / "grid_z.npy", result.grid_z),
     ]
     panels: list[tuple[str, Any, float | None]] = []
-    if is_benchmark(data):
-        panels.append(("True model", true_velocity(result.grid_x, result.grid_z), None))
+    exact = true_model(data)
+    if exact is not None:
+        panels.append(("True model", exact(result.grid_x, result.grid_z), None))
     panels.append(("PyGIMLi", result.velocity_grid, result.r2))
     written.append(comparison_png(out, panels, data, grid_extent(result.grid_x, result.grid_z)))
     summary = {

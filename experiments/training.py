@@ -25,7 +25,7 @@ FLAG_FIELDS = {
     "w_boundary": "weight_boundary", "w_data": "weight_data", "seed": "seed", "experiment": "experiment",
     "run_name": "run_name", "threads": "threads", "lbfgs_steps": "lbfgs_steps", "noise_level": "noise_level_s",
     "collocation": "collocation_count", "jit": "jit_compile", "stopping": "stopping",
-    "time_budget": "time_budget_s",
+    "time_budget": "time_budget_s", "holdout_fraction": "holdout_fraction",
 }
 # keys a config file may hold besides TrainConfig fields
 FILE_ONLY_KEYS = ("data", "domain")
@@ -47,9 +47,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--w-data", type=float, help="weight of the data loss L_D")
     model.add_argument("--collocation", type=int, help="collocation points per step")
     model.add_argument("--lbfgs-steps", type=int, help="L-BFGS iterations after the first phase (default 0)")
-    model.add_argument("--stopping", choices=("none", "discrepancy", "holdout"), help="data-only stopping rule")
+    model.add_argument("--stopping", choices=("auto", "converged", "discrepancy", "holdout", "none"),
+                       help="data-only stopping rule (default auto: discrepancy with --noise-level, else converged)")
     model.add_argument("--noise-level", type=float, metavar="SECONDS",
-                       help="RMS noise of the picks, for the discrepancy principle")
+                       help="RMS pick uncertainty sqrt(mean(sigma_i^2)) in s: switches on the discrepancy principle")
+    model.add_argument("--holdout-fraction", type=float, metavar="SHARE",
+                       help="share of picks held out by --stopping holdout (default 0.1)")
     model.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this wall time")
     model.add_argument("--seed", type=int)
     model.add_argument("--threads", type=int, help="TensorFlow threads (1 is fastest for small nets)")
@@ -163,16 +166,16 @@ def write_outputs(out: Path, config: Any, data: Any, result: Any, baseline: Any)
     import numpy as np
 
     from experiments.run_outputs import json_default
-    from pinn import benchmark
-    from pinn.scoring import is_benchmark
+    from pinn.scoring import true_model
 
     written = [out / "velocity_pinn.npy", out / "grid_x.npy", out / "grid_z.npy"]
     np.save(written[0], result.velocity_grid)
     np.save(written[1], result.grid_x)
     np.save(written[2], result.grid_z)
     panels: list[tuple[str, Any, float | None]] = []
-    if is_benchmark(data):
-        truth = benchmark.true_velocity(result.grid_x, result.grid_z)
+    exact = true_model(data)
+    if exact is not None:
+        truth = exact(result.grid_x, result.grid_z)
         np.save(out / "velocity_true.npy", truth)
         written.append(out / "velocity_true.npy")
         panels.append(("True model", truth, None))
@@ -211,7 +214,7 @@ def print_result(result: Any, data: Any, config: Any, written: list[Path]) -> No
              f"in {m.get('seconds', math.nan):.1f} s" + (f": {result.stop_reason}" if result.stop_reason else "")]
     if "r2" in m:
         lines.append(f"velocity R2 {m['r2']:.3f}, RMSE {m['rmse_m_s']:.1f} m/s (scoring grid, exact model)")
-    noise = config.noise_level_s or data.noise_rms_s
+    noise = config.noise_level_s
     lines.append(f"data RMS {m['data_rms_s'] * 1e3:.4f} ms" + (f" (noise level {noise * 1e3:.4f} ms)" if noise else ""))
     lines.append(f"wrote {', '.join(str(p) for p in written)}")
     print("\n".join(lines))

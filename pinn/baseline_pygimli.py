@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from pinn.benchmark import NOISE_ABSOLUTE_S, NOISE_RELATIVE, true_velocity
+from pinn.benchmark import NOISE_ABSOLUTE_S, NOISE_RELATIVE
 from pinn.dataset import Domain, TraveltimeData
 from pinn.metrics import r2, rmse, traveltime_rms
-from pinn.scoring import grid_for, is_benchmark
+from pinn.scoring import grid_for, true_model
 
 DEFAULT_LAM = 1000.0
 DEFAULT_SEC_NODES = 3
@@ -122,8 +122,9 @@ def invert(
     grid_x, grid_z = grid_for(data)
     grid = _sample_cells(pg, para_domain, np.asarray(velocity, dtype=np.float64), grid_x, grid_z)
     score_r2 = score_rmse = None
-    if is_benchmark(data):
-        truth = true_velocity(grid_x, grid_z)
+    exact = true_model(data)
+    if exact is not None:
+        truth = exact(grid_x, grid_z)
         score_r2, score_rmse = r2(predicted=grid, true=truth), rmse(predicted=grid, true=truth)
     parameters: dict[str, Any] = {
         "method": "pygimli.physics.TravelTimeManager",

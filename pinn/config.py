@@ -14,9 +14,13 @@ from typing import Any
 
 from contract.fields import HYPERPARAMETERS
 from pinn.observer import HyperparameterValue
+from pinn.stopping import DEFAULT_HOLDOUT_FRACTION
+from pinn.stopping import RULES as STOPPING_RULES
 
-STOPPING_RULES = ("none", "discrepancy", "holdout")
 SOURCE_SAMPLING = ("sources", "interpolated", "domain")
+COLLOCATION_REDRAW = ("step", "chunk", "never")
+# config keys of earlier versions, mapped to today's key and value
+_LEGACY_KEYS = {"collocation_resample": ("collocation_redraw", {True: "chunk", False: "never"})}
 
 
 @dataclass(frozen=True)
@@ -65,18 +69,20 @@ class TrainConfig:
     velocity_max_m_s: float = 0.0
     # collocation
     collocation_count: int = 1000
-    collocation_resample: bool = True  # draw fresh points at every chunk
+    collocation_redraw: str = "step"  # fresh collocation points every step, every chunk, or never (see sampling.py)
     source_sampling: str = "sources"  # collocation sources: shot points, between shots, or the whole domain
     reciprocity: bool = False  # also train on every pick with source and receiver swapped (phi is symmetric)
     ray_fraction: float = 0.0  # share of collocation receivers drawn near the straight rays of the picks
     ray_width: float = 0.05  # std of their offset from the ray (nondimensional, i.e. times L)
     boundary_points: int = 200  # extra points x where tau(x, x) = 1/v(x) is enforced besides the sources
     # stopping (data only: the true model never chooses epochs)
-    stopping: str = "discrepancy"
-    noise_level_s: float = 0.0  # 0 = the data set's own noise_rms_s (benchmark) if known
+    stopping: str = "auto"  # discrepancy with a noise level, else converged (pinn/stopping.py)
+    noise_level_s: float = 0.0  # RMS pick uncertainty, sqrt(mean(sigma_i^2)); 0 = not known
     discrepancy_factor: float = 1.0
-    holdout_fraction: float = 0.0
+    holdout_fraction: float = 0.0  # 0 = DEFAULT_HOLDOUT_FRACTION when stopping is holdout, else none held out
     holdout_patience: int = 2000
+    convergence_window: int = 5000  # epochs per window of the converged rule
+    convergence_tolerance: float = 0.01  # stop when the last window's median loss is < 1 % below the one before
     time_budget_s: float = 900.0  # stop after this many wall seconds (0 = no limit)
     # execution
     seed: int = 1234
@@ -96,6 +102,8 @@ class TrainConfig:
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
             name = str(key).replace("-", "_")
+            if name in _LEGACY_KEYS and isinstance(value, bool):
+                name, value = _LEGACY_KEYS[name][0], _LEGACY_KEYS[name][1][value]
             if name not in known:
                 raise ValueError(f"unknown config key {key!r}")
             kwargs[name] = _coerce(name, known[name].type, value)
@@ -103,6 +111,13 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def held_out_fraction(self) -> float:
+        """The share of picks held out: the configured one, or the default one when the hold-out rule needs it."""
+        if self.stopping == "holdout" and self.holdout_fraction == 0:
+            return DEFAULT_HOLDOUT_FRACTION
+        return self.holdout_fraction
 
     @property
     def velocity_activation_name(self) -> str:
@@ -177,6 +192,8 @@ def _validate(config: TrainConfig) -> None:
     if config.velocity_min_m_s and config.velocity_max_m_s:
         require(config.velocity_max_m_s > config.velocity_min_m_s, "velocity_max_m_s", "must exceed velocity_min_m_s")
     require(config.collocation_count >= 1, "collocation_count", "must be at least 1")
+    require(config.collocation_redraw in COLLOCATION_REDRAW, "collocation_redraw",
+            f"must be one of {COLLOCATION_REDRAW}")
     require(config.source_sampling in SOURCE_SAMPLING, "source_sampling", f"must be one of {SOURCE_SAMPLING}")
     require(0 <= config.ray_fraction <= 1, "ray_fraction", "must be in [0, 1]")
     require(config.ray_width > 0, "ray_width", "must be > 0")
@@ -185,9 +202,10 @@ def _validate(config: TrainConfig) -> None:
     require(config.noise_level_s >= 0, "noise_level_s", "must be >= 0")
     require(config.discrepancy_factor > 0, "discrepancy_factor", "must be > 0")
     require(0 <= config.holdout_fraction < 1, "holdout_fraction", "must be in [0, 1)")
-    if config.stopping == "holdout":
-        require(config.holdout_fraction > 0, "holdout_fraction", "must be > 0 when stopping is holdout")
     require(config.holdout_patience >= 1, "holdout_patience", "must be at least 1")
+    require(config.convergence_window >= config.steps_per_call, "convergence_window",
+            "must be at least steps_per_call")
+    require(0 < config.convergence_tolerance < 1, "convergence_tolerance", "must be in (0, 1)")
     require(config.time_budget_s >= 0, "time_budget_s", "must be >= 0")
     require(config.steps_per_call >= 1, "steps_per_call", "must be at least 1")
     require(0 <= config.threads <= 1024, "threads", "must be in [0, 1024]")

@@ -18,11 +18,11 @@ import tensorflow as tf
 
 from pinn.config import TrainConfig
 from pinn.events import EventReplay
-from pinn.losses import DATA_RMS, LEARNING_RATE, RECORD_FIELDS
+from pinn.losses import LEARNING_RATE, RECORD_FIELDS
 from pinn.observer import RunStatus
 from pinn.problem import Problem
 from pinn.steering_apply import SteeringApplier
-from pinn.stopping import StoppingRule
+from pinn.stopping import StoppingRule, progress_of
 
 ARMIJO_C1 = 1e-4
 MAX_HALVINGS = 20
@@ -148,7 +148,7 @@ def run_lbfgs(problem: Problem, replay: EventReplay, steering: SteeringApplier, 
             raise FloatingPointError(f"loss is not finite at epoch {replay.epochs - 1}")
         if steering.poll(replay.epochs):
             return "stopped", steering.stop_reason
-        decision = rule.check(replay.epochs - 1, float(records[-1, DATA_RMS]), holdout)
+        decision = rule.check(progress_of(replay.epochs - 1, records, holdout))
         if decision.improved:
             on_improved()
         if decision.stop:

@@ -51,7 +51,7 @@ class Problem:
             config.velocity_fourier_features, config.velocity_fourier_scale,
         )
         self.tau = TauNetwork(config.tau_layers, config.tau_units, config.activation, config.seed, v_lo, v_hi)
-        self.split = Split.make(data.picks, config.holdout_fraction, config.seed)
+        self.split = Split.make(data.picks, config.held_out_fraction, config.seed)
         sources = self.scaling.points(data.sources)
         receivers = self.scaling.points(data.receivers)
         times_hat = (data.traveltimes / self.scaling.time_s).astype(np.float32)

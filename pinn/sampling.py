@@ -7,6 +7,12 @@ ten isolated fields do), or anywhere in the domain ("domain", what a general for
 Receivers: uniform over the domain, optionally a fraction concentrated along the straight rays between the
 picked pairs, where the data actually constrain v. Points are tf.Variables refreshed in place, so the
 compiled step never retraces.
+
+When: by default a fresh draw at every optimiser step, inside the compiled loop (config collocation_redraw
+"step"). Then every reported residual is an unbiased estimate of the same quantity, the mean residual over
+the domain, so loss curves are comparable from epoch to epoch; with one draw per chunk ("chunk") the networks
+fit the current points for 100 steps and each chunk's first step shows a spike on the new points
+(bench/loss_curves.py measures both). Redrawing costs a few random draws per step, nothing next to the step.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pinn import benchmark
+from pinn import benchmark, model_suite
 from pinn.dataset import Domain, TraveltimeData
 from pinn.metrics import r2, rmse
 
@@ -33,9 +33,19 @@ def is_benchmark(data: TraveltimeData) -> bool:
     return data.origin == "benchmark" and data.domain == benchmark.DOMAIN
 
 
-def grid_for(data: TraveltimeData, cells: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The benchmark's scoring grid, or cell centres over a user's domain (`cells` along the longer side)."""
+def true_model(data: TraveltimeData) -> model_suite.VelocityField | None:
+    """The exact velocity of a synthetic data set (the benchmark or a suite case), None for anyone else's picks."""
     if is_benchmark(data):
+        return benchmark.true_velocity
+    suite_case = model_suite.suite_case_of(data)
+    if suite_case is not None and data.domain == benchmark.DOMAIN:
+        return suite_case.true_velocity
+    return None
+
+
+def grid_for(data: TraveltimeData, cells: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The 0.625 m scoring grid for synthetic data, else cell centres over a domain (`cells` on the longer side)."""
+    if true_model(data) is not None:
         return benchmark.score_grid()
     return cell_centres(data.domain, cells)
 
@@ -54,8 +64,9 @@ def score(problem: Problem, data: TraveltimeData) -> Scored:
     grid_x, grid_z = grid_for(data)
     grid_v = problem.velocity_m_s(grid_x, grid_z)
     r2_value = rmse_value = None
-    if is_benchmark(data):
-        truth = benchmark.true_velocity(grid_x, grid_z)
+    exact = true_model(data)
+    if exact is not None:
+        truth = exact(grid_x, grid_z)
         r2_value, rmse_value = r2(grid_v, truth), rmse(grid_v, truth)
     scaling = problem.scaling
     times = tf.constant((data.traveltimes / scaling.time_s).astype(np.float32))

@@ -20,6 +20,11 @@ MODES = ("eager", "graph", "xla")
 
 def _one_step(problem: Problem) -> tf.Tensor:
     sampler = problem.sampler
+    if problem.config.collocation_redraw == "step":
+        # Fresh points at every step: each reported residual is measured on points the networks have not been
+        # fitted to, so the loss curve has no saw-tooth (with one draw per chunk, the first steps of each chunk
+        # report the loss on new points and the rest on points the step is overfitting).
+        sampler.resample()
     with tf.GradientTape() as tape:
         terms = problem.loss(sampler.xs, sampler.xr, sampler.x_bc)
     gradients = tape.gradient(terms["objective"], problem.variables)

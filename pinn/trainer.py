@@ -19,13 +19,13 @@ import numpy as np
 from pinn.config import TrainConfig
 from pinn.dataset import TraveltimeData
 from pinn.events import EventReplay
-from pinn.losses import DATA_RMS, LEARNING_RATE, LOSS
+from pinn.losses import LEARNING_RATE, LOSS
 from pinn.observer import HyperparameterValue, ObserverFanout, RunEnded, RunStarted, RunStatus, TrainingObserver
 from pinn.runinfo import new_run_id, new_run_name
 from pinn.scoring import Scored, score
 from pinn.steering import CommandSource, NoCommands
 from pinn.steering_apply import SteeringApplier
-from pinn.stopping import Decision, make_rule
+from pinn.stopping import Decision, make_rule, progress_of, resolve_rule
 
 log = logging.getLogger("pinn.trainer")
 
@@ -79,13 +79,15 @@ def train(
     commands = commands or NoCommands()
     run_id = new_run_id()
     run_name = config.run_name or new_run_name(config.optimizer, config.activation)
-    noise_level = config.noise_level_s or (data.noise_rms_s or 0.0)
-    rule_name = config.stopping
+    # Only the user's statement counts as a noise level: a synthetic data set's noise_rms_s is its generator's
+    # knowledge, and a default that needed it would not carry over to anyone's own picks.
+    noise_level = config.noise_level_s
+    rule_name = resolve_rule(config.stopping, noise_level)
     if rule_name == "discrepancy" and not noise_level:
-        log.warning("no noise level known for %s: discrepancy stopping disabled (give noise_level_s)", data.name)
-        rule_name = "none"
+        raise ValueError("stopping: the discrepancy principle needs a noise level (noise_level_s / --noise-level)")
     hyperparameters = dict(config.hyperparameters())
     hyperparameters.update({"stopping.rule": rule_name, "stopping.noise_level_s": float(noise_level),
+                            "stopping.holdout_fraction": config.held_out_fraction,
                             "run.epochs_total": config.epochs + config.lbfgs_steps})
     started = time.time()
     tf.random.set_seed(config.seed)
@@ -99,7 +101,8 @@ def train(
     replay = EventReplay(fanout, problem.learning_rate, config)
     steering = SteeringApplier(problem, replay, commands, run_id)
     rule = make_rule(rule_name, noise_level_s=noise_level, factor=config.discrepancy_factor,
-                     patience=config.holdout_patience)
+                     patience=config.holdout_patience, window=config.convergence_window,
+                     tolerance=config.convergence_tolerance)
     status: RunStatus = "completed"
     stop_reason = ""
     best: list[np.ndarray] | None = None
@@ -107,7 +110,7 @@ def train(
         chunk = make_chunk(problem, "xla" if config.jit_compile else "graph")
         while replay.epochs < config.epochs:
             k = min(config.steps_per_call, config.epochs - replay.epochs)
-            if config.collocation_resample and replay.epochs > 0:
+            if config.collocation_redraw == "chunk" and replay.epochs > 0:
                 problem.sampler.resample()
             call_start = time.time()
             records = chunk(k)
@@ -116,7 +119,7 @@ def train(
             replay.chunk(records, call_start, call_end, holdout_rms_s=holdout)
             if not np.all(np.isfinite(records[:, 0])):
                 raise FloatingPointError(f"loss is not finite at epoch {replay.epochs - 1}")
-            decision: Decision = rule.check(replay.epochs - 1, float(records[-1, DATA_RMS]), holdout)
+            decision: Decision = rule.check(progress_of(replay.epochs - 1, records, holdout))
             if decision.improved:
                 best = problem.snapshot()
             if steering.poll(replay.epochs):
