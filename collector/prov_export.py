@@ -100,7 +100,7 @@ def build_document(store: Store, run_id: str, *, every: int | None = None) -> Pr
         run_id,
     ):
         activity_attributes: Attributes = {PROV["type"]: _type(prov_type), PROV["label"]: label}
-        if prov_type == "pinnprov:Training":
+        if prov_type in ("pinnprov:Training", "pinnprov:Ensemble"):  # the run row's own activity
             activity_attributes.update(_attrs({"run_id": run_id, **run_values, **summary}))
         doc.activity(PPID[activity_id], _time(started), _time(ended), activity_attributes)
     _add_adaptation_details(doc, store, run_id)

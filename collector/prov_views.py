@@ -1,7 +1,8 @@
 """The W3C PROV core relations as views over the domain tables (portable SQL: SQLite and MonetDB).
 
 Identifiers are local names in the pinnprov namespace (prov_export.py adds the prefix):
-  activities  run/<run_id> (pinnprov:Training), adaptation/<span_id> (pinnprov:Adaptation)
+  activities  run/<run_id> (pinnprov:Training, or pinnprov:Ensemble for an ensemble's aggregation),
+              adaptation/<span_id> (pinnprov:Adaptation)
   entities    hp/<run_id>/<name> (Hyperparameter), dataset/<sha256> (Dataset, shared by runs on the same
               picks), epoch/<run_id>/<epoch> (EpochMetrics), alert/<alert_id> (Alert)
   agents      agent/user:<name> (prov:Person), agent/host:<host>, agent/process:<host>:<pid>
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.dialects import Dialect
+from collector.run_relations import ENSEMBLE_SERVICE
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,14 @@ VIEWS: tuple[View, ...] = (
     View(
         "activity",
         ("activity_id", "prov_type", "run_id", "label", "started_at", "ended_at"),
-        """
-SELECT 'run/' || run_id, 'pinnprov:Training', run_id, COALESCE(run_name, run_id), started_at, ended_at FROM run
+        f"""
+SELECT 'run/' || run_id,
+       CASE WHEN service = '{ENSEMBLE_SERVICE}' THEN 'pinnprov:Ensemble' ELSE 'pinnprov:Training' END,
+       run_id, COALESCE(run_name, run_id), started_at, ended_at FROM run
 UNION ALL
 SELECT 'adaptation/' || adaptation_id, 'pinnprov:Adaptation', run_id, COALESCE(parameter, ''), at, at
 FROM adaptation""",
-        "Training runs and the adaptations applied to them.",
+        "Training runs (and ensembles of them) and the adaptations applied to them.",
     ),
     View(
         "entity",
@@ -112,8 +116,11 @@ WHERE agent IS NOT NULL AND agent <> ''""",
         """
 SELECT 'adaptation/' || adaptation_id, 'run/' || run_id, run_id FROM adaptation
 UNION ALL
-SELECT 'run/' || run_id, 'run/' || related_run_id, run_id FROM run_relation WHERE relation = 'retry_of'""",
-        "Adaptations were informed by the training they changed; a retried run by the failed attempt it repeats.",
+SELECT 'run/' || run_id, 'run/' || related_run_id, run_id FROM run_relation WHERE relation = 'retry_of'
+UNION ALL
+SELECT 'run/' || related_run_id, 'run/' || run_id, related_run_id FROM run_relation WHERE relation = 'member_of'""",
+        "Adaptations were informed by the training they changed; a retried run by the failed attempt it repeats; an "
+        "ensemble by each of its members.",
     ),
     View(
         "was_derived_from",

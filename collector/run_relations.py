@@ -4,6 +4,11 @@ A sweep on a cluster retries a configuration whose worker was lost mid-run as a 
 trace id) so the failed attempt stays in the store as it ended. Which run repeats which is known only to the
 driver, so it writes the relation here, through the store, as `pinnprov steer` writes steering commands. The
 PROV view `was_informed_by` turns each `retry_of` row into wasInformedBy(retry, failed attempt).
+
+An ensemble (`pinnprov train --ensemble N`) is the same kind of fact: N member runs and one aggregating activity,
+a run row of service ENSEMBLE_SERVICE that trains nothing and combines the members' velocity grids. Each member
+gets a `member_of` row pointing at it, which the views turn into wasInformedBy(ensemble, member): the ensemble
+used what every member generated.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 RETRY_OF = "retry_of"
-RELATIONS = (RETRY_OF,)
+MEMBER_OF = "member_of"
+RELATIONS = (RETRY_OF, MEMBER_OF)
+ENSEMBLE_SERVICE = "pinnprov-ensemble"
+"""`run.service` of an ensemble's aggregating activity (the PROV views type it pinnprov:Ensemble)."""
 
 
 @dataclass(frozen=True)

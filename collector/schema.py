@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from collector.dialects import Dialect, get_dialect
 from contract.fields import MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS, SQL_TYPES, Hyperparameter
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: the PROV tables; 2: + alert_engine_run, alert_engine_fired; 3: + run_relation (a sweep's retry of a failed
-run, PROV wasInformedBy). Additive: an older store gets them on the next write; a store newer than this code is
-refused."""
+run, PROV wasInformedBy); 4: views know ensembles (relation member_of: wasInformedBy(ensemble, member), the
+ensemble's run typed pinnprov:Ensemble), no table change. Additive: an older store gets them on the next write; a
+store newer than this code is refused."""
 
 
 @dataclass(frozen=True)
@@ -248,14 +249,15 @@ TABLES: tuple[Table, ...] = (
         (
             RUN_ID,
             _id("related_run_id", "the run this one is related to", nullable=False),
-            Column("relation", "string", 32, False, "retry_of: this run re-trains the failed related run"),
+            Column("relation", "string", 32, False, "retry_of: this run re-trains the failed related run; "
+                   "member_of: this run is a member of the related ensemble"),
             _time("at"),
             _name("agent", "who decided it, e.g. sweep:<user>"),
             _text("reason"),
         ),
         ("run_id", "related_run_id", "relation"),
         indexes=(Index("run_relation_related_idx", ("related_run_id",)),),
-        doc="Relations between runs that no single run's telemetry carries (written by the sweep driver).",
+        doc="Relations between runs that no single run's telemetry carries (written by the sweep/ensemble drivers).",
     ),
 )
 

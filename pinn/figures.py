@@ -2,7 +2,8 @@
 
 Rendering uses matplotlib's Agg backend through an explicit `Figure` (no pyplot, no global state, no display), so
 it works on headless training nodes and from threads. Velocity panels share one colour scale so the eye compares
-values, not per-panel stretches; depth grows downwards, as in a borehole log.
+values, not per-panel stretches; depth grows downwards, as in a borehole log. An ensemble's per-cell standard
+deviation is not a velocity, so its optional panel gets a colour map and colour bar of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ BENCHMARK_EXTENT = (
 )
 VELOCITY_RANGE_M_S = (1500.0, 4000.0)  # the benchmark's slowest and fastest velocities
 VELOCITY_CMAP = "viridis"  # perceptually uniform, readable in greyscale print
+STD_CMAP = "magma"  # a different map, so the spread is never read as a velocity
+STD_LABEL = "Ensemble std (m/s)"
 PANEL_WIDTH_IN = 3.2
 PANEL_HEIGHT_IN = 4.6
 COLORBAR_WIDTH_IN = 1.1
@@ -64,15 +67,18 @@ def comparison_figure(
     sensors: Sensors | Literal["benchmark"] | None = "benchmark",
     velocity_range: tuple[float, float] | None = VELOCITY_RANGE_M_S,
     suptitle: str | None = None,
+    std_panel: tuple[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a PNG with one velocity panel per (title, grid (rows = depth), R² or None); return the path.
 
     `extent` is (x_min, x_max, z_max, z_min) in metres, the outer edges of the grid cells. `sensors` marks
     sources (stars) and receivers (triangles); "benchmark" uses the benchmark's boreholes, None draws none.
     `velocity_range` is the shared colour scale in m/s (the benchmark's 1500-4000 by default); None fits it to the
-    finite values of all panels, for user data whose velocities may lie anywhere.
+    finite values of all panels, for user data whose velocities may lie anywhere. `std_panel` (title, grid of the
+    same shape in m/s) adds a last panel, an ensemble's spread, on its own scale from 0 to its largest value.
     """
-    figure = build_comparison_figure(panels, extent, sensors=sensors, velocity_range=velocity_range, suptitle=suptitle)
+    figure = build_comparison_figure(panels, extent, sensors=sensors, velocity_range=velocity_range, suptitle=suptitle,
+                                     std_panel=std_panel)
     return _save_png(figure, path)
 
 
@@ -83,11 +89,13 @@ def build_comparison_figure(
     sensors: Sensors | Literal["benchmark"] | None = "benchmark",
     velocity_range: tuple[float, float] | None = VELOCITY_RANGE_M_S,
     suptitle: str | None = None,
+    std_panel: tuple[str, np.ndarray] | None = None,
 ) -> Figure:
     """The Figure behind `comparison_figure`, for callers that embed or inspect it."""
     from matplotlib.figure import Figure
 
     grids = _check_panels(panels)
+    spread = None if std_panel is None else _check_std_panel(std_panel, grids[0].shape)
     x_min, x_max, z_max, z_min = _check_extent(extent)
     low, high = _fit_range(grids) if velocity_range is None else velocity_range
     if not (math.isfinite(low) and math.isfinite(high) and high > low):
@@ -95,11 +103,14 @@ def build_comparison_figure(
     marks = benchmark_sensors() if isinstance(sensors, str) and sensors == "benchmark" else sensors
 
     count = len(grids)
+    extra_width = 0.0 if spread is None else PANEL_WIDTH_IN + COLORBAR_WIDTH_IN
     figure = Figure(
-        figsize=(PANEL_WIDTH_IN * count + COLORBAR_WIDTH_IN, PANEL_HEIGHT_IN), dpi=DPI, layout="constrained"
+        figsize=(PANEL_WIDTH_IN * count + COLORBAR_WIDTH_IN + extra_width, PANEL_HEIGHT_IN), dpi=DPI,
+        layout="constrained",
     )
     _pad_layout(figure)  # default 3 pt pad clips "(m)" and "²"
-    axes = figure.subplots(1, count, sharex=True, sharey=True, squeeze=False)[0]
+    all_axes = figure.subplots(1, count + (spread is not None), sharex=True, sharey=True, squeeze=False)[0]
+    axes = all_axes[:count]
     image = None
     for ax, (title, _, score), grid in zip(axes, panels, grids, strict=True):
         # origin="upper" with extent (.., z_max, z_min): row 0 (shallowest) at the top, depth axis pointing down.
@@ -124,6 +135,8 @@ def build_comparison_figure(
         axes[-1].legend(loc="lower right", fontsize="x-small", framealpha=0.8)
     assert image is not None  # _check_panels: at least one panel
     figure.colorbar(image, ax=list(axes), label="velocity (m/s)", shrink=0.9)
+    if spread is not None and std_panel is not None:
+        _draw_std(figure, all_axes[-1], std_panel[0], spread, (x_min, x_max, z_max, z_min), marks)
     if suptitle:
         figure.suptitle(suptitle)
     return figure
@@ -187,6 +200,32 @@ def _check_panels(panels: Sequence[tuple[str, np.ndarray, float | None]]) -> lis
         if score is not None and not math.isfinite(score):
             raise ValueError(f"panel {title!r}: R² must be a finite number or None, got {score!r}")
     return grids
+
+
+def _check_std_panel(std_panel: tuple[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    title, grid = std_panel
+    spread = np.asarray(grid, dtype=np.float64)
+    if spread.shape != shape:
+        raise ValueError(f"std panel {title!r}: grid shape {spread.shape} differs from the first panel's {shape}")
+    finite = spread[np.isfinite(spread)]
+    if finite.size == 0:
+        raise ValueError(f"std panel {title!r}: no finite value to draw")
+    if np.any(finite < 0):
+        raise ValueError(f"std panel {title!r}: a standard deviation cannot be negative")
+    return spread
+
+
+def _draw_std(figure: Figure, ax: Axes, title: str, spread: np.ndarray, extent: tuple[float, float, float, float],
+              marks: Sensors | None) -> None:
+    """The spread panel: 0 (members agree) to its largest value, its own colour map and colour bar."""
+    high = float(np.nanmax(spread))
+    image = ax.imshow(np.ma.masked_invalid(spread), origin="upper", extent=extent, vmin=0.0,
+                      vmax=high if high > 0 else 1.0, cmap=STD_CMAP, interpolation="nearest", aspect="equal")
+    ax.set_title(title)
+    ax.set_xlabel("x (m)")
+    if marks is not None:
+        _draw_sensors(ax, marks)
+    figure.colorbar(image, ax=ax, label=STD_LABEL, shrink=0.9)
 
 
 def _fit_range(grids: list[np.ndarray]) -> tuple[float, float]:

@@ -4,6 +4,11 @@ Settings come from flags, then a --config file (YAML or JSON, keys of pinn.confi
 tuned defaults (flags, config and outputs: experiments/training.py). Capture is wired here through
 pinnprov.capture.open_capture, and steering reads commands from wherever the provenance goes. TensorFlow is
 imported only when the command runs, so other commands start fast.
+
+With --ensemble N the same configuration is trained from seeds seed .. seed+N-1 as parallel `pinnprov train`
+processes into one store (the sweep machinery), and the per-cell mean and standard deviation of their velocity
+models are written to --out with Figure 2's std panel; the ensemble is recorded in the store as a run of its own
+that its members are `member_of` (experiments/ensemble_run.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("train", help="train the PINN on the benchmark or your picks",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
+    # Here, not in add_train_arguments: sweeps pass train's flags through, and an ensemble is not a sweep axis.
+    uncertainty = parser.add_argument_group("uncertainty")
+    uncertainty.add_argument("--ensemble", type=int, metavar="N",
+                             help="train N members (seeds seed..seed+N-1) in parallel and write their mean and "
+                                  "per-cell std (default 1: a single run)")
     parser.set_defaults(handler=run_train)
 
 
@@ -38,8 +48,16 @@ def run_train(args: argparse.Namespace) -> int:
     from experiments.training import build_config, load_data, quiet_python_logging, train_and_report
 
     capture_kwargs = _validate_capture_args(args)
+    if args.ensemble is not None:
+        from experiments.ensemble_run import check_ensemble_args
+
+        check_ensemble_args(args)
     config, extras = build_config(args)  # bad flags and files fail here, before TensorFlow loads
     data = load_data(args, extras)
+    if args.ensemble is not None and args.ensemble > 1:
+        from experiments.ensemble_run import run_ensemble
+
+        return run_ensemble(args, config, data)  # the members load TensorFlow, this process does not
     quiet_python_logging()
     from pinn.trainer import configure_threads
 
