@@ -5,10 +5,15 @@ own loop: compiled chunks, collocation redrawn per chunk), scores the velocity m
 prints one JSON line per checkpoint:
 {"bench": "trajectory", "case": "layered", "label": "default", "epoch": 5000, "r2": 0.61, "data_rms_s": ...}
 A stopping rule can then be replayed on the saved per-chunk history (--out DIR/<case>-<label>.npz: epoch,
-data RMS, loss) to read R^2 at its stop and at 3x its stop from the same run.
+data RMS, loss).
+
+--stability: the configuration's own stopping rule (the default: converged) watches the run without ending it;
+training goes on to 3x the epoch where the rule would have stopped, and a last line gives
+{"bench": "stability", "case": ..., "stop_epoch": 31000, "r2_at_stop": 0.70, "r2_at_3x": 0.69, "delta": -0.01}
+(the issue's criterion: |delta| <= 0.05 on the tuning set).
 
 Usage: python bench/trajectory.py --case layered [--label L] [--set key=value ...] [--epochs 90000]
-       [--every 2500] [--seed 1234] [--out DIR]        (--case benchmark for the paper's data set)
+       [--every 2500] [--seed 1234] [--out DIR] [--stability]   (--case benchmark for the paper's data set)
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--stability", action="store_true", help="run to 3x the stopping epoch, compare R^2")
     args = parser.parse_args()
 
     from pinn.trainer import configure_threads
@@ -55,6 +61,7 @@ def main() -> int:
     from pinn.problem import Problem
     from pinn.scoring import score
     from pinn.stepper import make_chunk
+    from pinn.stopping import make_rule, progress_of, resolve_rule
 
     overrides = dict(item.split("=", 1) for item in args.set)
     config = TrainConfig.from_mapping({key: parse_value(value) for key, value in overrides.items()}).replace(
@@ -62,15 +69,23 @@ def main() -> int:
     data = crosshole_benchmark() if args.case == "benchmark" else model_suite.case(args.case).data()
     problem = Problem(config, data)
     chunk = make_chunk(problem, "xla" if config.jit_compile else "graph")
+    rule_name = resolve_rule(config.stopping, config.noise_level_s)
+    rule = make_rule(rule_name, noise_level_s=config.noise_level_s, factor=config.discrepancy_factor,
+                     patience=config.holdout_patience, window=config.convergence_window,
+                     tolerance=config.convergence_tolerance)
     started = time.time()
     history: list[tuple[int, float, float]] = []
-    epochs = 0
-    while epochs < args.epochs:
+    epochs, end, stop_epoch, r2_at_stop = 0, args.epochs, 0, None
+    while epochs < end:
         if config.collocation_redraw == "chunk" and epochs:
             problem.sampler.resample()
         records = chunk(config.steps_per_call)
         epochs += len(records)
         history.append((epochs, float(np.median(records[:, DATA_RMS])), float(np.median(records[:, LOSS]))))
+        if args.stability and not stop_epoch and rule.check(progress_of(epochs - 1, records,
+                                                                         problem.holdout_rms_s())).stop:
+            stop_epoch, r2_at_stop = epochs, score(problem, data).r2
+            end = 3 * epochs
         if epochs % args.every == 0:
             scored = score(problem, data)
             print(json.dumps({"bench": "trajectory", "case": args.case, "label": args.label, "seed": args.seed,
@@ -78,6 +93,13 @@ def main() -> int:
                               "data_rms_s": scored.data_rms_s, "noise_level_s": data.noise_rms_s,
                               "seconds": round(time.time() - started, 1),
                               "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+    if args.stability:
+        r2_end = score(problem, data).r2
+        print(json.dumps({"bench": "stability", "case": args.case, "label": args.label, "seed": args.seed,
+                          "rule": rule_name, "stop_epoch": stop_epoch, "end_epoch": epochs, "r2_at_stop": r2_at_stop,
+                          "r2_at_end": r2_end, "delta": None if r2_at_stop is None or r2_end is None
+                          else round(r2_end - r2_at_stop, 4), "seconds": round(time.time() - started, 1)}),
+              flush=True)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         np.savez(args.out / f"{args.case}-{args.label}-seed{args.seed}.npz", history=np.asarray(history),

@@ -216,5 +216,8 @@ def print_result(result: Any, data: Any, config: Any, written: list[Path]) -> No
         lines.append(f"velocity R2 {m['r2']:.3f}, RMSE {m['rmse_m_s']:.1f} m/s (scoring grid, exact model)")
     noise = config.noise_level_s
     lines.append(f"data RMS {m['data_rms_s'] * 1e3:.4f} ms" + (f" (noise level {noise * 1e3:.4f} ms)" if noise else ""))
+    if getattr(result, "noise_estimate", None) is not None:
+        lines.append(f"pick noise estimated from the data: {result.noise_estimate.describe()}"
+                     + ("" if noise else "; if your picks' uncertainty says otherwise, pass --noise-level"))
     lines.append(f"wrote {', '.join(str(p) for p in written)}")
     print("\n".join(lines))

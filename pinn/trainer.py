@@ -20,6 +20,7 @@ from pinn.config import TrainConfig
 from pinn.dataset import TraveltimeData
 from pinn.events import EventReplay
 from pinn.losses import LEARNING_RATE, LOSS
+from pinn.noise_estimate import NoiseEstimate, estimate
 from pinn.observer import HyperparameterValue, ObserverFanout, RunEnded, RunStarted, RunStatus, TrainingObserver
 from pinn.runinfo import new_run_id, new_run_name
 from pinn.scoring import Scored, score
@@ -45,6 +46,7 @@ class TrainResult:
     hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict)
     history: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # per-epoch records (see RECORD_FIELDS)
     stop_reason: str = ""
+    noise_estimate: NoiseEstimate | None = None  # the pick noise the data show (pinn/noise_estimate.py)
 
 
 def configure_threads(threads: int) -> None:
@@ -145,6 +147,10 @@ def train(
             problem.restore(best)  # hold-out selection: the parameters with the lowest held-out RMS
         scored = score(problem, data)
         metrics = _summary(scored, problem, replay, started)
+        converged = stop_reason.startswith("converged")
+        noise = estimate(data, scored.data_rms_s if converged else None)
+        if noise is not None:
+            metrics["noise_estimate_s"] = noise.sigma_s
     except BaseException as error:
         fanout.on_run_end(RunEnded(status="failed", at=time.time(), epochs=replay.epochs,
                                    error=f"{type(error).__name__}: {error}"))
@@ -154,7 +160,7 @@ def train(
         run_id=run_id, run_name=run_name, status=status, epochs=replay.epochs, seconds=metrics["seconds"],
         metrics=metrics, velocity_grid=scored.grid_v, grid_x=scored.grid_x, grid_z=scored.grid_z,
         velocity=problem.velocity_m_s, hyperparameters=hyperparameters, history=replay.history(),
-        stop_reason=stop_reason,
+        stop_reason=stop_reason, noise_estimate=noise,
     )
 
 

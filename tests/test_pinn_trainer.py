@@ -265,3 +265,26 @@ def test_time_budget_stops_the_run(data) -> None:
     assert result.status == "completed" and result.epochs < 10**6 and result.epochs % 50 == 0
     assert "time budget" in result.stop_reason
     assert recorder.of(Adapted)[-1].parameter == "stop"
+
+
+def test_default_rule_without_a_noise_level_stops_on_convergence(data) -> None:
+    # a small learning rate annealed fast: the loss flattens within a few thousand steps
+    result = train(small(epochs=6000, stopping="auto", convergence_window=500, convergence_tolerance=0.02,
+                         lr_initial=3e-3, lr_decay_rate=0.5, lr_decay_steps=300), data)
+    assert result.hyperparameters["stopping.rule"] == "converged"
+    assert result.stop_reason.startswith("converged") and 1000 <= result.epochs < 6000
+    # no repeated pairs in the benchmark: the converged fit's misfit is the noise estimate, and it is reported
+    assert result.noise_estimate is not None and result.noise_estimate.method == "residual"
+    assert result.metrics["noise_estimate_s"] == pytest.approx(result.metrics["data_rms_s"])
+
+
+def test_auto_with_a_noise_level_is_the_discrepancy_principle(data) -> None:
+    result = train(small(epochs=2000, stopping="auto", noise_level_s=6e-4), data)
+    assert result.hyperparameters["stopping.rule"] == "discrepancy"
+    assert "discrepancy principle" in result.stop_reason and "noise_estimate_s" not in result.metrics
+
+
+def test_holdout_from_the_rule_alone_holds_out_a_tenth(data) -> None:
+    result = train(small(epochs=200, stopping="holdout", holdout_patience=100), data)
+    assert result.hyperparameters["stopping.holdout_fraction"] == 0.1
+    assert "holdout_rms_s" in result.metrics

@@ -93,3 +93,15 @@ def test_train_user_csv(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     assert "r2" not in result["metrics"]  # no true model for user data: nothing to score against
     assert np.load(out / "velocity_pinn.npy").shape == np.load(out / "grid_x.npy").shape
     assert "R2" not in stdout
+
+
+def test_holdout_stopping_works_from_flags_alone(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # a user's first try in issue 12 failed with "holdout_fraction: must be > 0"; the rule now brings its share
+    flags = [f for f in FAST if f not in ("--stopping", "none")]
+    code, stdout, err = run_cli(capsys, *flags, "--stopping", "holdout", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["hyperparameters"]["stopping.rule"] == "holdout"
+    assert result["hyperparameters"]["stopping.holdout_fraction"] == 0.1
+    code, _, err = run_cli(capsys, *flags, "--stopping", "holdout", "--holdout-fraction", "1.5")
+    assert code == 2 and "holdout_fraction: must be in [0, 1)" in err and len(err.strip().splitlines()) == 1
