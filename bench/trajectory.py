@@ -8,7 +8,8 @@ A stopping rule can then be replayed on the saved per-chunk history (--out DIR/<
 data RMS, loss).
 
 --stability: the configuration's own stopping rule (the default: converged) watches the run without ending it;
-training goes on to 3x the epoch where the rule would have stopped, and a last line gives
+training goes on to 3x the epoch where the rule (or the epoch cap of the configuration) would have stopped it
+(--epochs must not end it first), and a last line gives
 {"bench": "stability", "case": ..., "stop_epoch": 31000, "r2_at_stop": 0.70, "r2_at_3x": 0.69, "delta": -0.01}
 (the issue's criterion: |delta| <= 0.05 on the tuning set).
 
@@ -61,15 +62,16 @@ def main() -> int:
     from pinn.problem import Problem
     from pinn.scoring import score
     from pinn.stepper import make_chunk
-    from pinn.stopping import make_rule, progress_of, resolve_rule
+    from pinn.stopping import make_rule, progress_of
 
     overrides = dict(item.split("=", 1) for item in args.set)
-    config = TrainConfig.from_mapping({key: parse_value(value) for key, value in overrides.items()}).replace(
-        seed=args.seed, epochs=args.epochs)
+    config = TrainConfig.from_mapping({key: parse_value(value) for key, value in overrides.items()})
+    planned = config.epochs  # where a real run ends if its rule never fires
+    config = config.replace(seed=args.seed, epochs=args.epochs)
     data = crosshole_benchmark() if args.case == "benchmark" else model_suite.case(args.case).data()
     problem = Problem(config, data)
     chunk = make_chunk(problem, "xla" if config.jit_compile else "graph")
-    rule_name = resolve_rule(config.stopping, config.noise_level_s)
+    rule_name = config.stopping
     rule = make_rule(rule_name, noise_level_s=config.noise_level_s, factor=config.discrepancy_factor,
                      patience=config.holdout_patience, window=config.convergence_window,
                      tolerance=config.convergence_tolerance)
@@ -82,8 +84,8 @@ def main() -> int:
         records = chunk(config.steps_per_call)
         epochs += len(records)
         history.append((epochs, float(np.median(records[:, DATA_RMS])), float(np.median(records[:, LOSS]))))
-        if args.stability and not stop_epoch and rule.check(progress_of(epochs - 1, records,
-                                                                         problem.holdout_rms_s())).stop:
+        progress = progress_of(epochs - 1, records, problem.holdout_rms_s())
+        if args.stability and not stop_epoch and (rule.check(progress).stop or epochs >= planned):
             stop_epoch, r2_at_stop = epochs, score(problem, data).r2
             end = 3 * epochs
         if epochs % args.every == 0:

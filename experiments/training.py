@@ -47,10 +47,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--w-data", type=float, help="weight of the data loss L_D")
     model.add_argument("--collocation", type=int, help="collocation points per step")
     model.add_argument("--lbfgs-steps", type=int, help="L-BFGS iterations after the first phase (default 0)")
-    model.add_argument("--stopping", choices=("auto", "converged", "discrepancy", "holdout", "none"),
-                       help="data-only stopping rule (default auto: discrepancy with --noise-level, else converged)")
+    model.add_argument("--stopping", choices=("converged", "discrepancy", "holdout", "none"),
+                       help="data-only stopping rule (default converged: needs no noise level)")
     model.add_argument("--noise-level", type=float, metavar="SECONDS",
-                       help="RMS pick uncertainty sqrt(mean(sigma_i^2)) in s: switches on the discrepancy principle")
+                       help="RMS pick uncertainty sqrt(mean(sigma_i^2)) in s, for --stopping discrepancy")
     model.add_argument("--holdout-fraction", type=float, metavar="SHARE",
                        help="share of picks held out by --stopping holdout (default 0.1)")
     model.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this wall time")

@@ -26,7 +26,7 @@ from pinn.runinfo import new_run_id, new_run_name
 from pinn.scoring import Scored, score
 from pinn.steering import CommandSource, NoCommands
 from pinn.steering_apply import SteeringApplier
-from pinn.stopping import Decision, make_rule, progress_of, resolve_rule
+from pinn.stopping import Decision, make_rule, progress_of
 
 log = logging.getLogger("pinn.trainer")
 
@@ -84,7 +84,7 @@ def train(
     # Only the user's statement counts as a noise level: a synthetic data set's noise_rms_s is its generator's
     # knowledge, and a default that needed it would not carry over to anyone's own picks.
     noise_level = config.noise_level_s
-    rule_name = resolve_rule(config.stopping, noise_level)
+    rule_name = config.stopping
     if rule_name == "discrepancy" and not noise_level:
         raise ValueError("stopping: the discrepancy principle needs a noise level (noise_level_s / --noise-level)")
     hyperparameters = dict(config.hyperparameters())

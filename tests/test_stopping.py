@@ -15,7 +15,6 @@ from pinn.stopping import (
     Progress,
     make_rule,
     progress_of,
-    resolve_rule,
 )
 
 
@@ -54,10 +53,8 @@ def test_converged_needs_two_windows_of_history() -> None:
     assert feed(Converged(window=5000, tolerance=0.01), [1.0] * 100) is not None
 
 
-def test_auto_is_the_discrepancy_principle_only_with_a_noise_level() -> None:
-    assert resolve_rule("auto", 0.0) == "converged"
-    assert resolve_rule("auto", 1.5e-5) == "discrepancy"
-    assert resolve_rule("holdout", 1.5e-5) == "holdout"
+def test_the_default_rule_needs_no_noise_level() -> None:
+    assert TrainConfig().stopping == "converged" and TrainConfig().noise_level_s == 0.0
     assert isinstance(make_rule("converged", noise_level_s=None, factor=1, patience=1, window=100, tolerance=0.1),
                       Converged)
 

@@ -52,7 +52,7 @@ def test_bad_lists_are_refused(text: str, message: str) -> None:
     [
         (["--epochs", "10,ten"], "--epochs: invalid value 'ten'"),
         (["--stopping", "none,never"],
-         "--stopping: invalid choice 'never' (choose from auto, converged, discrepancy, holdout, none"),
+         "--stopping: invalid choice 'never' (choose from converged, discrepancy, holdout, none"),
         (["--activation", "tanh,tanh"], "--activation: duplicate value(s) tanh in 'tanh,tanh'"),
         (["--parallel", "0"], "--parallel: must be at least 1, got 0"),
     ],
