@@ -7,7 +7,7 @@ Two estimates, the first that applies:
   a chi-square with one degree of freedom. Model-free: the estimate to trust when a survey has such pairs.
 - "residual": the data RMS of the converged fit. It mixes the noise with what the fit cannot explain (too
   low when the networks fit noise, too high when the regularisation smooths away structure); on the tuning
-  cases it came within 0.74-1.15 of the noise model's sigma.
+  cases it came to 0.66-0.98 of the noise model's sigma.
 The default run (stopping "converged", pinn/stopping.py) needs neither; the estimate is reported so a user
 can compare it with their pick uncertainty, and pass `--noise-level` to stop by the discrepancy principle.
 """
