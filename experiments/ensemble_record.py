@@ -77,16 +77,9 @@ class EnsembleRecord:
         ])
 
     def _export(self, records: list[Any]) -> None:
-        from collector.sinks import open_sink
+        from experiments.storeview import export_records
 
-        sink = open_sink(self.store)
-        try:
-            result = sink.export(records)
-            sink.force_flush()
-        finally:
-            sink.shutdown()
-        if not result.ok:
-            raise RuntimeError(f"could not record ensemble {self.run_name} in the store: {result.detail}")
+        export_records(self.store, records, f"ensemble {self.run_name}")
 
 
 def ensemble_hyperparameters(member_hyperparameters: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:

@@ -132,7 +132,6 @@ class StoreView:
         failure would produce (status, error, end time) and the PROV views include them.
         """
         from collector.records import RunEndRecord, RunStartRecord
-        from collector.sinks import open_sink
 
         records: list[ProvRecord] = []
         epochs = 0
@@ -155,14 +154,7 @@ class StoreView:
                 epochs=epochs, error=error, run_name=run_name, experiment=experiment, started_at=started_at,
             )
         )
-        sink = open_sink(self.url)
-        try:
-            result = sink.export(records)
-            sink.force_flush()
-        finally:
-            sink.shutdown()
-        if not result.ok:
-            raise RuntimeError(f"could not record the failure of {run_name} in {self.url}: {result.detail}")
+        export_records(self.url, records, f"the failure of {run_name}")
         return run_id
 
     def record_retry(self, *, run_id: str, failed_run_id: str, agent: str, reason: str) -> bool:
@@ -185,3 +177,17 @@ class StoreView:
 
 def _num(value: Any) -> float:
     return float(value) if value is not None else float("nan")
+
+
+def export_records(url: str, records: list[Any], what: str) -> None:
+    """Write records through the collector's own sink for `url`: exactly the rows a trainer's telemetry gives."""
+    from collector.sinks import open_sink
+
+    sink = open_sink(url)
+    try:
+        result = sink.export(records)
+        sink.force_flush()
+    finally:
+        sink.shutdown()
+    if not result.ok:
+        raise RuntimeError(f"could not record {what} in {url}: {result.detail}")

@@ -200,6 +200,9 @@ def _validate(config: TrainConfig) -> None:
     require(config.boundary_points >= 0, "boundary_points", "must be >= 0")
     require(config.stopping in STOPPING_RULES, "stopping", f"must be one of {STOPPING_RULES}")
     require(config.noise_level_s >= 0, "noise_level_s", "must be >= 0")
+    if config.stopping == "discrepancy":
+        require(config.noise_level_s > 0, "noise_level_s",
+                "the discrepancy principle needs the picks' noise level (--noise-level, seconds)")
     require(config.discrepancy_factor > 0, "discrepancy_factor", "must be > 0")
     require(0 <= config.holdout_fraction < 1, "holdout_fraction", "must be in [0, 1)")
     require(config.holdout_patience >= 1, "holdout_patience", "must be at least 1")

@@ -85,8 +85,6 @@ def train(
     # knowledge, and a default that needed it would not carry over to anyone's own picks.
     noise_level = config.noise_level_s
     rule_name = config.stopping
-    if rule_name == "discrepancy" and not noise_level:
-        raise ValueError("stopping: the discrepancy principle needs a noise level (noise_level_s / --noise-level)")
     hyperparameters = dict(config.hyperparameters())
     hyperparameters.update({"stopping.rule": rule_name, "stopping.noise_level_s": float(noise_level),
                             "stopping.holdout_fraction": config.held_out_fraction,

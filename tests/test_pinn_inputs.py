@@ -76,7 +76,7 @@ def test_bad_domain(text: str, message: str) -> None:
     ({"lr_initial": -1.0}, "lr_initial"), ({"lr_decay_rate": 1.5}, "lr_decay_rate"),
     ({"weight_data": -2.0}, "weight_data"), ({"weight_residual": float("nan")}, "weight_residual"),
     ({"collocation_count": 0}, "collocation_count"), ({"stopping": "never"}, "stopping"),
-    ({"stopping": "holdout"}, "holdout_fraction"), ({"epochs": "ten"}, "epochs"), ({"jit_compile": "yes"}, "jit"),
+    ({"stopping": "discrepancy"}, "noise_level_s"), ({"epochs": "ten"}, "epochs"), ({"jit_compile": "yes"}, "jit"),
     ({"learning_rate": 0.1}, "learning_rate"), ({"lr_schedule": "cosine"}, "cosine"),
     ({"residual_form": "abs"}, "residual form"), ({"velocity_min_m_s": 3000.0, "velocity_max_m_s": 2000.0},
                                                   "velocity_max_m_s"),

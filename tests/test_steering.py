@@ -24,7 +24,7 @@ from pinn.config import TrainConfig  # noqa: E402
 from pinn.trainer import configure_threads, train  # noqa: E402
 from pinnprov.cli import main as cli  # noqa: E402
 
-TINY = dict(tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
+TINY = dict(lr_decay_rate=0.99, tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
             boundary_points=20, steps_per_call=20, stopping="none", threads=1, seed=5, lr_initial=1e-3)
 NEW_LR = 2.5e-4
 

@@ -15,7 +15,7 @@ from collector_process import rows
 pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.slow
 
-TINY = dict(tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
+TINY = dict(lr_decay_rate=0.99, tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
             boundary_points=20, steps_per_call=10, threads=1, seed=5, lr_initial=1e-3)
 
 

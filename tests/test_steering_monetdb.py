@@ -77,7 +77,8 @@ def test_a_poller_connected_before_the_command_sees_it(monetdb_url: str) -> None
             time.sleep(0.05)
     assert [c.kind for c in commands] == ["stop"]
 
-TINY = {"tau_layers": 2, "tau_units": 8, "velocity_layers": 2, "velocity_units": 8, "collocation_count": 200,
+TINY = {"lr_decay_rate": 0.99,  # the decay the assertions below assume
+        "tau_layers": 2, "tau_units": 8, "velocity_layers": 2, "velocity_units": 8, "collocation_count": 200,
         "boundary_points": 20, "steps_per_call": 20, "stopping": "none", "threads": 1, "seed": 5,
         "lr_initial": 1e-3, "epochs": 10_000_000}
 
