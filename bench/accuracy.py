@@ -2,12 +2,12 @@
 
 Default: the paper's crosshole benchmark, one JSON line per method and seed, e.g.
 {"bench": "accuracy", "case": "benchmark", "method": "pinn", "seed": 1234, "r2": 0.66, "rmse_m_s": 310.0, ...}
-With --suite: every case of pinn/model_suite.py (or one split, --split test), one line per case x seed x method
+With --suite: every case of pinnprov/pinn/model_suite.py (or one split, --split test), one line per case x seed x method
 (R^2, RMSE, wall s, epochs, stop reason), then per split a summary line: median R^2 of the PINN and of PyGIMLi,
 the PINN's win rate over runs and over cases (mean of its seeds against PyGIMLi), the ensemble of the seeds
 (R^2 of the mean model, Spearman rank correlation of the per-cell std with the actual error).
 
-No noise level is given to the PINN (like a user who has none): it stops on the default rule (pinn/stopping.py).
+No noise level is given to the PINN (like a user who has none): it stops on the default rule (pinnprov/pinn/stopping.py).
 PyGIMLi gets the error model it needs (0.1 % + 10 µs). The exact model only scores. Runs are spread over
 --parallel processes of one TensorFlow thread each (default: the cores).
 
@@ -33,8 +33,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def load_data(case: str) -> Any:
-    from pinn import model_suite
-    from pinn.benchmark import crosshole_benchmark
+    from pinnprov.pinn import model_suite
+    from pinnprov.pinn.benchmark import crosshole_benchmark
 
     return crosshole_benchmark() if case == "benchmark" else model_suite.case(case).data()
 
@@ -43,20 +43,20 @@ def run_one(case: str, method: str, seed: int, overrides: dict[str, object], out
     """One inversion in this process; returns its JSON line (without the bench/case/method keys)."""
     import numpy as np
 
-    from pinn.trainer import configure_threads
+    from pinnprov.pinn.trainer import configure_threads
 
     configure_threads(1)
     data = load_data(case)
     if method == "pygimli":
-        from pinn.baseline_pygimli import invert
+        from pinnprov.pinn.baseline_pygimli import invert
 
         result = invert(data)
         grid, line = result.velocity_grid, {"r2": result.r2, "rmse_m_s": result.rmse_m_s,
                                             "seconds": result.seconds, "chi2": result.chi2,
                                             "data_rms_s": result.data_rms_s}
     else:
-        from pinn.config import TrainConfig
-        from pinn.trainer import train
+        from pinnprov.pinn.config import TrainConfig
+        from pinnprov.pinn.trainer import train
 
         config = TrainConfig.from_mapping({**overrides, "seed": seed, "threads": 1, "run_name": f"{case}-{seed}"})
         trained = train(config, data)
@@ -114,11 +114,11 @@ def ensemble_lines(pinn: list[dict[str, Any]], out: Path) -> list[dict[str, Any]
     import numpy as np
 
     try:
-        from experiments.ensemble import ensemble_stats, uncertainty_skill
+        from pinnprov.experiments.ensemble import ensemble_stats, uncertainty_skill
     except ImportError:  # the ensemble module is optional for this benchmark
         return []
-    from pinn.metrics import r2
-    from pinn.scoring import grid_for, true_model
+    from pinnprov.pinn.metrics import r2
+    from pinnprov.pinn.scoring import grid_for, true_model
 
     lines = []
     for case in sorted({line["case"] for line in pinn}):
@@ -165,7 +165,7 @@ def main() -> int:
         print(json.dumps(line), flush=True)
         return 0
 
-    from pinn import model_suite
+    from pinnprov.pinn import model_suite
 
     methods = [m for m in args.methods.split(",") if m]
     for method in methods:

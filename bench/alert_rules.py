@@ -22,8 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.alerts import AlertEngine, load_rules  # noqa: E402
-from collector.records import EpochRecord, RunStartRecord  # noqa: E402
+from pinnprov.collector.alerts import AlertEngine, load_rules  # noqa: E402
+from pinnprov.store.records import EpochRecord, RunStartRecord  # noqa: E402
 
 METRICS = ("loss", "loss_bc", "loss_residual", "loss_data", "elapsed_s", "learning_rate")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.es_documents import RunInfo, encode_bulk, to_action  # noqa: E402
-from collector.records import EpochRecord, RunStartRecord  # noqa: E402
+from pinnprov.collector.es_documents import RunInfo, encode_bulk, to_action  # noqa: E402
+from pinnprov.store.records import EpochRecord, RunStartRecord  # noqa: E402
 
 
 def records(runs: int, epochs: int) -> list[list[EpochRecord | RunStartRecord]]:
@@ -59,8 +59,8 @@ def bench_encode(batches: list[list[EpochRecord | RunStartRecord]]) -> dict[str,
 
 
 def bench_index(url: str, batches: list[list[EpochRecord | RunStartRecord]], batch: int) -> dict[str, object]:
-    from collector.sinks.elasticsearch import ElasticsearchSink
-    from contract.es_indices import INDEX_KINDS, index_name
+    from pinnprov.collector.sinks.elasticsearch import ElasticsearchSink
+    from pinnprov.core.es_indices import INDEX_KINDS, index_name
 
     prefix = f"pinnprov-bench-{uuid.uuid4().hex[:8]}"
     sink = ElasticsearchSink(url, index_prefix=prefix)

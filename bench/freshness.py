@@ -67,7 +67,7 @@ class _Reader:
                     self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=5)
                     self.conn.execute("SELECT 1 FROM epoch_metric LIMIT 1")
                 else:
-                    from collector.store import open_store
+                    from pinnprov.store.access import open_store
 
                     self.store = open_store(url)
                     self.store.execute("SELECT 1 FROM epoch_metric LIMIT 1")

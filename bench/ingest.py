@@ -49,7 +49,7 @@ SPANS_PER_REQUEST = 512
 def _template() -> bytes:
     from prov_builders import request_for, sample_run
 
-    from contract import vocabulary as v
+    from pinnprov.core import vocabulary as v
 
     request = request_for(sample_run(1, epochs=SPANS_PER_REQUEST, ended=False))
     scope = request.resource_spans[0].scope_spans[0]
@@ -157,7 +157,7 @@ def _count(db: Path) -> int:
 def _store_count(store: str, db: Path | None) -> int:
     if db is not None:
         return _count(db)
-    from collector.store import open_store
+    from pinnprov.store.access import open_store
 
     with open_store(store) as opened:
         return int(opened.execute("SELECT COUNT(*) FROM epoch_metric").rows[0][0])
@@ -183,7 +183,7 @@ def bench_ingest(workdir: Path, store: str, sink: str, senders: int, count: int,
                  protocols: tuple[str, ...] = ("grpc", "http"), server_pid: int | None = None) -> dict:
     db = Path(store.removeprefix("sqlite:///")) if store.startswith("sqlite:") else None
     if db is None:  # MonetDB: create the schema before the clock starts, as a deployed store has it
-        from collector.store import open_store
+        from pinnprov.store.access import open_store
 
         open_store(store, read_only=False).close()
     baseline = _store_count(store, db) if db is None or db.exists() else 0  # a MonetDB may hold earlier rows
@@ -258,7 +258,7 @@ class _MonetdbPoller:
         self.store: object | None = None
 
     def __call__(self, seen: dict[int, float]) -> None:
-        from collector.store import open_store
+        from pinnprov.store.access import open_store
 
         try:
             if self.store is None:
@@ -285,8 +285,8 @@ def bench_latency(workdir: Path, epochs: int = 200, rate: float = 20.0, monetdb_
     from opentelemetry.trace import set_span_in_context
     from prov_builders import RunIdGenerator, epoch_attributes
 
-    from contract import vocabulary as v
-    from instrumentation.provider import batch_processor
+    from pinnprov.capture.provider import batch_processor
+    from pinnprov.core import vocabulary as v
 
     db = workdir / "latency.db"
     proc, endpoints = _start_collector(workdir, monetdb_url or f"sqlite:///{db}")
@@ -340,9 +340,9 @@ def bench_micro(workdir: Path, repeats: int = 15) -> dict:
 
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from collector.sinks.sqlite import connect_writer
-    from collector.sinks.sqlite_writes import write_records
-    from collector.translate import translate_traces
+    from pinnprov.collector.translate import translate_traces
+    from pinnprov.store.sqlite_sink import connect_writer
+    from pinnprov.store.sqlite_writes import write_records
 
     payload = _requests(7, 1)[0]
     decode = _median_us_per_span(lambda: ExportTraceServiceRequest.FromString(payload), SPANS_PER_REQUEST, repeats)

@@ -34,15 +34,15 @@ def main() -> int:
     parser.add_argument("--figure", type=Path)
     args = parser.parse_args()
 
-    from pinn.trainer import configure_threads
+    from pinnprov.pinn.trainer import configure_threads
 
     configure_threads(1)
     import numpy as np
 
-    from pinn.benchmark import crosshole_benchmark
-    from pinn.config import TrainConfig
-    from pinn.losses import RECORD_FIELDS
-    from pinn.trainer import train
+    from pinnprov.pinn.benchmark import crosshole_benchmark
+    from pinnprov.pinn.config import TrainConfig
+    from pinnprov.pinn.losses import RECORD_FIELDS
+    from pinnprov.pinn.trainer import train
 
     residual = RECORD_FIELDS.index("loss_residual")
     curves = {}
@@ -65,7 +65,7 @@ def main() -> int:
                           "r2": round(result.metrics["r2"], 4), "load_avg_1m": round(os.getloadavg()[0], 2)}),
               flush=True)
     if args.figure:
-        from pinn.figures import loss_curves_figure
+        from pinnprov.pinn.figures import loss_curves_figure
 
         args.figure.parent.mkdir(parents=True, exist_ok=True)
         loss_curves_figure(args.figure, curves, "Residual loss L_R per epoch, benchmark, same seed",

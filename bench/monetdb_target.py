@@ -80,7 +80,7 @@ def persistent_schema_url(admin: str, name: str) -> str:
 
     import pymonetdb
 
-    from collector.store_monetdb import parse_monetdb_url
+    from pinnprov.store.monetdb_store import parse_monetdb_url
 
     password = secrets.token_hex(8)
     conn = pymonetdb.connect(autocommit=True, **parse_monetdb_url(admin))

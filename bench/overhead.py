@@ -62,10 +62,10 @@ def _cpu_s() -> float:
 
 def _worker(epochs: int, capture: bool, store: str, capture_every: int, calibrate: bool) -> dict[str, float]:
     """One training run in this process; returns its timings (wall and CPU of the whole process)."""
-    from pinn.benchmark import crosshole_benchmark
-    from pinn.config import TrainConfig
-    from pinn.trainer import configure_threads, train
-    from pinnprov.capture import CaptureStats, open_capture
+    from pinnprov.pinn.benchmark import crosshole_benchmark
+    from pinnprov.pinn.config import TrainConfig
+    from pinnprov.pinn.trainer import configure_threads, train
+    from pinnprov.wiring import CaptureStats, open_capture
 
     config = TrainConfig(epochs=epochs, threads=1, stopping="none", run_name=f"overhead-{os.getpid()}")
     configure_threads(1)
@@ -113,7 +113,7 @@ def _interleaved(epoch_s: float, seconds: float) -> str:
 
 
 def _epoch_events(count: int) -> list:
-    from pinn.observer import EpochEnded
+    from pinnprov.pinn.observer import EpochEnded
 
     now = time.time()
     return [EpochEnded(i, now + i * 1e-3, now + (i + 1) * 1e-3, 1e-3, 0.0123, 1.2e-6, 4.5e-4, 1.1e-2, 9.9e-4,
@@ -129,8 +129,8 @@ def _timed_calls(capture_every: int, events: list, burst: int, pause_s: float) -
     """
     import uuid
 
-    from pinn.observer import DatasetIdentity, RunEnded, RunStarted
-    from pinnprov.capture import open_capture
+    from pinnprov.pinn.observer import DatasetIdentity, RunEnded, RunStarted
+    from pinnprov.wiring import open_capture
 
     wall: list[float] = []
     cpu: list[float] = []

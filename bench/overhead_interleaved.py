@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 
-from pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted, TrainingObserver
+from pinnprov.pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted, TrainingObserver
 
 
 class Switch:
@@ -58,10 +58,10 @@ class Switch:
 
 def interleaved(epoch_s: float, seconds: float, segment_chunks: int = 4) -> dict[str, object]:
     """Train for about `seconds` with capture switched every `segment_chunks` chunks; compare chunk periods."""
-    from pinn.benchmark import crosshole_benchmark
-    from pinn.config import TrainConfig
-    from pinn.trainer import configure_threads, train
-    from pinnprov.capture import CaptureStats, open_capture
+    from pinnprov.pinn.benchmark import crosshole_benchmark
+    from pinnprov.pinn.config import TrainConfig
+    from pinnprov.pinn.trainer import configure_threads, train
+    from pinnprov.wiring import CaptureStats, open_capture
 
     configure_threads(1)
     base = TrainConfig()

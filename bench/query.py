@@ -29,10 +29,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from collector.queries import QueryOptions, run_query  # noqa: E402
-from collector.records import EpochRecord, RunEndRecord, RunStartRecord  # noqa: E402
-from collector.sinks.sqlite import SqliteSink  # noqa: E402
-from collector.store import open_store  # noqa: E402
+from pinnprov.store.access import open_store  # noqa: E402
+from pinnprov.store.queries import QueryOptions, run_query  # noqa: E402
+from pinnprov.store.records import EpochRecord, RunEndRecord, RunStartRecord  # noqa: E402
+from pinnprov.store.sqlite_sink import SqliteSink  # noqa: E402
 
 T0 = 1_700_000_000.0
 
@@ -155,7 +155,7 @@ def _sqlite_store(args: argparse.Namespace) -> tuple[str, int]:
 def _monetdb_store(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[str, int]:
     from monetdb_target import admin_url, persistent_schema_url
 
-    from collector.sinks.monetdb import MonetdbSink
+    from pinnprov.store.monetdb_sink import MonetdbSink
 
     directory = args.path or Path(f"/tmp/pinnprov-bench-query-monetdb-{args.runs}x{args.epochs}")
     url = persistent_schema_url(stack.enter_context(admin_url(directory)), "bench_query")

@@ -32,11 +32,11 @@ def _emit(**fields: object) -> None:
 
 def _store_with_runs(path: Path, runs: int, commands_per_run: int) -> tuple[str, str]:
     """A store with `runs` running runs, each with acknowledged commands; returns (url, one run id)."""
-    from collector import steering_channel as channel
-    from collector.records import RunStartRecord
-    from collector.sinks.sqlite import SqliteSink
-    from collector.store import acknowledge_command, open_store
-    from contract import steering
+    from pinnprov.core import steering
+    from pinnprov.store import steering_channel as channel
+    from pinnprov.store.access import acknowledge_command, open_store
+    from pinnprov.store.records import RunStartRecord
+    from pinnprov.store.sqlite_sink import SqliteSink
 
     sink = SqliteSink(path)
     ids = [secrets.token_hex(16) for _ in range(runs)]
@@ -54,7 +54,7 @@ def _store_with_runs(path: Path, runs: int, commands_per_run: int) -> tuple[str,
 
 
 def poll_cost(url: str, run_id: str, calls: int = 1_000_000) -> None:
-    from pinnprov.capture import store_command_source
+    from pinnprov.wiring import store_command_source
 
     with store_command_source(url, interval_s=0.5) as source:
         source.poll(run_id, 0)  # starts the worker
@@ -67,8 +67,8 @@ def poll_cost(url: str, run_id: str, calls: int = 1_000_000) -> None:
 
 
 def fetch_cost(url: str, run_id: str, repeats: int = 2000) -> None:
-    from collector.steering_channel import pending
-    from collector.store import open_store
+    from pinnprov.store.access import open_store
+    from pinnprov.store.steering_channel import pending
 
     with open_store(url, read_only=False) as store:
         times = []
@@ -83,10 +83,10 @@ def fetch_cost(url: str, run_id: str, repeats: int = 2000) -> None:
 
 def latency(url: str, run_id: str, repeats: int = 10, interval_s: float = 0.5) -> None:
     """Seconds from `pinnprov steer` writing a command to the trainer's poll() returning it."""
-    from collector import steering_channel as channel
-    from collector.store import open_store
-    from contract import steering
-    from pinnprov.capture import store_command_source
+    from pinnprov.core import steering
+    from pinnprov.store import steering_channel as channel
+    from pinnprov.store.access import open_store
+    from pinnprov.wiring import store_command_source
 
     delays = []
     with store_command_source(url, interval_s=interval_s) as source, open_store(url, read_only=False) as store:
@@ -110,12 +110,12 @@ def overhead(url: str, epochs: int, pairs: int) -> None:
     Reports median ratios (store / none) of wall time and of process CPU time (training plus the poller's
     worker thread); CPU time is what a loaded, shared machine disturbs least. 1.0 = no overhead.
     """
-    from instrumentation.steering_poller import StoreCommandSource
-    from pinn.benchmark import crosshole_benchmark
-    from pinn.config import TrainConfig
-    from pinn.steering import NoCommands
-    from pinn.trainer import configure_threads, train
-    from pinnprov.capture import store_command_source
+    from pinnprov.capture.steering_poller import StoreCommandSource
+    from pinnprov.pinn.benchmark import crosshole_benchmark
+    from pinnprov.pinn.config import TrainConfig
+    from pinnprov.pinn.steering import NoCommands
+    from pinnprov.pinn.trainer import configure_threads, train
+    from pinnprov.wiring import store_command_source
 
     configure_threads(1)
     data = crosshole_benchmark()

@@ -44,15 +44,15 @@ class _Clock:
 
 
 def measure(mode: str, points: int, seconds: float, k: int, regularizer: str) -> dict[str, object]:
-    from pinn.benchmark import crosshole_benchmark
-    from pinn.config import TrainConfig
+    from pinnprov.pinn.benchmark import crosshole_benchmark
+    from pinnprov.pinn.config import TrainConfig
 
     config = TrainConfig(tau_layers=10, tau_units=20, velocity_layers=10, velocity_units=20,
                          collocation_count=points, steps_per_call=k, stopping="none", collocation_redraw="chunk",
                          jit_compile=mode == "trainer", regularizer=regularizer, time_budget_s=0.0, threads=0)
     data = crosshole_benchmark()
     if mode == "trainer":
-        from pinn.trainer import train
+        from pinnprov.pinn.trainer import train
 
         # Time from the second chunk's start to the last epoch's end, from the events' own timestamps: this
         # covers the compiled calls *and* everything between them (replay to observers, resampling, steering
@@ -62,8 +62,8 @@ def measure(mode: str, points: int, seconds: float, k: int, regularizer: str) ->
         train(config.replace(epochs=steps), data, [clock])
         wall = clock.end - clock.start
         return {"steps": steps - k, "seconds": round(wall, 3), "steps_per_s": round((steps - k) / wall, 2)}
-    from pinn.problem import Problem
-    from pinn.stepper import make_chunk
+    from pinnprov.pinn.problem import Problem
+    from pinnprov.pinn.stepper import make_chunk
 
     problem = Problem(config, data)
     chunk = make_chunk(problem, mode)
@@ -90,7 +90,7 @@ def main() -> int:
     parser.add_argument("--steps-per-call", type=int, default=50)
     parser.add_argument("--regularizer", default="none", help="regulariser of v in the loss (default none)")
     args = parser.parse_args()
-    from pinn.trainer import configure_threads
+    from pinnprov.pinn.trainer import configure_threads
 
     configure_threads(args.threads)
     import tensorflow as tf

@@ -50,19 +50,19 @@ def main() -> int:
     parser.add_argument("--stability", action="store_true", help="run to 3x the stopping epoch, compare R^2")
     args = parser.parse_args()
 
-    from pinn.trainer import configure_threads
+    from pinnprov.pinn.trainer import configure_threads
 
     configure_threads(1)
     import numpy as np
 
-    from pinn import model_suite
-    from pinn.benchmark import crosshole_benchmark
-    from pinn.config import TrainConfig
-    from pinn.losses import DATA_RMS, LOSS
-    from pinn.problem import Problem
-    from pinn.scoring import score
-    from pinn.stepper import make_chunk
-    from pinn.stopping import make_rule, progress_of
+    from pinnprov.pinn import model_suite
+    from pinnprov.pinn.benchmark import crosshole_benchmark
+    from pinnprov.pinn.config import TrainConfig
+    from pinnprov.pinn.losses import DATA_RMS, LOSS
+    from pinnprov.pinn.problem import Problem
+    from pinnprov.pinn.scoring import score
+    from pinnprov.pinn.stepper import make_chunk
+    from pinnprov.pinn.stopping import make_rule, progress_of
 
     overrides = dict(item.split("=", 1) for item in args.set)
     config = TrainConfig.from_mapping({key: parse_value(value) for key, value in overrides.items()})

@@ -48,8 +48,8 @@ def _run_id(size: int) -> str:
 
 def generate(path: Path) -> None:
     """One run per size through the real SQLite sink; a half-built file is never reused."""
-    from collector.records import EpochRecord, RunEndRecord, RunStartRecord
-    from collector.sinks.sqlite import SqliteSink
+    from pinnprov.store.records import EpochRecord, RunEndRecord, RunStartRecord
+    from pinnprov.store.sqlite_sink import SqliteSink
 
     partial = path.with_name(path.name + ".partial")
     for suffix in ("", "-wal", "-shm"):
@@ -79,7 +79,7 @@ def generate(path: Path) -> None:
 
 
 def is_complete(path: Path) -> bool:
-    from collector.store import open_store
+    from pinnprov.store.access import open_store
 
     if not path.is_file():
         return False

@@ -1,5 +1,0 @@
-"""pinnprov: provenance and observability for training Physics-Informed Neural Networks."""
-
-from contract import __version__
-
-__all__ = ["__version__"]

@@ -1,0 +1,154 @@
+"""One training process's provenance capture: exporters per destination, disk spools, providers, the observer,
+and a bounded flush at the end that reports what was delivered.
+
+Export is asynchronous (BatchSpanProcessor threads); the training thread only creates spans. Every destination
+is wrapped in a disk spool (pinnprov.capture.spool_exporter; PINNPROV_SPOOL=0 turns it off): a batch the
+destination refuses (collector down, store locked) is kept on disk and replayed in the background, on the next
+start, or by `pinnprov flush`. On exit the providers are flushed and shut down within the settings' timeout, so
+a dead collector delays the trainer's exit by at most that long.
+
+Spool layout: <spool root>/<kind>-<sha256(destination)[:12]>/<host>-<pid>-<id>/ — one root per destination, so
+a later capture to the same destination adopts exactly the spools meant for it.
+
+The embedded store's exporter is handed in (`open_store_exporter`) by the composition root: this layer never
+imports the collector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opentelemetry.sdk.metrics.export import MetricExporter
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from pinnprov.capture.capture_settings import CaptureSettings
+from pinnprov.core.urls import redact
+from pinnprov.pinn.observer import TrainingObserver
+
+if TYPE_CHECKING:
+    from pinnprov.capture.provider import DeliveryCounter
+
+log = logging.getLogger(__name__)
+
+StoreExporterOpener = Callable[[str], SpanExporter]
+"""Store URL -> a span exporter writing that store in process (the embedded pipeline)."""
+
+
+@dataclass
+class CaptureStats:
+    """Filled in when the capture closes: what was emitted, delivered, dropped (pass one to `open_capture`)."""
+
+    destinations: list[str] = field(default_factory=list)  # e.g. ["sqlite:///pinnprov.db", "otlp+grpc://..."]
+    spans_ended: int = 0
+    exported: dict[str, int] = field(default_factory=dict)  # per destination: spans delivered or kept in the spool
+    failed: dict[str, int] = field(default_factory=dict)  # per destination: spans whose export failed
+    dropped: dict[str, int] = field(default_factory=dict)  # per destination: spans that never reached export
+    closed_in_time: bool = True
+
+
+def _with_spool(exporter: SpanExporter, destination: str, root: Path | None) -> SpanExporter:
+    """Wrap in the disk-spooling exporter, one spool root per destination.
+
+    Why per destination: a spooling exporter adopts and replays spools that dead processes left under its
+    root, so spans meant for the SQLite file must never sit where the OTLP exporter would pick them up.
+    """
+    if root is None:
+        return exporter
+    from pinnprov.capture.spool_exporter import SpoolingSpanExporter
+
+    kind = destination.split(":", 1)[0].split("+", 1)[0] or "store"
+    digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
+    return SpoolingSpanExporter(exporter, Path(root) / f"{kind}-{digest}")
+
+
+def _exporters(
+    settings: CaptureSettings, open_store_exporter: StoreExporterOpener
+) -> tuple[list[tuple[str, SpanExporter]], MetricExporter | None]:
+    """The span exporters by destination name (embedded store first) and the OTLP metric exporter, if any."""
+    from pinnprov.capture import otlp
+
+    exporters: list[tuple[str, SpanExporter]] = []
+    metric_exporter = None
+    if settings.store_url is not None:
+        exporters.append((redact(settings.store_url), open_store_exporter(settings.store_url)))
+    destination = settings.destination
+    if destination is not None:
+        headers, timeout_s, ca_file = destination.headers, settings.export_timeout_s, destination.ca_file
+        try:
+            exporters.append((destination.name, otlp.span_exporter(
+                destination.endpoint, protocol=destination.protocol, headers=headers, timeout_s=timeout_s,
+                ca_file=ca_file)))
+            # The metrics endpoint may differ (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT): only an explicit protocol
+            # applies to it as given, otherwise it is inferred for that endpoint.
+            metric_exporter = otlp.metric_exporter(destination.endpoint, protocol=settings.protocol, headers=headers,
+                                                   timeout_s=timeout_s, ca_file=ca_file)
+        except Exception:
+            for _, exporter in exporters:
+                exporter.shutdown()
+            raise
+    return exporters, metric_exporter
+
+
+@contextmanager
+def capture_session(
+    settings: CaptureSettings, open_store_exporter: StoreExporterOpener, stats: CaptureStats | None = None
+) -> Iterator[list[TrainingObserver]]:
+    """Yield the provenance observers for `settings`; flush and shut them down on exit, filling `stats`."""
+    from pinnprov.capture.observer import ProvenanceObserver
+    from pinnprov.capture.provider import (
+        DeliveryCounter,
+        batch_processor,
+        build_meter_provider,
+        build_tracer_provider,
+        shutdown_within,
+    )
+    from pinnprov.capture.resource import build_resource
+
+    resource = build_resource(settings.service_name)  # validates the service name before anything starts
+    exporters, metric_exporter = _exporters(settings, open_store_exporter)
+    # The counter is outermost: it sees every span the queue hands over, whatever a spool does with it.
+    destinations = [(name, DeliveryCounter(_with_spool(exporter, name, settings.spool_root)))
+                    for name, exporter in exporters]
+    try:
+        processors = [batch_processor(counter, schedule_delay_ms=settings.schedule_delay_ms)
+                      for _, counter in destinations]
+        tracer_provider = build_tracer_provider(processors, resource, set_global=settings.set_global)
+        meter_provider = build_meter_provider(metric_exporter, resource, set_global=settings.set_global)
+    except BaseException:  # e.g. a bad OTEL_BSP_* value: release the store and the sockets, then report it
+        for _, counter in destinations:
+            counter.shutdown()
+        if metric_exporter is not None:
+            metric_exporter.shutdown()
+        raise
+    observer = ProvenanceObserver(tracer_provider, meter_provider, settings.every)
+    log.info("provenance capture to %s (every %d epoch(s))", ", ".join(name for name, _ in destinations),
+             settings.every)
+    try:
+        yield [observer]
+    finally:
+        in_time = shutdown_within(tracer_provider, meter_provider, settings.shutdown_timeout_s)
+        _report(observer.spans_ended, destinations, in_time, settings.shutdown_timeout_s, stats)
+
+
+def _report(spans_ended: int, destinations: list[tuple[str, DeliveryCounter]], in_time: bool, timeout: float,
+            stats: CaptureStats | None) -> None:
+    stats = stats if stats is not None else CaptureStats()
+    stats.spans_ended, stats.closed_in_time = spans_ended, in_time
+    for name, counter in destinations:
+        counts = counter.counts
+        stats.destinations.append(name)
+        stats.exported[name] = counts.exported
+        stats.failed[name] = counts.failed
+        stats.dropped[name] = max(0, spans_ended - counts.exported - counts.failed)
+        if counts.failed or stats.dropped[name]:
+            log.warning(
+                "provenance to %s incomplete: %d of %d span(s) delivered, %d failed, %d not exported%s",
+                name, counts.exported, spans_ended, counts.failed, stats.dropped[name],
+                "" if in_time else f" (gave up after {timeout:g}s)",
+            )

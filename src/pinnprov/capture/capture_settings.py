@@ -1,0 +1,99 @@
+"""Every setting of a training process's provenance capture, resolved once before anything starts.
+
+Precedence for each: explicit argument > environment (PINNPROV_CAPTURE, PINNPROV_CAPTURE_EVERY, PINNPROV_STORE,
+PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL, PINNPROV_SPOOL_DIR, the OTEL_* variables) > default, so a bad
+setting fails with one clear line before TensorFlow or any thread starts. Where the spans go:
+- no OTLP endpoint anywhere: the *embedded* default, the store (PINNPROV_STORE or the default SQLite file);
+- an endpoint: OTLP to that collector (pinnprov/capture/destination.py resolves it with its auth and TLS);
+- an explicit store *and* an endpoint: both (a local copy next to the central collector).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pinnprov.capture.destination import Destination, resolve_destination
+from pinnprov.capture.sampling import parse_capture_every
+from pinnprov.core.settings import parse_bool, resolve, resolve_store_url
+
+CAPTURE_ENV = "PINNPROV_CAPTURE"
+SHUTDOWN_TIMEOUT_ENV = "PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT"
+SPOOL_ENV = "PINNPROV_SPOOL"
+TIMEOUT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+DEFAULT_EXPORT_TIMEOUT_S = 3.0
+NETWORK_SHUTDOWN_TIMEOUT_S = 5.0  # a collector that is down must not hold the trainer's exit for long
+LOCAL_SHUTDOWN_TIMEOUT_S = 30.0  # the local store is on this machine: finishing its writes is worth waiting for
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """A resolved capture configuration (see `resolve_capture_settings`)."""
+
+    every: int  # capture every k-th epoch
+    store_url: str | None  # embedded store, or None
+    destination: Destination | None  # OTLP collector, or None
+    shutdown_timeout_s: float  # how long closing may wait for the last exports
+    spool_root: Path | None  # where undeliverable batches wait, or None (spooling off)
+    export_timeout_s: float | None  # per OTLP export; None lets the SDK read OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT
+    service_name: str | None
+    protocol: str | None  # the explicit OTLP protocol, if any (the metrics endpoint infers its own otherwise)
+    schedule_delay_ms: float | None  # batch processor delay; None lets the SDK read OTEL_BSP_SCHEDULE_DELAY
+    set_global: bool  # also install the providers as OpenTelemetry's global ones
+
+
+def capture_enabled(explicit: bool | None = None) -> bool:
+    """Whether to capture at all: explicit > PINNPROV_CAPTURE > yes."""
+    return bool(resolve("enabled", explicit, CAPTURE_ENV, True, parse_bool))
+
+
+def _export_timeout(explicit: float | None) -> float | None:
+    """Seconds one OTLP export may take. None lets the SDK read OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT.
+
+    pinnprov's default (3 s, the SDK's is 10 s) keeps a dead collector's failure, and so the hand-over to the
+    spool, well inside the bounded shutdown.
+    """
+    if explicit is not None:
+        if explicit <= 0:
+            raise ValueError(f"export_timeout_s: must be positive, got {explicit!r}")
+        return float(explicit)
+    if any(os.environ.get(name, "").strip() for name in TIMEOUT_ENVS):
+        return None
+    return DEFAULT_EXPORT_TIMEOUT_S
+
+
+def resolve_capture_settings(
+    *,
+    store: str | None = None,
+    otlp_endpoint: str | None = None,
+    capture_every: int | None = None,
+    service_name: str | None = None,
+    protocol: str | None = None,
+    headers: str | Mapping[str, str] | None = None,
+    schedule_delay_ms: float | None = None,
+    shutdown_timeout_s: float | None = None,
+    spool: bool | None = None,
+    spool_dir: Path | None = None,
+    export_timeout_s: float | None = None,
+    set_global: bool = False,
+) -> CaptureSettings:
+    """Resolve every capture setting by precedence; ValueError naming the setting for a bad one."""
+    every = parse_capture_every(capture_every)
+    destination = resolve_destination(otlp_endpoint, protocol=protocol, headers=headers)
+    if store is None and destination is None:
+        store = resolve_store_url(None)  # $PINNPROV_STORE, else the default SQLite file
+    if store is not None and not store.strip():
+        raise ValueError("store: must not be empty")
+    timeout_default = NETWORK_SHUTDOWN_TIMEOUT_S if destination else LOCAL_SHUTDOWN_TIMEOUT_S
+    timeout = float(resolve("shutdown_timeout_s", shutdown_timeout_s, SHUTDOWN_TIMEOUT_ENV, timeout_default, float))
+    if timeout <= 0:
+        raise ValueError(f"shutdown_timeout_s: must be positive, got {timeout!r}")
+    spool_root = None
+    if resolve("spool", spool, SPOOL_ENV, True, parse_bool):
+        from pinnprov.capture.spool_exporter import default_spool_dir
+
+        spool_root = Path(spool_dir).expanduser() if spool_dir is not None else default_spool_dir()
+    return CaptureSettings(every, store, destination, timeout, spool_root, _export_timeout(export_timeout_s),
+                           service_name, protocol, schedule_delay_ms, set_global)

@@ -1,0 +1,241 @@
+"""ProvenanceObserver: turns the trainer's events into OpenTelemetry spans and metrics.
+
+One trace per run, trace id == run id (module `pinnprov.core.vocabulary` describes the trace model).
+The observer runs on the training thread, so `on_epoch_end` does the minimum: one span started and ended
+with the epoch's own timestamps, a handful of metric calls on precomputed attribute dicts, no I/O (the
+BatchSpanProcessor exports on its own thread). Every method swallows its errors: telemetry never breaks
+training, even when the observer is used without `pinnprov.pinn.observer.ObserverFanout`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from collections.abc import Mapping
+
+from opentelemetry import context as context_api
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from pinnprov.capture.provider import RunIdGenerator
+from pinnprov.capture.sampling import EpochSampler
+from pinnprov.core import __version__
+from pinnprov.core import vocabulary as v
+from pinnprov.core.fields import EPOCH_FIELDS
+from pinnprov.pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
+
+_log = logging.getLogger(__name__)
+_COMPONENTS = ("total", "boundary", "residual", "data")
+# Epochs take milliseconds to seconds; the SDK's default buckets (0, 5, 10, 25, ... 10000) assume milliseconds.
+_DURATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+def run_trace_id(run_id: str) -> int:
+    """The trace id for a run id: the id itself when it is 32 hex digits, else a stable hash of it."""
+    try:
+        value = int(run_id, 16)
+        if len(run_id) == 32 and value:
+            return value
+    except ValueError:
+        pass
+    _log.warning("run id %r is not 32 hex digits; its trace id is derived from its SHA-256", run_id)
+    return int(hashlib.sha256(run_id.encode()).hexdigest()[:32], 16) or 1
+
+
+# (attribute key, EpochEnded attribute, type) of every epoch field of the one schema (pinnprov/core/fields.py)
+_EPOCH_ATTRIBUTES: tuple[tuple[str, str, type[int] | type[float]], ...] = tuple(
+    (field.attribute, field.event, int if field.kind == "int" else float) for field in EPOCH_FIELDS
+)
+
+class ProvenanceObserver:
+    """A `pinnprov.pinn.observer.TrainingObserver` that records a run as OpenTelemetry spans (and metrics).
+
+    `tracer_provider` should come from `pinnprov.capture.provider.build_tracer_provider`, whose id generator
+    makes the root span's trace id the run id. Any other provider works too: the root span then gets a
+    remote parent carrying the run's trace id (its parent span id points outside the trace).
+    """
+
+    def __init__(
+        self,
+        tracer_provider: trace_api.TracerProvider,
+        meter_provider: metrics_api.MeterProvider | None = None,
+        capture_every: int = 1,
+        *,
+        flush_promptly: bool = True,
+    ) -> None:
+        self._provider = tracer_provider
+        self._tracer = tracer_provider.get_tracer(v.INSTRUMENTATION_SCOPE, __version__)
+        ids = getattr(tracer_provider, "id_generator", None)
+        self._ids = ids if isinstance(ids, RunIdGenerator) else None
+        self._sampler = EpochSampler(capture_every)
+        self._every = self._sampler.every
+        self._flush_promptly = flush_promptly
+        meter_provider = meter_provider or metrics_api.NoOpMeterProvider()
+        self._metrics_on = not isinstance(meter_provider, metrics_api.NoOpMeterProvider)
+        meter = meter_provider.get_meter(v.INSTRUMENTATION_SCOPE, __version__)
+        one = v.UNIT_DIMENSIONLESS
+        self._duration = meter.create_histogram(
+            v.METRIC_EPOCH_DURATION, v.UNIT_SECONDS, "epoch wall time",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
+        )
+        self._loss = meter.create_gauge(v.METRIC_LOSS, one, "latest loss by component")
+        self._lr = meter.create_gauge(v.METRIC_LEARNING_RATE, one, "learning rate")
+        self._epochs = meter.create_counter(v.METRIC_EPOCHS, one, "completed epochs")
+        self._root: trace_api.Span | None = None
+        self._ctx: context_api.Context | None = None
+        self._run_attrs: dict[str, str] = {}
+        self._loss_attrs: tuple[dict[str, str], ...] = ()
+        self._extra_keys: dict[str, str] = {}
+        self._last_captured = -1
+        self.spans_ended = 0  # spans this observer ended: compared with what reached the exporter
+        self.errors = 0  # events this observer failed to record (logged; training continued)
+
+    # --- TrainingObserver -------------------------------------------------------------------------------
+
+    def on_run_start(self, event: RunStarted) -> None:
+        try:
+            if self._root is not None:
+                self._end_root("failed", event.started_at, -1, "run superseded before it ended", {})
+            self._start_run(event)
+        except Exception as error:  # noqa: BLE001 - telemetry never breaks training
+            self._failed("on_run_start", error)
+
+    def on_epoch_end(self, event: EpochEnded) -> None:
+        try:
+            if self._ctx is None:
+                return
+            if self._every == 1 or self._sampler.admit(event):
+                self._emit_epoch(event, self._sampler.epochs_in_capture if self._every != 1 else 1)
+        except Exception as error:  # noqa: BLE001
+            self._failed("on_epoch_end", error)
+
+    def on_adaptation(self, event: Adapted) -> None:
+        try:
+            if self._ctx is None:
+                return
+            attributes: dict[str, AttributeValue] = {
+                v.EPOCH: int(event.epoch),
+                v.ADAPTATION_PARAMETER: event.parameter,
+                v.ADAPTATION_OLD: event.old_value,
+                v.ADAPTATION_NEW: event.new_value,
+                v.ADAPTATION_AGENT: event.agent,
+                v.ADAPTATION_REASON: event.reason,
+                v.ADAPTATION_COMMAND_ID: event.command_id,
+            }
+            at = _ns(event.at)
+            self._tracer.start_span(v.ADAPTATION_SPAN, self._ctx, attributes=attributes, start_time=at).end(at)
+            self.spans_ended += 1
+            self._flush_soon()  # a steering command's effect should be visible as soon as the epoch rows
+        except Exception as error:  # noqa: BLE001
+            self._failed("on_adaptation", error)
+
+    def on_run_end(self, event: RunEnded) -> None:
+        try:
+            if self._root is None:
+                return
+            last = self._sampler.take_last()
+            if last is not None and last.epoch != self._last_captured:
+                self._emit_epoch(last, self._sampler.epochs_in_capture)
+            self._end_root(event.status, event.at, event.epochs, event.error, event.summary)
+        except Exception as error:  # noqa: BLE001
+            self._failed("on_run_end", error)
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _start_run(self, event: RunStarted) -> None:
+        trace_id = run_trace_id(event.run_id)
+        run_id = format(trace_id, "032x")  # == event.run_id unless that was not 32 hex digits
+        start = _ns(event.started_at)
+        identity = {v.RUN_ID: run_id, v.RUN_NAME: event.run_name, v.EXPERIMENT: event.experiment}
+        if self._ids is not None:
+            self._ids.use_trace_id(trace_id)
+            parent = context_api.Context()  # empty: the root span of a new trace
+        else:
+            remote = trace_api.SpanContext(
+                trace_id, trace_id & 0xFFFF_FFFF_FFFF_FFFF or 1, is_remote=True,
+                trace_flags=trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED),
+            )
+            parent = trace_api.set_span_in_context(trace_api.NonRecordingSpan(remote))
+        root = self._tracer.start_span(v.RUN_SPAN, parent, attributes=identity, start_time=start)
+        self._root = root
+        self._ctx = trace_api.set_span_in_context(root)
+        self._sampler.reset()
+        self._last_captured = -1
+        self._run_attrs = {v.RUN_ID: run_id}
+        self._loss_attrs = tuple({v.RUN_ID: run_id, v.LOSS_COMPONENT: c} for c in _COMPONENTS)
+        attributes: dict[str, AttributeValue] = dict(identity)
+        for key, value in event.hyperparameters.items():
+            attributes[v.HYPERPARAMETER_PREFIX + key] = value
+        dataset = event.dataset
+        attributes[v.DATASET_NAME] = dataset.name
+        attributes[v.DATASET_SHA256] = dataset.sha256
+        attributes[v.DATASET_PICKS] = int(dataset.picks)
+        attributes[v.DATASET_SOURCE] = dataset.source
+        self._tracer.start_span(v.RUN_START_SPAN, self._ctx, attributes=attributes, start_time=start).end(start)
+        self.spans_ended += 1
+        self._flush_soon()  # hyperparameters must reach the store when the run starts
+
+    def _emit_epoch(self, e: EpochEnded, epochs_counted: int) -> None:
+        attributes: dict[str, int | float] = {key: cast(getattr(e, name)) for key, name, cast in _EPOCH_ATTRIBUTES}
+        if e.extra:
+            keys = self._extra_keys
+            for name, value in e.extra.items():
+                key = keys.get(name)
+                if key is None:
+                    key = keys[name] = v.EPOCH_EXTRA_PREFIX + name
+                attributes[key] = float(value)
+        span = self._tracer.start_span(v.EPOCH_SPAN, self._ctx, attributes=attributes, start_time=_ns(e.started_at))
+        span.end(_ns(e.ended_at))
+        self.spans_ended += 1
+        self._last_captured = e.epoch
+        if self._metrics_on:
+            run = self._run_attrs
+            total, boundary, residual, data = self._loss_attrs
+            self._duration.record(e.elapsed_s, run)
+            self._loss.set(e.loss, total)
+            self._loss.set(e.loss_boundary, boundary)
+            self._loss.set(e.loss_residual, residual)
+            self._loss.set(e.loss_data, data)
+            self._lr.set(e.learning_rate, run)
+            self._epochs.add(epochs_counted, run)
+
+    def _end_root(self, status: str, at: float, epochs: int, error: str, summary: Mapping[str, float]) -> None:
+        root, self._root, self._ctx = self._root, None, None
+        if root is None:
+            return
+        attributes: dict[str, AttributeValue] = {v.RUN_STATUS: status, v.RUN_EPOCHS: int(epochs)}
+        if error:
+            attributes[v.RUN_ERROR] = error
+        for key, value in summary.items():
+            number = float(value)
+            if not math.isnan(number):
+                attributes[v.SUMMARY_PREFIX + key] = number
+        root.set_attributes(attributes)
+        if status == "failed":
+            root.set_status(Status(StatusCode.ERROR, error or "failed"))
+        else:
+            root.set_status(Status(StatusCode.OK))
+        root.end(_ns(at))
+        self.spans_ended += 1
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Ask the processor to export now, from a helper thread: an export never runs on the training thread."""
+        flush = getattr(self._provider, "force_flush", None)
+        if not self._flush_promptly or flush is None:
+            return
+        threading.Thread(target=flush, name="pinnprov-flush", daemon=True).start()
+
+    def _failed(self, where: str, error: Exception) -> None:
+        self.errors += 1
+        level = logging.WARNING if self.errors <= 3 else logging.DEBUG
+        _log.log(level, "provenance observer failed in %s (training continues): %s: %s", where,
+                 type(error).__name__, error)

@@ -1,0 +1,70 @@
+"""`pinnprov train`: train the factored-eikonal PINN with provenance capture, print the result, write figures.
+
+Settings come from flags, then a --config file (YAML or JSON, keys of pinn.config.TrainConfig), then the
+tuned defaults (flags, config and outputs: pinnprov/experiments/training.py). Capture is wired here through
+pinnprov.capture.open_capture, and steering reads commands from wherever the provenance goes. TensorFlow is
+imported only when the command runs, so other commands start fast.
+
+With --ensemble N the same configuration is trained from seeds seed .. seed+N-1 as parallel `pinnprov train`
+processes into one store (the sweep machinery), and the per-cell mean and standard deviation of their velocity
+models are written to --out with Figure 2's std panel; the ensemble is recorded in the store as a run of its own
+that its members are `member_of` (pinnprov/experiments/ensemble_run.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from pinnprov.experiments.training import add_train_arguments
+
+if TYPE_CHECKING:
+    from pinnprov.cli.commands import Subparsers
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train the PINN on the benchmark or your picks",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(parser)
+    # Here, not in add_train_arguments: sweeps pass train's flags through, and an ensemble is not a sweep axis.
+    uncertainty = parser.add_argument_group("uncertainty")
+    uncertainty.add_argument("--ensemble", type=int, metavar="N",
+                             help="train N members (seeds seed..seed+N-1) in parallel and write their mean and "
+                                  "per-cell std (default 1: a single run)")
+    parser.set_defaults(handler=run_train)
+
+
+def _validate_capture_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.capture_every is not None and args.capture_every < 1:
+        raise ValueError(f"--capture-every: must be at least 1 (got {args.capture_every})")
+    kwargs: dict[str, Any] = {"enabled": not args.no_capture}
+    for key in ("store", "otlp_endpoint", "capture_every"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    return kwargs
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pinnprov.experiments.training import build_config, load_data, quiet_python_logging, train_and_report
+
+    capture_kwargs = _validate_capture_args(args)
+    if args.ensemble is not None:
+        from pinnprov.experiments.ensemble_run import check_ensemble_args
+
+        check_ensemble_args(args)
+    config, extras = build_config(args)  # bad flags and files fail here, before TensorFlow loads
+    data = load_data(args, extras)
+    if args.ensemble is not None and args.ensemble > 1:
+        from pinnprov.experiments.ensemble_run import run_ensemble
+
+        return run_ensemble(args, config, data)  # the members load TensorFlow, this process does not
+    quiet_python_logging()
+    from pinnprov.pinn.trainer import configure_threads
+
+    configure_threads(config.threads)  # before any TensorFlow op runs
+    from pinnprov.wiring import command_source_for, open_capture
+
+    # Steering reads commands from wherever the provenance goes: the same store or the same collector.
+    steering = {key: capture_kwargs[key] for key in ("store", "otlp_endpoint", "enabled") if key in capture_kwargs}
+    with open_capture(**capture_kwargs) as observers, command_source_for(**steering) as commands:
+        return train_and_report(args, config, data, observers, commands)

@@ -1,0 +1,199 @@
+"""The one declarative schema of what a run records: its hyperparameters, its summary and its epoch fields.
+
+Every layer derives its part from these tables or is checked against them by tests/test_fields.py:
+- pinn.config.TrainConfig.hyperparameters() reads `HYPERPARAMETERS` (config key -> recorded name);
+- pinnprov.core.vocabulary takes the attribute keys from here (`pinn.hp.<name>`, the epoch attributes);
+- pinnprov/store/schema.py builds the promoted `run` columns and the `epoch_metric` columns from here;
+- pinnprov/store/rows.py, pinnprov/collector/translate.py and pinnprov/collector/translate_fast.py build rows and records field by
+  field from `EPOCH_FIELDS`; pinnprov/collector/es_documents.py the Elasticsearch documents;
+- the index templates (pinnprov/core/es_index_templates/*.json) and the typed records (pinnprov.store.records.EpochRecord,
+  pinn.observer.EpochEnded) are checked against it.
+Adding an epoch metric is one entry in `EPOCH_FIELDS` plus its producer (see CONTRIBUTING.md).
+
+Units are UCUM (`s`, `1`, `m/s`); names and switches have none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["str", "int", "float", "bool"]
+
+HYPERPARAMETER_PREFIX = "pinn.hp."
+"""Every attribute under this prefix is a hyperparameter of the run: pinn.hp.<name> = value."""
+SUMMARY_PREFIX = "pinn.summary."
+"""Final metrics of a run: pinn.summary.<name> = number."""
+
+SQL_TYPES: dict[Kind, str] = {"str": "string", "int": "bigint", "float": "double", "bool": "string"}
+"""Logical column type of a promoted field (pinnprov/store/schema.py maps logical types to each SQL dialect)."""
+ES_TYPES: dict[Kind, str] = {"str": "keyword", "int": "long", "float": "double", "bool": "boolean"}
+"""Elasticsearch mapping type of a field of that kind."""
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One knob of a run, recorded at run start (attribute `pinn.hp.<name>`, row of `run_hyperparameter`)."""
+
+    key: str  # the TrainConfig attribute it is read from
+    name: str  # the recorded name, dotted by topic
+    kind: Kind
+    unit: str
+    doc: str
+    column: str = ""  # also a typed column of `run` (the queries' Tables 2 and 3 use it); "" = key-value only
+    es_field: str = ""  # also a typed field of the runs index; "" = only inside `hyperparameters`
+
+    @property
+    def attribute(self) -> str:
+        return HYPERPARAMETER_PREFIX + self.name
+
+
+@dataclass(frozen=True)
+class EpochField:
+    """One per-epoch value: an attribute of the epoch span, a column of `epoch_metric`, a field of the epochs index.
+
+    `name` is the record attribute, the SQL column and the Elasticsearch field alike; `event` is the attribute of
+    the producer's event (pinn.observer.EpochEnded). A missing optional value is recorded as NaN (unknown).
+    """
+
+    name: str
+    event: str
+    kind: Kind
+    unit: str
+    attribute: str
+    doc: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class SummaryField:
+    """One final metric of a run (attribute `pinn.summary.<name>`, row of `run_summary`)."""
+
+    name: str
+    unit: str
+    doc: str
+
+    @property
+    def attribute(self) -> str:
+        return SUMMARY_PREFIX + self.name
+
+
+def _hp(key: str, name: str, kind: Kind, unit: str, doc: str, column: str = "", es: bool = False) -> Hyperparameter:
+    return Hyperparameter(key, name, kind, unit, doc, column, column if es else "")
+
+
+# The promoted ones come first, in the order of their `run` columns.
+HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
+    _hp("optimizer", "optimizer", "str", "", "first-phase optimiser: adam | rmsprop", "optimizer", es=True),
+    _hp("activation", "activation", "str", "", "activation of the tau network (pinnprov/pinn/plugins.py)", "activation",
+        es=True),
+    _hp("lr_schedule", "lr.schedule", "str", "", "learning-rate schedule: exponential_decay | constant",
+        "lr_schedule", es=True),
+    _hp("lr_initial", "lr.initial", "float", "1", "initial learning rate", "lr_initial", es=True),
+    _hp("lr_decay_rate", "lr.decay_rate", "float", "1", "decay factor per period of the exponential schedule",
+        "lr_decay_rate", es=True),
+    _hp("lr_decay_steps", "lr.decay_steps", "int", "1", "optimiser steps per decay period", "lr_decay_steps",
+        es=True),
+    _hp("seed", "seed", "int", "1", "random seed of networks and sampling", "seed"),
+    _hp("epochs", "epochs", "int", "1", "planned epochs (an upper bound: stopping rules end runs earlier)",
+        "planned_epochs"),
+    _hp("velocity_activation_name", "activation.velocity", "str", "", "activation of the velocity network"),
+    _hp("lr_staircase", "lr.staircase", "bool", "", "decay in whole periods instead of continuously"),
+    _hp("lbfgs_steps", "lbfgs.steps", "int", "1", "L-BFGS iterations after the first phase"),
+    _hp("lbfgs_memory", "lbfgs.memory", "int", "1", "L-BFGS history length"),
+    _hp("weight_residual", "loss.weight.residual", "float", "1", "w_R, weight of the FEE residual loss L_R"),
+    _hp("weight_boundary", "loss.weight.boundary", "float", "1", "w_BC, weight of the boundary loss L_BC"),
+    _hp("weight_data", "loss.weight.data", "float", "1", "w_D, weight of the data loss L_D"),
+    _hp("regularizer", "loss.regularizer", "str", "", "prior on v (pinnprov/pinn/plugins.py REGULARIZERS)"),
+    _hp("weight_regularizer", "loss.weight.regularizer", "float", "1", "weight of the prior on v"),
+    _hp("regularizer_beta", "loss.regularizer.beta", "float", "1", "scale of the support/tv priors (nondimensional)"),
+    _hp("data_loss", "loss.data", "str", "", "data misfit: relative | absolute"),
+    _hp("residual_form", "loss.residual_form", "str", "", "residual of |grad phi| = 1/v (pinnprov/pinn/plugins.py)"),
+    _hp("tau_layers", "network.tau.layers", "int", "1", "hidden layers of tau(xs, xr)"),
+    _hp("tau_units", "network.tau.units", "int", "1", "units per hidden layer of tau"),
+    _hp("velocity_layers", "network.velocity.layers", "int", "1", "hidden layers of v(xr)"),
+    _hp("velocity_units", "network.velocity.units", "int", "1", "units per hidden layer of v"),
+    _hp("velocity_fourier_features", "network.velocity.fourier_features", "int", "1",
+        "random Fourier features of xr for v (0 = raw coordinates)"),
+    _hp("velocity_fourier_scale", "network.velocity.fourier_scale", "float", "1", "scale of those features"),
+    _hp("velocity_min_m_s", "network.velocity.min_m_s", "float", "m/s", "lower bound of v (0 = from the data)"),
+    _hp("velocity_max_m_s", "network.velocity.max_m_s", "float", "m/s", "upper bound of v (0 = from the data)"),
+    _hp("collocation_count", "collocation.count", "int", "1", "collocation points per step"),
+    _hp("collocation_redraw", "collocation.redraw", "str", "", "fresh collocation points every: step | chunk | never"),
+    _hp("source_sampling", "collocation.source_sampling", "str", "", "collocation sources: sources | interpolated "
+        "| domain"),
+    _hp("reciprocity", "data.reciprocity", "bool", "", "also train on every pick with source and receiver swapped"),
+    _hp("boundary_points", "collocation.boundary_points", "int", "1", "extra points where tau(x, x) = 1/v(x)"),
+    _hp("ray_fraction", "collocation.ray_fraction", "float", "1", "share of collocation receivers near the rays"),
+    _hp("ray_width", "collocation.ray_width", "float", "1", "their offset from the ray (nondimensional)"),
+    _hp("stopping", "stopping.rule", "str", "", "data-only stopping rule: converged | discrepancy | holdout | none"),
+    _hp("noise_level_s", "stopping.noise_level_s", "float", "s", "pick noise RMS for the discrepancy principle"),
+    _hp("discrepancy_factor", "stopping.discrepancy_factor", "float", "1", "stop at data RMS <= factor x noise"),
+    _hp("holdout_fraction", "stopping.holdout_fraction", "float", "1", "share of picks held out for stopping"),
+    _hp("holdout_patience", "stopping.holdout_patience", "int", "1", "epochs without hold-out improvement"),
+    _hp("convergence_window", "stopping.convergence_window", "int", "1", "epochs per window of the converged rule"),
+    _hp("convergence_tolerance", "stopping.convergence_tolerance", "float", "1",
+        "converged when the last window's median loss is less than this share below the window before's"),
+    _hp("time_budget_s", "stopping.time_budget_s", "float", "s", "stop after this wall time (0 = no limit)"),
+    _hp("steps_per_call", "steps_per_call", "int", "1", "optimiser steps per compiled call"),
+    _hp("jit_compile", "jit_compile", "bool", "", "XLA-compile the train step"),
+    _hp("threads", "threads", "int", "1", "TensorFlow threads (0 = TensorFlow's default)"),
+)
+
+DERIVED_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
+    Hyperparameter("", "run.epochs_total", "int", "1", "planned steps of all phases (first optimiser + L-BFGS)"),
+    Hyperparameter("", "scaling.length_m", "float", "m", "length scale of the nondimensionalisation"),
+    Hyperparameter("", "scaling.velocity_m_s", "float", "m/s", "velocity scale of the nondimensionalisation"),
+)
+"""Facts the trainer adds at run start beside the config (besides resolving stopping and velocity bounds)."""
+
+NOT_RECORDED: dict[str, str] = {
+    "velocity_activation": "recorded resolved, as activation.velocity (\"\" means: same as activation)",
+    "lr_report_every": "how often schedule steps are reported, not how the run trains",
+    "experiment": "run identity (pinn.experiment.name), not a hyperparameter",
+    "run_name": "run identity (pinn.run.name), not a hyperparameter",
+}
+"""TrainConfig attributes that are deliberately not hyperparameter rows, and why."""
+
+EPOCH_FIELDS: tuple[EpochField, ...] = (
+    EpochField("epoch", "epoch", "int", "1", "pinn.epoch", "epoch number, 0-based", required=True),
+    EpochField("elapsed_s", "elapsed_s", "float", "s", "pinn.epoch.elapsed",
+               "wall seconds the epoch took (default: the span's duration)"),
+    EpochField("loss", "loss", "float", "1", "pinn.loss.total", "L = w_R L_R + w_BC L_BC + w_D L_D", required=True),
+    EpochField("loss_bc", "loss_boundary", "float", "1", "pinn.loss.boundary", "L_BC: tau(xs, xs) = 1 / v(xs)"),
+    EpochField("loss_residual", "loss_residual", "float", "1", "pinn.loss.residual",
+               "L_R: residual of the factored eikonal equation (the paper's Table 1 'LR', not a learning rate)"),
+    EpochField("loss_data", "loss_data", "float", "1", "pinn.loss.data", "L_D: misfit at the picks"),
+    EpochField("learning_rate", "learning_rate", "float", "1", "pinn.learning_rate", "learning rate of the epoch"),
+)
+"""The epoch span's fields, in the column order of `epoch_metric`. `epoch` is the key; the rest are measured."""
+
+MEASURED_EPOCH_FIELDS: tuple[EpochField, ...] = EPOCH_FIELDS[1:]
+"""The numeric measurements of an epoch (everything but its number): NaN/inf are stored NULL and named."""
+
+SUMMARY_FIELDS: tuple[SummaryField, ...] = (
+    SummaryField("r2", "1", "R^2 of the velocity on the scoring grid (benchmark and synthetic cases only)"),
+    SummaryField("rmse_m_s", "m/s", "RMSE of the velocity on the scoring grid"),
+    SummaryField("data_rms_s", "s", "RMS traveltime misfit at the picks"),
+    SummaryField("holdout_rms_s", "s", "RMS misfit at the held-out picks (hold-out stopping)"),
+    SummaryField("epochs", "1", "epochs completed"),
+    SummaryField("seconds", "s", "wall seconds of the run"),
+    SummaryField("loss", "1", "total loss of the last epoch"),
+    SummaryField("learning_rate", "1", "learning rate of the last epoch"),
+)
+
+HYPERPARAMETERS_BY_KEY: dict[str, Hyperparameter] = {hp.key: hp for hp in HYPERPARAMETERS}
+HYPERPARAMETERS_BY_NAME: dict[str, Hyperparameter] = {hp.name: hp for hp in HYPERPARAMETERS}
+PROMOTED_HYPERPARAMETERS: tuple[Hyperparameter, ...] = tuple(hp for hp in HYPERPARAMETERS if hp.column)
+"""Hyperparameters with their own typed `run` column, in column order."""
+EPOCH_FIELDS_BY_NAME: dict[str, EpochField] = {field.name: field for field in EPOCH_FIELDS}
+
+
+def hyperparameter(key: str) -> Hyperparameter:
+    """The hyperparameter read from TrainConfig attribute `key` (KeyError names it)."""
+    return HYPERPARAMETERS_BY_KEY[key]
+
+
+def epoch_field(name: str) -> EpochField:
+    """The epoch field called `name` (record attribute / column / ES field)."""
+    return EPOCH_FIELDS_BY_NAME[name]

@@ -1,0 +1,150 @@
+"""The telemetry vocabulary: every span name, attribute key and metric name pinnprov emits or reads.
+
+One module, one prefix (`pinn.`), units in UCUM. Both ends use it: instrumentation/ writes these names,
+collector/ reads them; nothing else spells them out. The hyperparameter and epoch attribute keys are taken
+from the one schema of fields (pinnprov/core/fields.py), which also lists every hyperparameter and epoch field;
+the constants below are the ones code refers to by name. Nothing here needs TensorFlow or the OpenTelemetry SDK.
+
+Trace model: one trace per run (trace id = run id). The root span `RUN_SPAN` lives for the whole run and
+ends with its status. Because spans are exported only when they end, the hyperparameters also travel in
+a short `RUN_START_SPAN` emitted at start, so the store knows the run before its first epoch. Every
+captured epoch is one `EPOCH_SPAN`, every adaptation one `ADAPTATION_SPAN`, all children of the root.
+"""
+
+from pinnprov.core import fields as _fields
+
+PREFIX = "pinn."
+"""Every pinnprov attribute and metric starts with this."""
+
+# --- span names -----------------------------------------------------------------------------------
+RUN_SPAN = "pinn.run"
+"""Root span of a run: from run start to run end, carries status and summary."""
+RUN_START_SPAN = "pinn.run.start"
+"""Zero-length span at run start that carries the run identity and every hyperparameter."""
+EPOCH_SPAN = "pinn.epoch"
+"""One captured epoch: start/end times are the epoch's; attributes are its metrics."""
+ADAPTATION_SPAN = "pinn.adaptation"
+"""One change to the running configuration (learning rate, loss weight, optimiser, stop)."""
+
+# --- run identity -------------------------------------------------------------------------------
+RUN_ID = "pinn.run.id"
+"""Run id, 32 hex digits; equal to the trace id."""
+RUN_NAME = "pinn.run.name"
+"""Human-readable run name (unique per store; prefixes select runs in queries)."""
+EXPERIMENT = "pinn.experiment.name"
+"""Experiment (sweep) the run belongs to."""
+RUN_STATUS = "pinn.run.status"
+"""completed | stopped | failed."""
+RUN_ERROR = "pinn.run.error"
+"""Exception type and message of a failed run."""
+RUN_EPOCHS = "pinn.run.epochs"
+"""Number of epochs completed when the run ended."""
+SUMMARY_PREFIX = _fields.SUMMARY_PREFIX
+"""Final metrics of a run, e.g. pinn.summary.r2, pinn.summary.rmse_m_s."""
+
+# --- hyperparameters: every key under this prefix is a hyperparameter of the run ------------------
+HYPERPARAMETER_PREFIX = _fields.HYPERPARAMETER_PREFIX
+"""Generic prefix: pinn.hp.<name> = value. The names below are the ones queries rely on."""
+HP_OPTIMIZER = _fields.hyperparameter("optimizer").attribute
+"""adam | rmsprop (| lbfgs for a second phase)."""
+HP_ACTIVATION = _fields.hyperparameter("activation").attribute
+"""Activation function name from the activation registry."""
+HP_LR_SCHEDULE = _fields.hyperparameter("lr_schedule").attribute
+"""Learning-rate schedule function, e.g. exponential_decay or constant."""
+HP_LR_INITIAL = _fields.hyperparameter("lr_initial").attribute
+"""Initial learning rate."""
+HP_LR_DECAY_RATE = _fields.hyperparameter("lr_decay_rate").attribute
+"""Decay rate of the exponential schedule."""
+HP_LR_DECAY_STEPS = _fields.hyperparameter("lr_decay_steps").attribute
+"""Steps per decay period of the exponential schedule."""
+HP_EPOCHS = _fields.hyperparameter("epochs").attribute
+"""Planned number of epochs."""
+HP_SEED = _fields.hyperparameter("seed").attribute
+"""Random seed."""
+HP_WEIGHT_RESIDUAL = _fields.hyperparameter("weight_residual").attribute
+"""w_R."""
+HP_WEIGHT_BOUNDARY = _fields.hyperparameter("weight_boundary").attribute
+"""w_BC."""
+HP_WEIGHT_DATA = _fields.hyperparameter("weight_data").attribute
+"""w_D."""
+HP_TAU_LAYERS = _fields.hyperparameter("tau_layers").attribute
+"""Hidden layers of the traveltime-factor network tau(xs, xr)."""
+HP_TAU_UNITS = _fields.hyperparameter("tau_units").attribute
+"""Units per hidden layer of tau."""
+HP_VELOCITY_LAYERS = _fields.hyperparameter("velocity_layers").attribute
+"""Hidden layers of the velocity network v(xr)."""
+HP_VELOCITY_UNITS = _fields.hyperparameter("velocity_units").attribute
+"""Units per hidden layer of v."""
+HP_COLLOCATION = _fields.hyperparameter("collocation_count").attribute
+"""Number of collocation points for the residual."""
+
+DATASET_NAME = "pinn.dataset.name"
+"""Data set name (benchmark or the CSV file's stem)."""
+DATASET_SHA256 = "pinn.dataset.sha256"
+"""SHA-256 of the picks, identifying the data set."""
+DATASET_PICKS = "pinn.dataset.picks"
+"""Number of traveltime picks."""
+DATASET_SOURCE = "pinn.dataset.source"
+"""Where the data came from: a path or 'benchmark'."""
+
+# --- per epoch ---------------------------------------------------------------------------------
+EPOCH = _fields.epoch_field("epoch").attribute
+"""Epoch number, 0-based."""
+EPOCH_ELAPSED = _fields.epoch_field("elapsed_s").attribute
+"""Wall seconds the epoch took (s)."""
+LOSS_TOTAL = _fields.epoch_field("loss").attribute
+"""L = w_R L_R + w_BC L_BC + w_D L_D."""
+LOSS_BOUNDARY = _fields.epoch_field("loss_bc").attribute
+"""L_BC: tau(xs, xs) = 1 / v(xs)."""
+LOSS_RESIDUAL = _fields.epoch_field("loss_residual").attribute
+"""L_R: residual of the factored eikonal equation at the collocation points."""
+LOSS_DATA = _fields.epoch_field("loss_data").attribute
+"""L_D: misfit at the measured source-receiver pairs."""
+LEARNING_RATE = _fields.epoch_field("learning_rate").attribute
+"""Learning rate in effect for the epoch."""
+EPOCH_EXTRA_PREFIX = "pinn.epoch.extra."
+"""Further per-epoch scalars, e.g. pinn.epoch.extra.data_rms_s."""
+
+# --- adaptation ----------------------------------------------------------------------------------
+ADAPTATION_PARAMETER = "pinn.adaptation.parameter"
+"""What changed: learning_rate, loss_weight.residual, optimizer, stop, ..."""
+ADAPTATION_OLD = "pinn.adaptation.old_value"
+"""Value before the change."""
+ADAPTATION_NEW = "pinn.adaptation.new_value"
+"""Value after the change."""
+ADAPTATION_AGENT = "pinn.adaptation.agent"
+"""Who or what decided: user:<name>, schedule, rule:<name>, trainer."""
+ADAPTATION_REASON = "pinn.adaptation.reason"
+"""Why, in words."""
+ADAPTATION_COMMAND_ID = "pinn.adaptation.command_id"
+"""The steering command applied, if any."""
+
+# --- resource (process-level) -------------------------------------------------------------------
+RESOURCE_TENSORFLOW_VERSION = "pinn.tensorflow.version"
+"""TensorFlow version of the training process."""
+RESOURCE_DEVICES = "pinn.devices"
+"""Devices TensorFlow sees, e.g. ["CPU:0", "GPU:0 NVIDIA A100"]."""
+
+# --- metrics ---------------------------------------------------------------------------------------
+METRIC_EPOCH_DURATION = "pinn.epoch.duration"
+"""Histogram of epoch wall time, unit s."""
+METRIC_LOSS = "pinn.loss"
+"""Gauge of the latest loss, unit 1, one series per LOSS_COMPONENT."""
+METRIC_LEARNING_RATE = "pinn.learning_rate"
+"""Gauge of the learning rate, unit 1."""
+METRIC_EPOCHS = "pinn.epochs"
+"""Counter of completed epochs, unit 1."""
+LOSS_COMPONENT = "pinn.loss.component"
+"""Metric attribute: total | boundary | residual | data."""
+
+UNIT_SECONDS = "s"
+UNIT_DIMENSIONLESS = "1"
+
+INSTRUMENTATION_SCOPE = "pinnprov"
+"""Name of the tracer and meter."""
+
+# OpenTelemetry resource semantic conventions the store reads (spelled here so the store needs no OTel SDK).
+PROCESS_PID = "process.pid"
+"""Process id of the training process (OTel resource attribute)."""
+PROCESS_OWNER = "process.owner"
+"""User who owns the training process (OTel resource attribute)."""

@@ -1,0 +1,182 @@
+"""Training loop: compiled chunks of optimiser steps, events to observers, steering at chunk boundaries.
+
+`train(config, data, observers, commands)` is the one entry point. Per chunk of K steps it: refreshes the
+collocation points, runs the compiled loop, replays the K per-step records to the observers as epochs
+(elapsed_s = call time / K, start/end interpolated), reports learning-rate decay as Adapted events, polls
+steering commands, and asks the data-only stopping rule whether to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pinnprov.pinn.config import TrainConfig
+from pinnprov.pinn.dataset import TraveltimeData
+from pinnprov.pinn.events import EventReplay
+from pinnprov.pinn.losses import LEARNING_RATE, LOSS
+from pinnprov.pinn.noise_estimate import NoiseEstimate, estimate
+from pinnprov.pinn.observer import (
+    HyperparameterValue,
+    ObserverFanout,
+    RunEnded,
+    RunStarted,
+    RunStatus,
+    TrainingObserver,
+)
+from pinnprov.pinn.runinfo import new_run_id, new_run_name
+from pinnprov.pinn.scoring import Scored, score
+from pinnprov.pinn.steering import CommandSource, NoCommands
+from pinnprov.pinn.steering_apply import SteeringApplier
+from pinnprov.pinn.stopping import Decision, make_rule, progress_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    run_name: str
+    status: RunStatus
+    epochs: int
+    seconds: float
+    metrics: dict[str, float]
+    velocity_grid: np.ndarray  # m/s on the scoring grid (rows = depth)
+    grid_x: np.ndarray
+    grid_z: np.ndarray
+    velocity: object  # callable (x, z) -> v in m/s, numpy in and out
+    hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict)
+    history: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # per-epoch records (see RECORD_FIELDS)
+    stop_reason: str = ""
+    noise_estimate: NoiseEstimate | None = None  # the pick noise the data show (pinnprov/pinn/noise_estimate.py)
+
+
+def configure_threads(threads: int) -> None:
+    """Pin TensorFlow's thread pools (must happen before TensorFlow runs its first op)."""
+    if threads <= 0:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            log.warning("TensorFlow already initialised with %s threads; threads=%s not applied", current, threads)
+
+
+def train(
+    config: TrainConfig,
+    data: TraveltimeData,
+    observers: Sequence[TrainingObserver] = (),
+    commands: CommandSource | None = None,
+) -> TrainResult:
+    """Train the inverse FEE PINN on `data`; events go to `observers`, steering comes from `commands`."""
+    configure_threads(config.threads)
+    import tensorflow as tf
+
+    from pinnprov.pinn.problem import Problem
+    from pinnprov.pinn.stepper import make_chunk
+
+    fanout = ObserverFanout(observers)
+    commands = commands or NoCommands()
+    run_id = new_run_id()
+    run_name = config.run_name or new_run_name(config.optimizer, config.activation)
+    # Only the user's statement counts as a noise level: a synthetic data set's noise_rms_s is its generator's
+    # knowledge, and a default that needed it would not carry over to anyone's own picks.
+    noise_level = config.noise_level_s
+    rule_name = config.stopping
+    hyperparameters = dict(config.hyperparameters())
+    hyperparameters.update({"stopping.rule": rule_name, "stopping.noise_level_s": float(noise_level),
+                            "stopping.holdout_fraction": config.held_out_fraction,
+                            "run.epochs_total": config.epochs + config.lbfgs_steps})
+    started = time.time()
+    tf.random.set_seed(config.seed)
+    problem = Problem(config, data)
+    hyperparameters.update({"network.velocity.min_m_s": problem.v_min_m_s,
+                            "network.velocity.max_m_s": problem.v_max_m_s,
+                            "scaling.length_m": problem.scaling.length_m,
+                            "scaling.velocity_m_s": problem.scaling.velocity_m_s})
+    fanout.on_run_start(RunStarted(run_id=run_id, run_name=run_name, experiment=config.experiment,
+                                   started_at=started, hyperparameters=hyperparameters, dataset=data.identity()))
+    replay = EventReplay(fanout, problem.learning_rate, config)
+    steering = SteeringApplier(problem, replay, commands, run_id)
+    rule = make_rule(rule_name, noise_level_s=noise_level, factor=config.discrepancy_factor,
+                     patience=config.holdout_patience, window=config.convergence_window,
+                     tolerance=config.convergence_tolerance)
+    status: RunStatus = "completed"
+    stop_reason = ""
+    best: list[np.ndarray] | None = None
+    try:
+        chunk = make_chunk(problem, "xla" if config.jit_compile else "graph")
+        while replay.epochs < config.epochs:
+            k = min(config.steps_per_call, config.epochs - replay.epochs)
+            if config.collocation_redraw == "chunk" and replay.epochs > 0:
+                problem.sampler.resample()
+            call_start = time.time()
+            records = chunk(k)
+            call_end = time.time()
+            holdout = problem.holdout_rms_s()
+            replay.chunk(records, call_start, call_end, holdout_rms_s=holdout)
+            if not np.all(np.isfinite(records[:, 0])):
+                raise FloatingPointError(f"loss is not finite at epoch {replay.epochs - 1}")
+            decision: Decision = rule.check(progress_of(replay.epochs - 1, records, holdout))
+            if decision.improved:
+                best = problem.snapshot()
+            if steering.poll(replay.epochs):
+                status, stop_reason = "stopped", steering.stop_reason
+                break
+            if not decision.stop and config.time_budget_s and time.time() - started >= config.time_budget_s:
+                decision = Decision(True, f"time budget of {config.time_budget_s:g} s reached")
+            if decision.stop:
+                stop_reason = decision.reason
+                replay.adapted("stop", False, True, "trainer", decision.reason)
+                break
+        if status == "completed" and not stop_reason and config.lbfgs_steps:
+            from pinnprov.pinn.lbfgs import run_lbfgs
+
+            replay.adapted("optimizer", config.optimizer, "lbfgs", "trainer",
+                           f"scheduled L-BFGS phase of {config.lbfgs_steps} steps after {replay.epochs} epochs")
+            def snapshot() -> None:
+                nonlocal best
+                best = problem.snapshot()
+
+            status, stop_reason = run_lbfgs(problem, replay, steering, rule, config, snapshot)
+        if best is not None:
+            problem.restore(best)  # hold-out selection: the parameters with the lowest held-out RMS
+        scored = score(problem, data)
+        metrics = _summary(scored, problem, replay, started)
+        converged = stop_reason.startswith("converged")
+        noise = estimate(data, scored.data_rms_s if converged else None)
+        if noise is not None:
+            metrics["noise_estimate_s"] = noise.sigma_s
+    except BaseException as error:
+        fanout.on_run_end(RunEnded(status="failed", at=time.time(), epochs=replay.epochs,
+                                   error=f"{type(error).__name__}: {error}"))
+        raise
+    fanout.on_run_end(RunEnded(status=status, at=time.time(), epochs=replay.epochs, summary=metrics))
+    return TrainResult(
+        run_id=run_id, run_name=run_name, status=status, epochs=replay.epochs, seconds=metrics["seconds"],
+        metrics=metrics, velocity_grid=scored.grid_v, grid_x=scored.grid_x, grid_z=scored.grid_z,
+        velocity=problem.velocity_m_s, hyperparameters=hyperparameters, history=replay.history(),
+        stop_reason=stop_reason, noise_estimate=noise,
+    )
+
+
+def _summary(scored: Scored, problem: object, replay: EventReplay, started: float) -> dict[str, float]:
+    metrics = {"data_rms_s": scored.data_rms_s, "epochs": float(replay.epochs), "seconds": time.time() - started}
+    if scored.r2 is not None and scored.rmse_m_s is not None:
+        metrics["r2"] = scored.r2
+        metrics["rmse_m_s"] = scored.rmse_m_s
+    if scored.holdout_rms_s is not None:
+        metrics["holdout_rms_s"] = scored.holdout_rms_s
+    if replay.last is not None:
+        metrics["loss"] = float(replay.last[LOSS])
+        metrics["learning_rate"] = float(replay.last[LEARNING_RATE])
+    return {key: value for key, value in metrics.items() if math.isfinite(value)}

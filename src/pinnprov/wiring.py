@@ -1,0 +1,104 @@
+"""Provenance capture for a training process, wired: the public entry points `open_capture` and the matching
+steering command sources.
+
+This is the composition root's part: instrumentation/ resolves the settings (capture_settings.py, destination.py)
+and runs the capture (capture_session.py); here the collector's in-process pipeline is handed in as the embedded
+store's exporter, and the collector's store channel to the store-backed steering source, so instrumentation never
+imports the collector. The embedded default feeds the same OTLP requests to the same pipeline a network collector
+runs (one translation path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pinnprov.capture.capture_session import CaptureStats
+from pinnprov.pinn.observer import TrainingObserver
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from pinnprov.capture.steering_poller import ClosingCommandSource, StoreCommandSource
+
+__all__ = ["CaptureStats", "command_source_for", "open_capture", "store_command_source"]
+
+
+def _embedded_exporter(store_url: str) -> SpanExporter:
+    """The in-process pipeline into the store, built exactly as the collector service builds its sinks."""
+    from pinnprov.capture.embedded import EmbeddedExporter
+    from pinnprov.collector.pipeline import Pipeline
+    from pinnprov.collector.sinks import open_sink
+
+    return EmbeddedExporter(Pipeline([open_sink(store_url)]))
+
+
+@contextmanager
+def open_capture(
+    *,
+    store: str | None = None,
+    otlp_endpoint: str | None = None,
+    capture_every: int | None = None,
+    enabled: bool | None = None,
+    service_name: str | None = None,
+    protocol: str | None = None,
+    headers: str | Mapping[str, str] | None = None,
+    schedule_delay_ms: float | None = None,
+    shutdown_timeout_s: float | None = None,
+    spool: bool | None = None,
+    spool_dir: Path | None = None,
+    export_timeout_s: float | None = None,
+    set_global: bool = False,
+    stats: CaptureStats | None = None,
+) -> Iterator[list[TrainingObserver]]:
+    """Yield the provenance observers for one training process; flush and shut them down on exit.
+
+    Precedence for every argument: explicit > environment (PINNPROV_STORE, PINNPROV_CAPTURE,
+    PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL, PINNPROV_SPOOL_DIR, OTEL_*)
+    > default (pinnprov/capture/capture_settings.py). Raises ValueError for a bad setting before anything starts.
+    """
+    from pinnprov.capture.capture_session import capture_session
+    from pinnprov.capture.capture_settings import capture_enabled, resolve_capture_settings
+
+    if not capture_enabled(enabled):
+        yield []
+        return
+    settings = resolve_capture_settings(
+        store=store, otlp_endpoint=otlp_endpoint, capture_every=capture_every, service_name=service_name,
+        protocol=protocol, headers=headers, schedule_delay_ms=schedule_delay_ms,
+        shutdown_timeout_s=shutdown_timeout_s, spool=spool, spool_dir=spool_dir, export_timeout_s=export_timeout_s,
+        set_global=set_global,
+    )
+    with capture_session(settings, _embedded_exporter, stats) as observers:
+        yield observers
+
+
+def store_command_source(store_url: str, interval_s: float | None = None) -> StoreCommandSource:
+    """The steering commands of the runs in one provenance store (SQLite or MonetDB), polled in the background."""
+    from pinnprov.capture.steering_poller import StoreCommandSource
+    from pinnprov.capture.steering_worker import DEFAULT_INTERVAL_S
+    from pinnprov.store.steering_channel import StoreChannel
+
+    return StoreCommandSource(store_url, StoreChannel, DEFAULT_INTERVAL_S if interval_s is None else interval_s)
+
+
+def command_source_for(
+    *,
+    store: str | None = None,
+    otlp_endpoint: str | None = None,
+    headers: str | Mapping[str, str] | None = None,
+    steering_endpoint_url: str | None = None,
+    enabled: bool | None = None,
+    interval_s: float | None = None,
+) -> ClosingCommandSource:
+    """The command source matching `open_capture` called with the same arguments (see
+    pinnprov.capture.steering_poller.command_source_for): the collector over HTTP, or the store itself."""
+    from pinnprov.capture import steering_poller
+    from pinnprov.store.steering_channel import StoreChannel
+
+    return steering_poller.command_source_for(
+        open_channel=StoreChannel, store=store, otlp_endpoint=otlp_endpoint, headers=headers,
+        steering_endpoint_url=steering_endpoint_url, enabled=enabled, interval_s=interval_s,
+    )

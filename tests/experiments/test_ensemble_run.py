@@ -1,0 +1,137 @@
+"""`pinnprov train --ensemble N`: real member processes into one SQLite store, then the combined model and its record.
+
+The combination itself is also checked on member folders written here (no training), including the cases where
+it must refuse: too few members with a model, members on different grids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from collector_process import rows
+from PIL import Image
+
+from pinnprov.experiments.ensemble_outputs import EnsembleError, Member, combine, sha256_of, write_outputs
+from pinnprov.pinn.benchmark import crosshole_benchmark, score_grid, true_velocity
+from pinnprov.pinn.metrics import r2
+
+TINY = {"tau_layers": 2, "tau_units": 8, "velocity_layers": 2, "velocity_units": 8, "collocation_count": 200,
+        "boundary_points": 20, "steps_per_call": 20, "stopping": "none", "seed": 11}
+
+
+def _env() -> dict[str, str]:
+    env = {k: val for k, val in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("ensemble")
+    config = root / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    db = root / "prov.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "pinnprov", "train", "--ensemble", "2", "--config", str(config), "--epochs", "40",
+         "--no-jit", "--experiment", "ens", "--run-name", "ens-a", "--out", str(root / "out"),
+         "--store", f"sqlite:///{db}"],
+        capture_output=True, text=True, env=_env(), timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"out": root / "out", "db": db, "stdout": done.stdout,
+            "document": json.loads((root / "out" / "ensemble.json").read_text())}
+
+
+@pytest.mark.slow
+def test_the_members_are_seeds_of_one_configuration_and_their_mean_and_std_are_written(ensemble: dict) -> None:
+    out, document = ensemble["out"], ensemble["document"]
+    assert document["seeds"] == [11, 12] and document["size"] == 2
+    assert [m["run_name"] for m in document["members"]] == ["ens-a-seed11", "ens-a-seed12"]
+    grids = np.stack([np.load(out / m["run_name"] / "velocity_pinn.npy") for m in document["members"]])
+    assert not np.allclose(grids[0], grids[1])  # different seeds, different models
+    np.testing.assert_allclose(np.load(out / "velocity_mean.npy"), grids.mean(axis=0))
+    np.testing.assert_allclose(np.load(out / "velocity_std.npy"), grids.std(axis=0, ddof=1))
+    for name in ("velocity_mean.npy", "velocity_std.npy"):
+        assert document["files"][name]["sha256"] == sha256_of(out / name)
+    truth = true_velocity(*score_grid())
+    assert document["mean"]["r2"] == pytest.approx(r2(grids.mean(axis=0), truth))
+    for member, grid in zip(document["members"], grids, strict=True):
+        assert member["r2"] == pytest.approx(r2(grid, truth)) and member["status"] == "completed"
+    assert -1.0 <= document["std"]["error_spearman"] <= 1.0
+    with Image.open(out / "comparison.png") as image:  # true model, mean, std: three panels and two colour bars
+        assert image.size[0] > 3 * 3.2 * 150
+    assert "velocity R2 of the mean" in ensemble["stdout"] and "Spearman" in ensemble["stdout"]
+
+
+@pytest.mark.slow
+def test_the_ensemble_is_a_run_its_members_are_member_of(ensemble: dict) -> None:
+    db, document = ensemble["db"], ensemble["document"]
+    ensemble_id = document["ensemble_run_id"]
+    member_ids = sorted(m["run_id"] for m in document["members"])
+    runs = rows(db, "SELECT run_id, run_name, experiment, status, service, epochs FROM run ORDER BY run_name")
+    assert runs[0] == (ensemble_id, "ens-a", "ens", "completed", "pinnprov-ensemble", 0)
+    assert sorted(run[0] for run in runs[1:]) == member_ids and all(run[3] == "completed" for run in runs[1:])
+    assert rows(db, "SELECT run_id, related_run_id, relation, reason FROM run_relation ORDER BY reason") == [
+        (m["run_id"], ensemble_id, "member_of", f"seed {m['seed']}") for m in document["members"]
+    ]
+    informed = rows(db, "SELECT informed_id, informant_id FROM was_informed_by WHERE run_id = ?", (ensemble_id,))
+    assert sorted(informed) == [(f"run/{ensemble_id}", f"run/{rid}") for rid in member_ids]
+    assert rows(db, "SELECT prov_type FROM activity WHERE activity_id = ?", (f"run/{ensemble_id}",)) == [
+        ("pinnprov:Ensemble",)
+    ]
+    hyper = dict(rows(db, "SELECT name, value FROM run_hyperparameter WHERE run_id = ?", (ensemble_id,)))
+    assert hyper["ensemble.size"] == "2" and hyper["ensemble.seeds"] == "11,12" and "seed" not in hyper
+    summary = dict(rows(db, "SELECT name, value FROM run_summary WHERE run_id = ?", (ensemble_id,)))
+    assert summary["r2"] == pytest.approx(document["mean"]["r2"]) and summary["ensemble.members"] == 2
+    assert summary["ensemble.std_error_spearman"] == pytest.approx(document["std"]["error_spearman"])
+    listed = subprocess.run([sys.executable, "-m", "pinnprov", "runs", "--store", f"sqlite:///{db}"],
+                            capture_output=True, text=True, env=_env(), timeout=120)
+    assert listed.returncode == 0 and "ens-a " in listed.stdout and "ens-a-seed12" in listed.stdout
+
+
+# --- the combination on member folders written here --------------------------------------------------------
+def _member(root: Path, seed: int, grid: np.ndarray, status: str = "completed", grid_x: np.ndarray | None = None
+            ) -> Member:
+    folder = root / f"m{seed}"
+    folder.mkdir()
+    gx, gz = score_grid()
+    np.save(folder / "velocity_pinn.npy", grid)
+    np.save(folder / "grid_x.npy", gx if grid_x is None else grid_x)
+    np.save(folder / "grid_z.npy", gz)
+    return Member(run_name=f"m{seed}", seed=seed, status=status, out=folder, run_id=f"{seed:032x}")
+
+
+def test_combine_scores_the_mean_and_the_std_against_the_truth(tmp_path: Path) -> None:
+    data = crosshole_benchmark()
+    truth = true_velocity(*score_grid())
+    offset = np.linspace(-200.0, 200.0, truth.size).reshape(truth.shape)  # error grows towards both ends
+    members = [_member(tmp_path, 1, truth + offset), _member(tmp_path, 2, truth - offset),
+               _member(tmp_path, 3, truth + 0.5 * offset), _member(tmp_path, 4, truth, status="failed")]
+    result = combine(members, data)
+    assert [m.run_name for m in result.used] == ["m1", "m2", "m3"]
+    np.testing.assert_allclose(result.mean, truth + offset / 6.0)
+    assert result.skill == pytest.approx(1.0)  # the spread grows exactly with the error
+    assert result.r2 == pytest.approx(r2(result.mean, truth)) and members[0].r2 == pytest.approx(r2(truth + offset,
+                                                                                                   truth))
+    written = write_outputs(tmp_path / "out", result, data, {"ensemble_name": "e"})
+    assert {path.name for path in written} == {"velocity_mean.npy", "velocity_std.npy", "grid_x.npy", "grid_z.npy",
+                                               "velocity_true.npy", "comparison.png", "ensemble.json"}
+    document = json.loads((tmp_path / "out" / "ensemble.json").read_text())
+    assert [m["used"] for m in document["members"]] == [True, True, True, False]
+    assert result.summary()["ensemble.members"] == 3.0
+
+
+def test_combine_refuses_too_few_models_and_mismatched_grids(tmp_path: Path) -> None:
+    data = crosshole_benchmark()
+    truth = true_velocity(*score_grid())
+    with pytest.raises(EnsembleError, match="only 1 of 2 member"):
+        combine([_member(tmp_path, 1, truth), _member(tmp_path, 2, truth, status="failed")], data)
+    shifted = score_grid()[0] + 1.0
+    with pytest.raises(EnsembleError, match="m4 was sampled on another grid than m3"):
+        combine([_member(tmp_path, 3, truth), _member(tmp_path, 4, truth, grid_x=shifted)], data)
