@@ -1,5 +1,6 @@
 """The layers stay light where they promise to: the collector, the store, the Kibana tools, the bottom package, the
-UI, `import pinnprov` and the CLI's help never load TensorFlow, and validating a TrainConfig (bad flags fail fast) does not either.
+UI, `import pinnprov` and the CLI's help never load TensorFlow, and validating a TrainConfig (bad flags fail fast)
+does not either.
 
 Each check runs in a fresh interpreter, so nothing imported by other tests can hide an import.
 """

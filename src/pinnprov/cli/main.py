@@ -50,7 +50,7 @@ def _quiet_tensorflow() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="pinnprov", description=pinnprov.__doc__)
+    parser = OneLineParser(prog="pinnprov", description=(pinnprov.__doc__ or "").splitlines()[0])
     parser.add_argument("--version", action="version", version=f"pinnprov {pinnprov.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
