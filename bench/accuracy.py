@@ -7,7 +7,7 @@ With --suite: every case of pinnprov/pinn/model_suite.py (or one split, --split 
 the PINN's win rate over runs and over cases (mean of its seeds against PyGIMLi), the ensemble of the seeds
 (R^2 of the mean model, Spearman rank correlation of the per-cell std with the actual error).
 
-No noise level is given to the PINN (like a user who has none): it stops on the default rule (pinnprov/pinn/stopping.py).
+No noise level is given to the PINN (like a user who has none): it stops on the default rule (pinn/stopping.py).
 PyGIMLi gets the error model it needs (0.1 % + 10 µs). The exact model only scores. Runs are spread over
 --parallel processes of one TensorFlow thread each (default: the cores).
 

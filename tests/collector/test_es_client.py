@@ -8,8 +8,8 @@ import ssl
 from pathlib import Path
 
 import pytest
-from test_es_documents import epoch_record
 from fake_elasticsearch import FakeElasticsearch
+from test_es_documents import epoch_record
 
 from pinnprov.collector.sinks.elasticsearch import ElasticsearchSink
 from pinnprov.core.elastic_connection import normalise_url, resolve_connection, resolve_credentials

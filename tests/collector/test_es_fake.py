@@ -1,9 +1,9 @@
-"""The fake Elasticsearch server (tests/support/fake_elasticsearch.py) behaves like a real one towards the real client."""
+"""The fake Elasticsearch server (tests/support/fake_elasticsearch.py) answers the real client like a real one."""
 
 from __future__ import annotations
 
 import pytest
-from fake_elasticsearch import CLIENT_MAJOR, FakeElasticsearch, FakeState, NEWER_MAJOR, OTHER_MAJOR, _negotiate
+from fake_elasticsearch import CLIENT_MAJOR, NEWER_MAJOR, OTHER_MAJOR, FakeElasticsearch, FakeState, _negotiate
 
 
 def test_real_client_accepts_the_fake_and_sends_the_compatibility_header() -> None:

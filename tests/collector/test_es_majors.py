@@ -20,9 +20,7 @@ from fake_elasticsearch import CLIENT_MAJOR
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-ES_TESTS = ["tests/collector/test_es_fake.py", "tests/collector/test_es_client.py", "tests/collector/test_es_documents.py",
-            "tests/collector/test_es_sink.py",
-            "tests/collector/test_es_versions.py"]
+ES_TESTS = [f"tests/collector/test_es_{name}.py" for name in ("fake", "client", "documents", "sink", "versions")]
 OTHER = 8 if CLIENT_MAJOR == 9 else 9
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_es_documents import RUN, end_record, epoch_record, start_record
 from fake_elasticsearch import CLIENT_MAJOR, OTHER_MAJOR, FakeElasticsearch, FakeState
+from test_es_documents import RUN, end_record, epoch_record, start_record
 
 from pinnprov.collector.sinks.elasticsearch import ElasticsearchSink
 from pinnprov.store.records import AlertRecord

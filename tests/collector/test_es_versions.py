@@ -7,8 +7,8 @@ import logging
 import sys
 
 import pytest
-from test_es_documents import epoch_record, start_record
 from fake_elasticsearch import CLIENT_MAJOR, NEWER_MAJOR, OTHER_MAJOR, FakeElasticsearch, FakeState
+from test_es_documents import epoch_record, start_record
 
 from pinnprov.collector.sinks.elasticsearch import ElasticsearchSink
 from pinnprov.store.sink import ExportStatus

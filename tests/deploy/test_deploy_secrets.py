@@ -70,7 +70,7 @@ def test_wheel_is_built_once_per_source_state_and_holds_every_package(tmp_path: 
     assert build_wheel(root, tmp_path) == first and first.stat().st_mtime_ns == mtime  # reused, not rebuilt
     with zipfile.ZipFile(first) as wheel:
         names = set(wheel.namelist())
-    for module in ("pinnprov/cli/main.py", "pinnprov/deploy/inventory.py", "pinnprov/collector/config.py", "pinnprov/pinn/observer.py",
+    for module in ("cli/main.py", "deploy/inventory.py", "collector/config.py", "pinn/observer.py",
                    "pinnprov/core/vocabulary.py", "pinnprov/kibana/__init__.py"):
         assert module in names
     assert any(name.startswith("kibana/saved_objects/") and name.endswith(".json") for name in names)

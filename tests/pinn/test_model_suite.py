@@ -1,4 +1,4 @@
-"""The model suite (pinnprov/pinn/model_suite.py): cases, split, data generation and scoring against their exact models."""
+"""The model suite (pinn/model_suite.py): cases, split, data generation and scoring against their exact models."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stopping rules on their own (pinnprov/pinn/stopping.py) and the defaults a run picks with and without a noise level."""
+"""Stopping rules on their own (pinn/stopping.py) and the defaults a run picks with and without a noise level."""
 
 from __future__ import annotations
 

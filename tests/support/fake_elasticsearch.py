@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import elasticsearch
-import pytest
 
 CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
 """The fake answers as a server of the installed client's major version unless told otherwise."""

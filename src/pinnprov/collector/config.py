@@ -58,7 +58,7 @@ class CollectorConfig:
     http_max_connections: int = 256  # open OTLP/HTTP connections; more are answered 503 and closed
     http_idle_timeout_s: float = 15.0  # an idle keep-alive connection is closed after this long
     http_request_timeout_s: float = 30.0  # headers, and then the body, must each arrive within this
-    rules: tuple[Any, ...] = ()  # alert rules (pinnprov.collector.alerts.Rule), from `rules:` or `rules_file:` in the file
+    rules: tuple[Any, ...] = ()  # alert rules (collector.alerts.Rule), from `rules:` or `rules_file:` in the file
 
     def validate(self) -> None:
         """Cross-field rules: exposure needs a token; TLS needs both files."""

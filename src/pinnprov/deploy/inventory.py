@@ -23,7 +23,7 @@ import yaml
 from pinnprov.deploy.oar import HostFacts, parse_nodefile, parse_nodes_json, parse_resource_properties
 
 # Last resort only (OAR node files name hosts, not GPUs): Grid5000 clusters with NVIDIA GPUs of compute capability
-# >= 6 on x86_64, derived from the reference API data of 2026-03-23 (pinnprov/deploy/g5k_reference.py derives it live, and
+# >= 6 on x86_64, derived from the reference API data of 2026-03-23 (deploy/g5k_reference.py derives it live, and
 # `pinnprov deploy g5k` uses that). Default queue: chifflot, chuc (lille); exotic (-t exotic): gemini, sirius (lyon),
 # grouille (nancy), ecotaxe (nantes); production queue (-q production): the rest. Left out: drac (ppc64le: no
 # TensorFlow wheels), orion (Tesla M2075, 2.0), esterel3/4 (Maxwell, 5.2), AMD clusters, retired chifflet.

@@ -1,7 +1,7 @@
 """Where `pinnprov deploy` gets its hosts: an inventory file, an OAR reservation, or EnOSlib's Grid5000 job.
 
 The placement (services on the first CPU node, a trainer on every GPU node) and the rendered inventory come
-from pinnprov/deploy/inventory.py; the Grid5000 request and plan from pinnprov/deploy/g5k_plan.py and pinnprov/deploy/g5k_run.py.
+from deploy/inventory.py; the Grid5000 request and plan from deploy/g5k_plan.py and deploy/g5k_run.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Why through the sweep: each member is then an ordinary `pinnprov train` process (one TensorFlow thread, its own
 crash domain, captured exactly as a single run would be) and N members spread over the cores as a sweep's
 configurations do. The members are seeds seed, seed+1, ..., seed+N-1 of one experiment; each writes its folder
-under DIR/<member run name>. When they have ended, the driver combines their grids (pinnprov/experiments/ensemble_outputs.py)
+under DIR/<member run name>. When they have ended, the driver combines their grids (experiments/ensemble_outputs.py)
 into DIR and records the ensemble in the store (pinnprov/experiments/ensemble_record.py). The cost is N runs, `parallel`
 at a time.
 """

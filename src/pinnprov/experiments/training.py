@@ -1,7 +1,7 @@
 """One training run from the command line's point of view: its flags, its config and data, and its outputs.
 
 `pinnprov train` is the only command that trains, and sweeps and the paper study pass train's own flags through
-(pinnprov/experiments/train_flags.py), so the flag definitions, the flag -> TrainConfig mapping, the data loading and the
+(experiments/train_flags.py), so the flag definitions, the flag -> TrainConfig mapping, the data loading and the
 output writing live here, once, below the CLI. Settings come from flags, then a --config file (YAML or JSON,
 keys of pinn.config.TrainConfig), then the tuned defaults. Capture and steering are wired by the CLI
 (pinnprov/cli/commands/train.py) and handed in as observers and a command source.

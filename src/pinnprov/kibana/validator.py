@@ -272,7 +272,7 @@ def validate_connectors(directory: Path | None = None) -> tuple[list[Problem], s
 def validate_alert_rules(directory: Path | None = None, templates_dir: Path | None = None,
                          connectors: Path | None = None) -> list[Problem]:
     """Kibana rule definitions: API keys only, UUID ids (required by Kibana < 8.17), existing fields, the
-    .index-threshold parameter limits, actions on existing connectors with a frequency (pinnprov/kibana/rule_checks.py)."""
+    .index-threshold parameter limits, actions on existing connectors with a frequency (kibana/rule_checks.py)."""
     from pinnprov.kibana.rule_checks import rule_problems
 
     fields_by_index = index_fields(templates_dir)

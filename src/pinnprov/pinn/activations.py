@@ -1,4 +1,4 @@
-"""Activation functions (registered by name in pinnprov/pinn/plugins.py), each a factory that makes one layer's activation.
+"""Activation functions (registered by name in pinn/plugins.py), each a factory that makes one layer's activation.
 
 Why factories: adaptive activations (Jagtap et al. 2020) carry a trainable slope per layer, so every layer needs
 its own instance; fixed ones simply return the same function. A factory returns either a plain callable or a

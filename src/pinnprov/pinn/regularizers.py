@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# Each regulariser (registered by name in pinnprov/pinn/plugins.py) maps (v, grad v, beta, reference velocity) to a penalty.
+# Each regulariser (registered by name in pinn/plugins.py) maps (v, grad v, beta, reference velocity) to a penalty.
 
 
 def _grad2(grad_v: tf.Tensor) -> tf.Tensor:

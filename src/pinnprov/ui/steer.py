@@ -1,4 +1,4 @@
-"""Steering from the run page: the same channel as `pinnprov steer` (pinnprov.store.steering_channel), one command per POST.
+"""Steering from the run page: the same channel as `pinnprov steer` (store/steering_channel.py), one command per POST.
 
 The command is validated by `new_command` and queued by `submit`, exactly as the CLI does, so the trainer cannot
 tell them apart except by provenance: the agent is the person running `pinnprov ui` (`user:<login>`, the same PROV

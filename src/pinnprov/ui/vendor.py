@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in refresh(UPLOT, args.version):
         print(line)
     if args.version and args.version != UPLOT.version:
-        print("not pinned yet: paste the version, integrity and sha256 above into pinnprov/ui/vendor.py", file=sys.stderr)
+        print("not pinned yet: paste the version, integrity and sha256 above into ui/vendor.py", file=sys.stderr)
     return 0
 
 
