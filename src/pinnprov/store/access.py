@@ -6,104 +6,46 @@ URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, a plain file 
 Read-only is enforced by the database, not just by us: SQLite opens `file:...?mode=ro` with
 `PRAGMA query_only=ON` and, for user SQL, an authorizer that allows reading only; MonetDB runs every
 read in a transaction that is rolled back. A read never creates a missing store file.
+
+Schema versions (pinnprov/store/migrations.py): a writable open creates or upgrades the schema; a read-only open
+never changes it: it refuses a store newer than this code with one line, and reads an older store as it is (an SQL
+error there says that the store is older and how to upgrade it).
+
+The shared types (QueryResult, CommandRow, ReadOnlyViolation, the Store protocol) live in pinnprov/store/base.py
+and are importable from here too.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Self
 
 from pinnprov.core.settings import STORE_ENV, resolve_store_url
-from pinnprov.store.dialects import SQLITE, Dialect
-from pinnprov.store.schema import SCHEMA_VERSION, SchemaVersionError
+from pinnprov.store import schema
+from pinnprov.store.base import CommandRow, QueryResult, ReadOnlyViolation, Store, check_read_only_sql
+from pinnprov.store.dialects import SQLITE
+from pinnprov.store.migrations import older_store_hint, refuse_newer, sqlite_version
+
+__all__ = [
+    "COMMAND_STATES",
+    "CommandRow",
+    "QueryResult",
+    "ReadOnlyViolation",
+    "SqliteStore",
+    "Store",
+    "acknowledge_command",
+    "check_read_only_sql",
+    "insert_command",
+    "list_commands",
+    "open_store",
+    "pending_commands",
+    "sqlite_path",
+]
 
 COMMAND_STATES = ("pending", "applied", "refused")
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class CommandRow:
-    """One row of `steering_command`."""
-
-    command_id: str
-    run_id: str
-    created_at: float
-    kind: str
-    parameter: str
-    value: float | None
-    agent: str
-    reason: str
-    state: str
-    acked_at: float | None
-    detail: str
-
-
-class ReadOnlyViolation(ValueError):
-    """User SQL tried to change the store."""
-
-
-class Store(Protocol):
-    """What callers may use of an opened store, whatever the database (SqliteStore, MonetdbStore).
-
-    SQL is portable (pinnprov.store.dialects): `:name` parameters, double-quoted keywords. A store is a context
-    manager that closes itself. The attributes are read-only properties here so that a plain attribute, a class
-    attribute or a property all satisfy the Protocol.
-    """
-
-    @property
-    def url(self) -> str:
-        """The store's URL, credentials redacted (safe to print)."""
-
-    @property
-    def dialect(self) -> Dialect: ...
-
-    @property
-    def read_only(self) -> bool: ...
-
-    def execute(
-        self, sql: str, params: Mapping[str, object] | None = None, *, user_sql: bool = False
-    ) -> QueryResult:
-        """Run one statement and fetch its rows; `user_sql` checks (and the database enforces) read-only."""
-
-    def executemany_write(self, sql: str, rows: Sequence[Mapping[str, object]]) -> int:
-        """Run one write statement per row in one transaction; the number of rows changed."""
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(self, *_: object) -> None: ...
-
-
-_READ_KEYWORDS = ("SELECT", "WITH", "VALUES", "EXPLAIN")
-_COMMENT = re.compile(r"(--[^\n]*|/\*.*?\*/)", re.DOTALL)
-
-
-def check_read_only_sql(sql: str) -> str:
-    """The statement without trailing semicolons if it looks like one read-only query; else ReadOnlyViolation.
-
-    Friendly first line of defence with a clear message; the databases enforce it anyway.
-    """
-    text = _COMMENT.sub(" ", sql).strip().rstrip(";").strip()
-    if not text:
-        raise ValueError("empty SQL")
-    first = text.split(None, 1)[0].upper()
-    if first not in _READ_KEYWORDS:
-        raise ReadOnlyViolation(
-            f"the store is read-only here: only SELECT/WITH/VALUES/EXPLAIN queries run (got {first})"
-        )
-    return text
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -135,13 +77,18 @@ class SqliteStore:
         self.url = url
         self.path = path
         self.read_only = read_only
+        self.schema_version = schema.SCHEMA_VERSION
         if read_only:
             if not path.is_file():
                 raise FileNotFoundError(f"store not found: {path} (give --store URL or set {STORE_ENV})")
             uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
             self._conn.execute("PRAGMA query_only=ON")
-            self._check_schema()
+            try:
+                self._check_schema()
+            except BaseException:
+                self._conn.close()
+                raise
         else:
             from pinnprov.store.sqlite_sink import connect_writer
 
@@ -149,14 +96,15 @@ class SqliteStore:
             self._conn = connect_writer(path, busy_timeout_s=busy_timeout_s)
 
     def _check_schema(self) -> None:
+        """Refuse a newer store (one line) or a file that is not a store; an older store is read as it is."""
         try:
-            row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            version = sqlite_version(self._conn)
         except sqlite3.DatabaseError as error:
             raise ValueError(f"{self.path} is not a pinnprov store ({error})") from None
-        if row[0] is None or int(row[0]) > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"{self.path}: store schema version {row[0]} is not supported (this pinnprov: {SCHEMA_VERSION})"
-            )
+        if version is None:
+            raise ValueError(f"{self.path} is not a pinnprov store (no schema version)")
+        refuse_newer(version)
+        self.schema_version = version
 
     def execute(
         self, sql: str, params: Mapping[str, object] | None = None, *, user_sql: bool = False
@@ -172,6 +120,8 @@ class SqliteStore:
             if user_sql and ("not authorized" in message or "readonly" in message):
                 raise ReadOnlyViolation(f"the store is read-only here: {message}") from None
             if user_sql or isinstance(error, sqlite3.OperationalError):
+                if self.schema_version < schema.SCHEMA_VERSION:
+                    message += older_store_hint(self.schema_version)
                 raise ValueError(f"SQL error: {message}") from None
             raise
         except sqlite3.Warning as error:  # e.g. "You can only execute one statement at a time."

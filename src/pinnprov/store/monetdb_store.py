@@ -1,23 +1,24 @@
-"""MonetDB access for the store: connect from a URL, create the schema, run portable SQL.
+"""MonetDB access for the store: connect from a URL, create or upgrade the schema, run portable SQL.
 
-Kept apart so SQLite users never import pymonetdb. The schema is created by checking the catalog
-(`sys.tables`, `sys.idxs`) because MonetDB has no CREATE INDEX IF NOT EXISTS. Every read runs in a transaction of
-its own that is rolled back: user SQL that slips past the keyword check cannot change anything, and the next
-read sees what other connections committed since (writes go through executemany_write, which commits).
+Kept apart so SQLite users never import pymonetdb. A writable open creates or upgrades the schema
+(pinnprov/store/migrations.py checks the catalog, `sys.tables`, `sys.columns`, `sys.idxs`, because MonetDB has no
+CREATE INDEX IF NOT EXISTS); a read-only open only reads the version: a newer store is refused, an older one is read
+as it is. Every read runs in a transaction of its own that is rolled back: user SQL that slips past the keyword check
+cannot change anything, and the next read sees what other connections committed since (writes go through
+executemany_write, which commits).
 """
 
 from __future__ import annotations
 
-import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pinnprov.core.urls import redact
-from pinnprov.store.access import QueryResult, ReadOnlyViolation, check_read_only_sql
+from pinnprov.store import schema
+from pinnprov.store.base import QueryResult, ReadOnlyViolation, check_read_only_sql
 from pinnprov.store.dialects import MONETDB
-from pinnprov.store.prov_views import VIEWS, create_view_sql
-from pinnprov.store.schema import SCHEMA_VERSION, TABLES, SchemaVersionError, create_index_sql, create_table_sql
+from pinnprov.store.migrations import monetdb_version, older_store_hint, refuse_newer, upgrade_monetdb
 
 DEFAULT_PORT = 50000
 
@@ -42,38 +43,11 @@ def parse_monetdb_url(url: str) -> dict[str, Any]:
 
 
 def apply_monetdb(conn: Any) -> None:
-    """Create missing tables, indexes and views in the connection's current schema; commit."""
-    cursor = conn.cursor()
-    cursor.execute(
-        "SELECT t.name FROM sys.tables t JOIN sys.schemas s ON t.schema_id = s.id WHERE s.name = CURRENT_SCHEMA"
-    )
-    existing = {row[0] for row in cursor.fetchall()}
-    if "schema_version" in existing:
-        cursor.execute("SELECT MAX(version) FROM schema_version")
-        version = cursor.fetchone()[0]
-        if version is not None and int(version) > SCHEMA_VERSION:
-            raise SchemaVersionError(f"store schema version {version} is newer than this pinnprov ({SCHEMA_VERSION})")
-    for table in TABLES:
-        if table.name not in existing:
-            cursor.execute(create_table_sql(table, MONETDB))
-    cursor.execute(
-        "SELECT i.name FROM sys.idxs i JOIN sys.tables t ON i.table_id = t.id "
-        "JOIN sys.schemas s ON t.schema_id = s.id WHERE s.name = CURRENT_SCHEMA"
-    )
-    indexes = {row[0] for row in cursor.fetchall()}
-    for table in TABLES:
-        for index in table.indexes:
-            if index.name not in indexes:
-                cursor.execute(create_index_sql(table, index, MONETDB))
-    for view in VIEWS:
-        cursor.execute(create_view_sql(view, MONETDB))
-    cursor.execute("SELECT COUNT(*) FROM schema_version WHERE version = %(v)s", {"v": SCHEMA_VERSION})
-    if cursor.fetchone()[0] == 0:
-        cursor.execute(
-            "INSERT INTO schema_version (version, applied_at) VALUES (%(v)s, %(at)s)",
-            {"v": SCHEMA_VERSION, "at": time.time()},
-        )
-    conn.commit()
+    """Create the schema in the connection's current schema, or upgrade an older store; commit.
+
+    The steps and the concurrency rules are pinnprov/store/migrations.py's (`upgrade_monetdb`).
+    """
+    upgrade_monetdb(conn)
 
 
 class MonetdbStore:
@@ -92,8 +66,20 @@ class MonetdbStore:
             )
         except (OSError, pymonetdb.Error) as error:
             raise ValueError(f"cannot connect to {self.url}: {error}") from None
-        if not read_only:
-            apply_monetdb(self._conn)
+        self.schema_version: int | None = None  # None: no schema_version table (nothing written yet)
+        try:
+            if read_only:
+                try:
+                    self.schema_version = monetdb_version(self._conn.cursor())
+                finally:
+                    self._conn.rollback()
+                refuse_newer(self.schema_version)
+            else:
+                apply_monetdb(self._conn)
+                self.schema_version = schema.SCHEMA_VERSION
+        except BaseException:
+            self._conn.close()
+            raise
 
     def execute(self, sql: str, params: Mapping[str, object] | None = None, *, user_sql: bool = False) -> QueryResult:
         import pymonetdb
@@ -109,6 +95,8 @@ class MonetdbStore:
             columns = [item[0] for item in cursor.description or ()]
         except pymonetdb.Error as error:
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if self.schema_version is not None and self.schema_version < schema.SCHEMA_VERSION:
+                message += older_store_hint(self.schema_version)
             raise (ReadOnlyViolation if user_sql else ValueError)(f"SQL error: {message}") from None
         finally:
             # Always end the read's transaction, writable stores too: MonetDB reads a snapshot taken when the

@@ -13,22 +13,33 @@ as ISO-8601 by the CLI (pinnprov/store/output.py). Non-finite measurements are s
 
 `run` also keeps two summaries the writer maintains in the same transaction as the epochs: `last_epoch`
 (Table 2 joins on it instead of scanning for MAX per run) and `lr_min` (Table 3's lowest learning rate).
+
+Versions: every table, column and index says `since` which schema version it exists; SCHEMA_VERSIONS says what
+each version changed. pinnprov/store/migrations.py derives one upgrade step per version from that (tables to
+create, columns to add, views to rebuild) and applies them to older stores. To change the schema: add the column
+(nullable, `since=N+1`) or table (`since=N+1`), add version N+1 to SCHEMA_VERSIONS, and add the previous version's
+DDL as a fixture (tests/store/fixtures/; tests/store/test_migrations.py says how).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from dataclasses import dataclass
 
 from pinnprov.core.fields import MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS, SQL_TYPES, Hyperparameter
 from pinnprov.store.dialects import Dialect, get_dialect
 
-SCHEMA_VERSION = 4
-"""1: the PROV tables; 2: + alert_engine_run, alert_engine_fired; 3: + run_relation (a sweep's retry of a failed
-run, PROV wasInformedBy); 4: views know ensembles (relation member_of: wasInformedBy(ensemble, member), the
-ensemble's run typed pinnprov:Ensemble), no table change. Additive: an older store gets them on the next write; a
-store newer than this code is refused."""
+SCHEMA_VERSIONS: dict[int, str] = {
+    1: "the PROV tables and views (first release)",
+    2: "+ tables alert_engine_run, alert_engine_fired (the alert engine's memory, before that its own DDL)",
+    3: "+ table run_relation (a sweep's retry of a failed run, PROV wasInformedBy)",
+    4: "views know ensembles (relation member_of: wasInformedBy(ensemble, member), the ensemble's run typed "
+    "pinnprov:Ensemble); no table change",
+}
+"""What each schema version changed. An older store is upgraded step by step on its first write
+(pinnprov/store/migrations.py); a store newer than this code is refused."""
+
+SCHEMA_VERSION = max(SCHEMA_VERSIONS)
 
 
 @dataclass(frozen=True)
@@ -38,12 +49,14 @@ class Column:
     length: int = 0  # for string
     nullable: bool = True
     doc: str = ""
+    since: int = 1  # the schema version that added it (a column added later must be nullable)
 
 
 @dataclass(frozen=True)
 class Index:
     name: str
     columns: tuple[str, ...]
+    since: int = 1
 
 
 @dataclass(frozen=True)
@@ -55,9 +68,23 @@ class Table:
     indexes: tuple[Index, ...] = ()
     clustered: bool = False  # SQLite: WITHOUT ROWID, rows stored in primary-key order (range scans per run)
     doc: str = ""
+    since: int = 1  # the schema version that added it
 
     def column(self, name: str) -> Column:
         return next(column for column in self.columns if column.name == name)
+
+    def at(self, version: int) -> Table:
+        """This table as schema version `version` had it (its columns and indexes of that version)."""
+        return Table(
+            self.name,
+            tuple(column for column in self.columns if column.since <= version),
+            self.primary_key,
+            self.unique,
+            tuple(index for index in self.indexes if index.since <= version),
+            self.clustered,
+            self.doc,
+            self.since,
+        )
 
 
 def _id(name: str, doc: str = "", nullable: bool = True) -> Column:
@@ -217,6 +244,7 @@ TABLES: tuple[Table, ...] = (
          Column("states", "clob", nullable=False, doc="per rule: firing, streak start, best value (JSON)")),
         ("run_id",),
         doc="The alert engine's memory per run, so a collector restart does not notify a firing twice.",
+        since=2,
     ),
     Table(
         "alert_engine_fired",
@@ -224,6 +252,7 @@ TABLES: tuple[Table, ...] = (
          Column("record", "clob", nullable=False, doc="the AlertRecord as JSON, returned again on replays")),
         ("alert_id",),
         doc="Every firing, claimed before its actions run: a claimed firing is never notified again.",
+        since=2,
     ),
     Table(
         "steering_command",
@@ -258,6 +287,7 @@ TABLES: tuple[Table, ...] = (
         ("run_id", "related_run_id", "relation"),
         indexes=(Index("run_relation_related_idx", ("related_run_id",)),),
         doc="Relations between runs that no single run's telemetry carries (written by the sweep/ensemble drivers).",
+        since=3,
     ),
 )
 
@@ -280,10 +310,21 @@ def create_table_sql(table: Table, dialect: Dialect) -> str:
     return f"CREATE TABLE {exists}{q(table.name)} (\n" + ",\n".join(lines) + f"\n){options}"
 
 
+def add_column_sql(table: Table, column: Column, dialect: Dialect) -> str:
+    """ALTER TABLE ... ADD COLUMN for a column added after its table (nullable: existing rows get NULL)."""
+    q = dialect.quote
+    return f"ALTER TABLE {q(table.name)} ADD COLUMN {q(column.name)} {dialect.type_of(column.type, column.length)}"
+
+
 def create_index_sql(table: Table, index: Index, dialect: Dialect) -> str:
     q = dialect.quote
     exists = "IF NOT EXISTS " if dialect.if_not_exists else ""
     return f"CREATE INDEX {exists}{q(index.name)} ON {q(table.name)} ({', '.join(q(c) for c in index.columns)})"
+
+
+def tables_at(version: int) -> tuple[Table, ...]:
+    """The tables of schema version `version` (1..SCHEMA_VERSION) as that version had them."""
+    return tuple(table.at(version) for table in TABLES if table.since <= version)
 
 
 def ddl(dialect_name: str) -> list[str]:
@@ -306,41 +347,16 @@ class SchemaVersionError(ValueError):
     """The store was written by a newer pinnprov (or is not a pinnprov store)."""
 
 
+def newer_store_message(version: int) -> str:
+    """The one-line refusal of a store newer than this code."""
+    return f"store schema version {version} is newer than this pinnprov supports ({SCHEMA_VERSION}); upgrade pinnprov"
+
+
 def apply_sqlite(conn: sqlite3.Connection) -> None:
-    """Create the schema in a SQLite database if missing; idempotent; refuses a newer store."""
-    from pinnprov.store.dialects import SQLITE
-    from pinnprov.store.prov_views import VIEWS, create_view_sql
+    """Create the schema in a new SQLite database or upgrade an older one; idempotent; refuses a newer store.
 
-    current = _sqlite_version(conn)
-    if current is not None and current > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"store schema version {current} is newer than this pinnprov supports ({SCHEMA_VERSION}); upgrade pinnprov"
-        )
-    if current == SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if _sqlite_version(conn) != SCHEMA_VERSION:  # another process may have won the race
-            for table in TABLES:
-                conn.execute(create_table_sql(table, SQLITE))
-                for index in table.indexes:
-                    conn.execute(create_index_sql(table, index, SQLITE))
-            for view in VIEWS:
-                conn.execute(f"DROP VIEW IF EXISTS {view.name}")
-                conn.execute(create_view_sql(view, SQLITE))
-            conn.execute(
-                "INSERT OR IGNORE INTO schema_version (version, applied_at) VALUES (?, ?)",
-                (SCHEMA_VERSION, time.time()),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    The steps and the lock are pinnprov/store/migrations.py's (`upgrade_sqlite`); this name stays for callers.
+    """
+    from pinnprov.store.migrations import upgrade_sqlite
 
-
-def _sqlite_version(conn: sqlite3.Connection) -> int | None:
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
-    if not exists:
-        return None
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    upgrade_sqlite(conn)
