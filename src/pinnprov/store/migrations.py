@@ -109,9 +109,9 @@ def validate_schema() -> None:
             if column.since > table.since and column.name in unique:
                 raise ValueError(f"column {table.name}.{column.name}: a column added later cannot be UNIQUE")
         for index in table.indexes:
-            if not table.since <= index.since <= target:
-                raise ValueError(f"index {index.name}: since={index.since} is not a version of its table")
-            if any(table.column(name).since > index.since for name in index.columns):
+            if not 1 <= index.since <= target:
+                raise ValueError(f"index {index.name}: since={index.since} is not a version 1..{target}")
+            if any(table.column(name).since > max(index.since, table.since) for name in index.columns):
                 raise ValueError(f"index {index.name} is older than a column it covers")
 
 
