@@ -13,7 +13,7 @@ import hashlib
 import logging
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from opentelemetry import context as context_api
 from opentelemetry import metrics as metrics_api
@@ -25,11 +25,10 @@ from pinnprov.capture.provider import RunIdGenerator
 from pinnprov.capture.sampling import EpochSampler
 from pinnprov.core import __version__
 from pinnprov.core import vocabulary as v
-from pinnprov.core.fields import EPOCH_FIELDS
+from pinnprov.core.fields import EPOCH_FIELDS, METRIC_EPOCH_FIELDS
 from pinnprov.pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
 
 _log = logging.getLogger(__name__)
-_COMPONENTS = ("total", "boundary", "residual", "data")
 # Epochs take milliseconds to seconds; the SDK's default buckets (0, 5, 10, 25, ... 10000) assume milliseconds.
 _DURATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -52,8 +51,19 @@ def run_trace_id(run_id: str) -> int:
 
 # (attribute key, EpochEnded attribute, type) of every epoch field of the one schema (pinnprov/core/fields.py)
 _EPOCH_ATTRIBUTES: tuple[tuple[str, str, type[int] | type[float]], ...] = tuple(
-    (field.attribute, field.event, int if field.kind == "int" else float) for field in EPOCH_FIELDS
+    (field.attribute, field.name, int if field.kind == "int" else float) for field in EPOCH_FIELDS
 )
+
+
+_Record = Callable[[float, Mapping[str, str]], None]
+"""A histogram's `record` or a gauge's `set`."""
+
+
+def _description(metric: str, by_component: bool) -> str:
+    """'latest loss by component' for pinn.loss, 'learning rate' for pinn.learning_rate."""
+    words = metric.removeprefix(v.PREFIX).replace("_", " ").replace(".", " ")
+    return f"latest {words} by component" if by_component else words
+
 
 class ProvenanceObserver:
     """A `pinnprov.pinn.observer.TrainingObserver` that records a run as OpenTelemetry spans (and metrics).
@@ -81,18 +91,26 @@ class ProvenanceObserver:
         meter_provider = meter_provider or metrics_api.NoOpMeterProvider()
         self._metrics_on = not isinstance(meter_provider, metrics_api.NoOpMeterProvider)
         meter = meter_provider.get_meter(v.INSTRUMENTATION_SCOPE, __version__)
-        one = v.UNIT_DIMENSIONLESS
-        self._duration = meter.create_histogram(
-            v.METRIC_EPOCH_DURATION, v.UNIT_SECONDS, "epoch wall time",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
-        )
-        self._loss = meter.create_gauge(v.METRIC_LOSS, one, "latest loss by component")
-        self._lr = meter.create_gauge(v.METRIC_LEARNING_RATE, one, "learning rate")
-        self._epochs = meter.create_counter(v.METRIC_EPOCHS, one, "completed epochs")
+        # One instrument per `EpochField.metric` (pinnprov/core/fields.py): the epoch time is a histogram, every
+        # other one a gauge of the latest value (one series per loss component where the fields have components).
+        self._record: dict[str, _Record] = {}  # metric name -> the instrument's record/set
+        for field in METRIC_EPOCH_FIELDS:
+            if field.metric in self._record:
+                continue
+            if field.metric == v.METRIC_EPOCH_DURATION:
+                self._record[field.metric] = meter.create_histogram(
+                    field.metric, field.unit, "epoch wall time",
+                    explicit_bucket_boundaries_advisory=_DURATION_BUCKETS_S,
+                ).record
+            else:
+                self._record[field.metric] = meter.create_gauge(
+                    field.metric, field.unit, _description(field.metric, bool(field.component)),
+                ).set
+        self._epochs = meter.create_counter(v.METRIC_EPOCHS, v.UNIT_DIMENSIONLESS, "completed epochs")
         self._root: trace_api.Span | None = None
         self._ctx: context_api.Context | None = None
         self._run_attrs: dict[str, str] = {}
-        self._loss_attrs: tuple[dict[str, str], ...] = ()
+        self._points: tuple[tuple[str, _Record, dict[str, str]], ...] = ()
         self._extra_keys: dict[str, str] = {}
         self._last_captured = -1
         self.spans_ended = 0  # spans this observer ended: compared with what reached the exporter
@@ -170,7 +188,12 @@ class ProvenanceObserver:
         self._sampler.reset()
         self._last_captured = -1
         self._run_attrs = {v.RUN_ID: run_id}
-        self._loss_attrs = tuple({v.RUN_ID: run_id, v.LOSS_COMPONENT: c} for c in _COMPONENTS)
+        # (EpochEnded attribute, instrument, metric attributes) of every metric field, in the schema's order
+        self._points = tuple(
+            (field.name, self._record[field.metric],
+             {v.RUN_ID: run_id, v.LOSS_COMPONENT: field.component} if field.component else self._run_attrs)
+            for field in METRIC_EPOCH_FIELDS
+        )
         attributes: dict[str, AttributeValue] = dict(identity)
         for key, value in event.hyperparameters.items():
             attributes[v.HYPERPARAMETER_PREFIX + key] = value
@@ -197,15 +220,9 @@ class ProvenanceObserver:
         self.spans_ended += 1
         self._last_captured = e.epoch
         if self._metrics_on:
-            run = self._run_attrs
-            total, boundary, residual, data = self._loss_attrs
-            self._duration.record(e.elapsed_s, run)
-            self._loss.set(e.loss, total)
-            self._loss.set(e.loss_boundary, boundary)
-            self._loss.set(e.loss_residual, residual)
-            self._loss.set(e.loss_data, data)
-            self._lr.set(e.learning_rate, run)
-            self._epochs.add(epochs_counted, run)
+            for name, record, metric_attributes in self._points:
+                record(getattr(e, name), metric_attributes)
+            self._epochs.add(epochs_counted, self._run_attrs)
 
     def _end_root(self, status: str, at: float, epochs: int, error: str, summary: Mapping[str, float]) -> None:
         root, self._root, self._ctx = self._root, None, None

@@ -1,13 +1,17 @@
 """The one declarative schema of what a run records: its hyperparameters, its summary and its epoch fields.
 
-Every layer derives its part from these tables or is checked against them by tests/test_fields.py:
+Every layer derives its part from these tables or is checked against them by tests/core/test_fields.py:
 - pinn.config.TrainConfig.hyperparameters() reads `HYPERPARAMETERS` (config key -> recorded name);
 - pinnprov.core.vocabulary takes the attribute keys from here (`pinn.hp.<name>`, the epoch attributes);
 - pinnprov/store/schema.py builds the promoted `run` columns and the `epoch_metric` columns from here;
-- pinnprov/store/rows.py, pinnprov/collector/translate.py and pinnprov/collector/translate_fast.py build rows and records field by
-  field from `EPOCH_FIELDS`; pinnprov/collector/es_documents.py the Elasticsearch documents;
-- the index templates (pinnprov/core/es_index_templates/*.json) and the typed records (pinnprov.store.records.EpochRecord,
-  pinn.observer.EpochEnded) are checked against it.
+- pinnprov/store/rows.py, pinnprov/collector/translate.py and pinnprov/collector/translate_fast.py build rows and
+  records field by field from `EPOCH_FIELDS`; pinnprov/collector/es_documents.py the Elasticsearch documents;
+- the index templates (pinnprov/core/es_index_templates/*.json) and the typed records
+  (pinnprov.store.records.EpochRecord, pinnprov.pinn.observer.EpochEnded) are checked against it;
+- pinnprov/store/queries.py (Tables 1 and 2, the chart series), pinnprov/store/prov_export.py (the epoch entities'
+  attributes), pinnprov/collector/alerts/rules.py (rule metrics and their aliases), pinnprov/capture/observer.py
+  (the span attributes, the gauges) and pinnprov/integrations/keras.py (the loss component map) derive their lists
+  from `EPOCH_FIELDS`; the UI's label maps and the other readers are checked against it.
 Adding an epoch metric is one entry in `EPOCH_FIELDS` plus its producer (see CONTRIBUTING.md).
 
 Units are UCUM (`s`, `1`, `m/s`); names and switches have none.
@@ -52,16 +56,32 @@ class Hyperparameter:
 class EpochField:
     """One per-epoch value: an attribute of the epoch span, a column of `epoch_metric`, a field of the epochs index.
 
-    `name` is the record attribute, the SQL column and the Elasticsearch field alike; `event` is the attribute of
-    the producer's event (pinn.observer.EpochEnded). A missing optional value is recorded as NaN (unknown).
+    `name` is the one name of the quantity in code: the producer's event attribute (pinn.observer.EpochEnded), the
+    record attribute, the SQL column, the Elasticsearch field, the PROV export attribute, the query and chart-series
+    column and the alert-rule metric. Everything else is declared here, not re-spelled where it is used:
+    - `attribute`: the key of the epoch span attribute on the wire (OpenTelemetry);
+    - `label`: how people see it (Table 1 headers, charts, the progress bar), e.g. L_BC; a label, never a key;
+    - `component`: for a term of the loss, its name among the loss components (total | boundary | residual | data):
+      the `pinn.loss.component` value of the loss gauge, the key of a framework's component map (the Keras
+      callback's `loss_components`) and a name an alert rule's `metric:` accepts;
+    - `metric`: the OpenTelemetry instrument the observer reports it to ("" = none; the epoch time is a histogram,
+      every other one a gauge of the latest value, one series per component when there are components);
+    - `aliases`: further names an alert rule's `metric:` accepts (kept for rule files that use them);
+    - `latest`: also a column of Table 2 (the `latest` query: each run's last epoch) and of the UI's runs overview.
+    Every measured field is a Table 1 (`epochs`) and chart-series column, a PROV export attribute and alertable.
+    A missing optional value is recorded as NaN (unknown).
     """
 
     name: str
-    event: str
     kind: Kind
     unit: str
     attribute: str
     doc: str
+    label: str = ""
+    component: str = ""
+    metric: str = ""
+    aliases: tuple[str, ...] = ()
+    latest: bool = True
     required: bool = False
 
 
@@ -155,21 +175,37 @@ NOT_RECORDED: dict[str, str] = {
 }
 """TrainConfig attributes that are deliberately not hyperparameter rows, and why."""
 
+_LOSS_METRIC = "pinn.loss"
+"""The gauge of the loss terms, one series per component (attribute `pinn.loss.component`)."""
+
 EPOCH_FIELDS: tuple[EpochField, ...] = (
-    EpochField("epoch", "epoch", "int", "1", "pinn.epoch", "epoch number, 0-based", required=True),
-    EpochField("elapsed_s", "elapsed_s", "float", "s", "pinn.epoch.elapsed",
-               "wall seconds the epoch took (default: the span's duration)"),
-    EpochField("loss", "loss", "float", "1", "pinn.loss.total", "L = w_R L_R + w_BC L_BC + w_D L_D", required=True),
-    EpochField("loss_bc", "loss_boundary", "float", "1", "pinn.loss.boundary", "L_BC: tau(xs, xs) = 1 / v(xs)"),
-    EpochField("loss_residual", "loss_residual", "float", "1", "pinn.loss.residual",
-               "L_R: residual of the factored eikonal equation (the paper's Table 1 'LR', not a learning rate)"),
-    EpochField("loss_data", "loss_data", "float", "1", "pinn.loss.data", "L_D: misfit at the picks"),
-    EpochField("learning_rate", "learning_rate", "float", "1", "pinn.learning_rate", "learning rate of the epoch"),
+    EpochField("epoch", "int", "1", "pinn.epoch", "epoch number, 0-based", label="epoch", required=True),
+    EpochField("elapsed_s", "float", "s", "pinn.epoch.elapsed", "wall seconds the epoch took (default: the span's "
+               "duration)", label="Time (s)", metric="pinn.epoch.duration", aliases=("epoch_time",)),
+    EpochField("loss", "float", "1", "pinn.loss.total", "L = w_R L_R + w_BC L_BC + w_D L_D", label="L",
+               component="total", metric=_LOSS_METRIC, required=True),
+    EpochField("loss_bc", "float", "1", "pinn.loss.boundary", "L_BC: tau(xs, xs) = 1 / v(xs)", label="L_BC",
+               component="boundary", metric=_LOSS_METRIC),
+    EpochField("loss_residual", "float", "1", "pinn.loss.residual",
+               "L_R: residual of the factored eikonal equation (the paper's Table 1 'LR', not a learning rate)",
+               label="L_R", component="residual", metric=_LOSS_METRIC),
+    EpochField("loss_data", "float", "1", "pinn.loss.data", "L_D: misfit at the picks", label="L_D",
+               component="data", metric=_LOSS_METRIC),
+    EpochField("learning_rate", "float", "1", "pinn.learning_rate", "learning rate of the epoch",
+               label="learning rate", metric="pinn.learning_rate", latest=False),
 )
 """The epoch span's fields, in the column order of `epoch_metric`. `epoch` is the key; the rest are measured."""
 
 MEASURED_EPOCH_FIELDS: tuple[EpochField, ...] = EPOCH_FIELDS[1:]
-"""The numeric measurements of an epoch (everything but its number): NaN/inf are stored NULL and named."""
+"""The numeric measurements of an epoch (everything but its number): NaN/inf are stored NULL and named.
+
+Each is a column of Table 1 (`epochs`) and of the chart series, a PROV export attribute and an alert-rule metric."""
+LOSS_FIELDS: tuple[EpochField, ...] = tuple(field for field in EPOCH_FIELDS if field.component)
+"""The loss and its terms, total first: the loss gauge's series and a framework's component map, by component."""
+LATEST_EPOCH_FIELDS: tuple[EpochField, ...] = tuple(field for field in MEASURED_EPOCH_FIELDS if field.latest)
+"""The columns of a run's last epoch in Table 2 (`latest`) and in the UI's runs overview."""
+METRIC_EPOCH_FIELDS: tuple[EpochField, ...] = tuple(field for field in EPOCH_FIELDS if field.metric)
+"""The fields the observer also reports as OpenTelemetry metrics (`EpochField.metric`)."""
 
 SUMMARY_FIELDS: tuple[SummaryField, ...] = (
     SummaryField("r2", "1", "R^2 of the velocity on the scoring grid (benchmark and synthetic cases only)"),
@@ -187,6 +223,8 @@ HYPERPARAMETERS_BY_NAME: dict[str, Hyperparameter] = {hp.name: hp for hp in HYPE
 PROMOTED_HYPERPARAMETERS: tuple[Hyperparameter, ...] = tuple(hp for hp in HYPERPARAMETERS if hp.column)
 """Hyperparameters with their own typed `run` column, in column order."""
 EPOCH_FIELDS_BY_NAME: dict[str, EpochField] = {field.name: field for field in EPOCH_FIELDS}
+LOSS_COMPONENTS: tuple[str, ...] = tuple(field.component for field in LOSS_FIELDS)
+"""total | boundary | residual | data: the loss gauge's `pinn.loss.component` values, a component map's keys."""
 
 
 def hyperparameter(key: str) -> Hyperparameter:

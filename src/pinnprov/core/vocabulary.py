@@ -1,7 +1,7 @@
 """The telemetry vocabulary: every span name, attribute key and metric name pinnprov emits or reads.
 
-One module, one prefix (`pinn.`), units in UCUM. Both ends use it: instrumentation/ writes these names,
-collector/ reads them; nothing else spells them out. The hyperparameter and epoch attribute keys are taken
+One module, one prefix (`pinn.`), units in UCUM. Both ends use it: pinnprov.capture writes these names,
+pinnprov.collector reads them; nothing else spells them out. The hyperparameter and epoch attribute keys are taken
 from the one schema of fields (pinnprov/core/fields.py), which also lists every hyperparameter and epoch field;
 the constants below are the ones code refers to by name. Nothing here needs TensorFlow or the OpenTelemetry SDK.
 
@@ -126,16 +126,17 @@ RESOURCE_DEVICES = "pinn.devices"
 """Devices TensorFlow sees, e.g. ["CPU:0", "GPU:0 NVIDIA A100"]."""
 
 # --- metrics ---------------------------------------------------------------------------------------
-METRIC_EPOCH_DURATION = "pinn.epoch.duration"
+# The per-epoch instruments are declared with their fields (pinnprov/core/fields.py, `EpochField.metric`).
+METRIC_EPOCH_DURATION = _fields.epoch_field("elapsed_s").metric
 """Histogram of epoch wall time, unit s."""
-METRIC_LOSS = "pinn.loss"
+METRIC_LOSS = _fields.epoch_field("loss").metric
 """Gauge of the latest loss, unit 1, one series per LOSS_COMPONENT."""
-METRIC_LEARNING_RATE = "pinn.learning_rate"
+METRIC_LEARNING_RATE = _fields.epoch_field("learning_rate").metric
 """Gauge of the learning rate, unit 1."""
 METRIC_EPOCHS = "pinn.epochs"
 """Counter of completed epochs, unit 1."""
 LOSS_COMPONENT = "pinn.loss.component"
-"""Metric attribute: total | boundary | residual | data."""
+"""Metric attribute of the loss gauge: the loss field's `component` (fields.LOSS_COMPONENTS)."""
 
 UNIT_SECONDS = "s"
 UNIT_DIMENSIONLESS = "1"

@@ -40,7 +40,7 @@ from typing import Any
 
 import keras
 
-from pinnprov.core.fields import hyperparameter
+from pinnprov.core.fields import LOSS_COMPONENTS, LOSS_FIELDS, epoch_field, hyperparameter
 from pinnprov.core.steering import SteeringCommand
 from pinnprov.pinn.observer import (
     Adapted,
@@ -58,7 +58,8 @@ from pinnprov.pinn.steering import CommandSource
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("total", "boundary", "residual", "data")
+COMPONENTS = LOSS_COMPONENTS  # total | boundary | residual | data: the loss fields of pinnprov/core/fields.py
+_TOTAL = epoch_field("loss").component  # what Keras logs as "loss"
 _NAN = float("nan")
 
 
@@ -102,12 +103,12 @@ class ProvenanceCallback(keras.callbacks.Callback):
         commands: CommandSource | None = None,
     ) -> None:
         super().__init__()
-        mapping = dict(loss_components) if loss_components is not None else {"loss": "total"}
+        mapping = dict(loss_components) if loss_components is not None else {"loss": _TOTAL}
         for key, component in mapping.items():
             if component not in COMPONENTS:
                 raise ValueError(f"loss_components[{key!r}]: {component!r} is not one of {', '.join(COMPONENTS)}")
-        if "total" not in mapping.values():
-            mapping.setdefault("loss", "total")
+        if _TOTAL not in mapping.values():
+            mapping.setdefault("loss", _TOTAL)
         self._components = mapping
         group = [observers] if isinstance(observers, TrainingObserver) else list(observers)
         self._fanout = ObserverFanout(group)
@@ -183,8 +184,8 @@ class ProvenanceCallback(keras.callbacks.Callback):
         self._last_lr = self._current_lr()
         self._fanout.on_epoch_end(EpochEnded(
             epoch=int(epoch), started_at=self._epoch_started, ended_at=self._epoch_started + elapsed,
-            elapsed_s=elapsed, loss=values["total"], loss_boundary=values["boundary"],
-            loss_residual=values["residual"], loss_data=values["data"], learning_rate=self._last_lr, extra=extra,
+            elapsed_s=elapsed, learning_rate=self._last_lr, extra=extra,
+            **{field.name: values[field.component] for field in LOSS_FIELDS},
         ))
         self._epochs_done += 1
         if self._commands is not None:

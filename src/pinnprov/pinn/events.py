@@ -64,7 +64,7 @@ class EventReplay:
                 ended_at=call_start + (i + 1) * elapsed,
                 elapsed_s=elapsed,
                 loss=f32(row[_INDEX["loss"]]),
-                loss_boundary=f32(row[_INDEX["loss_boundary"]]),
+                loss_bc=f32(row[_INDEX["loss_bc"]]),
                 loss_residual=f32(row[_INDEX["loss_residual"]]),
                 loss_data=f32(row[_INDEX["loss_data"]]),
                 learning_rate=f32(row[_INDEX["learning_rate"]]),

@@ -128,11 +128,11 @@ def solve_forward(velocity: VelocityCallable | GridVelocity, domain: Domain, sou
                 # the residual is divided by |grad phi|^2's natural scale 1/v^2, so slow and fast regions weigh alike
                 residual = residual_form(grad_phi_squared(tau_r, grad_tau, sampler.xr - sampler.xs), v_col)
                 loss_residual = tf.reduce_mean(tf.square(residual * tf.square(v_col)))
-                loss_boundary = tf.reduce_mean(tf.square(tau(x_bc, x_bc) * v_bc - 1.0))
-                loss = loss_residual + loss_boundary
+                loss_bc = tf.reduce_mean(tf.square(tau(x_bc, x_bc) * v_bc - 1.0))
+                loss = loss_residual + loss_bc
             optimizer.apply(tape.gradient(loss, variables), schedule(step))
             step.assign_add(1)
-            records = records.write(i, tf.stack([loss_residual, loss_boundary]))
+            records = records.write(i, tf.stack([loss_residual, loss_bc]))
         return records.stack()
 
     chunks = []

@@ -15,7 +15,7 @@ from pinnprov.pinn.networks import TauNetwork, VelocityNetwork
 from pinnprov.pinn.plugins import REGULARIZERS, RESIDUAL_FORMS, USES_REFERENCE
 
 # Order of the per-step record the compiled loop returns; the trainer turns it into EpochEnded events.
-RECORD_FIELDS = ("loss", "loss_boundary", "loss_residual", "loss_data", "learning_rate", "data_rms_s",
+RECORD_FIELDS = ("loss", "loss_bc", "loss_residual", "loss_data", "learning_rate", "data_rms_s",
                  "regularizer", "objective")
 LOSS, LEARNING_RATE, DATA_RMS = (RECORD_FIELDS.index(name) for name in ("loss", "learning_rate", "data_rms_s"))
 
@@ -79,7 +79,7 @@ class PinnLoss(tf.Module):
         loss_residual = tf.reduce_mean(tf.square(residual))
 
         # tau(x, x) = 1 / v(x), written as tau v - 1 so both networks see an O(1) misfit.
-        loss_boundary = tf.reduce_mean(tf.square(tau_bc * velocity_bc - 1.0))
+        loss_bc = tf.reduce_mean(tf.square(tau_bc * velocity_bc - 1.0))
 
         misfit = tau_data * self.distances - self.times
         scaled = misfit / self.times if self._relative else misfit
@@ -93,10 +93,10 @@ class PinnLoss(tf.Module):
             del tape
 
         w = self.weights
-        loss = w.residual * loss_residual + w.boundary * loss_boundary + w.data * loss_data
+        loss = w.residual * loss_residual + w.boundary * loss_bc + w.data * loss_data
         objective = loss + w.regularizer * regularizer
         return {
-            "loss": loss, "loss_boundary": loss_boundary, "loss_residual": loss_residual, "loss_data": loss_data,
+            "loss": loss, "loss_bc": loss_bc, "loss_residual": loss_residual, "loss_data": loss_data,
             "data_rms_s": data_rms_s, "regularizer": regularizer,
             "objective": objective,
         }

@@ -46,7 +46,7 @@ class EpochEnded:
     ended_at: float  # Unix seconds
     elapsed_s: float  # wall seconds spent on this epoch
     loss: float  # L = w_R L_R + w_BC L_BC + w_D L_D
-    loss_boundary: float  # L_BC
+    loss_bc: float  # L_BC
     loss_residual: float  # L_R (the paper's Table 1 calls it "LR": it is *not* the learning rate)
     loss_data: float  # L_D
     learning_rate: float

@@ -48,7 +48,7 @@ class ProgressBar:
         self._bar.update(event.epoch + 1 - self._shown)
         self._shown = event.epoch + 1
         self._bar.set_postfix_str(
-            f"L={event.loss:.3g} L_BC={event.loss_boundary:.2g} L_R={event.loss_residual:.2g} "
+            f"L={event.loss:.3g} L_BC={event.loss_bc:.2g} L_R={event.loss_residual:.2g} "
             f"L_D={event.loss_data:.2g} lr={event.learning_rate:.3g}", refresh=False)
 
     def on_adaptation(self, event: Adapted) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from prov.model import PROV, Namespace, ProvDocument
 
+from pinnprov.core.fields import MEASURED_EPOCH_FIELDS
 from pinnprov.store.prov_views import epoch_entity_id
 
 if TYPE_CHECKING:  # prov.model.records is the typed prov (3.x); at run time prov>=2.0.1 is enough
@@ -30,7 +31,7 @@ PINNPROV = Namespace("pinnprov", "https://pinnprov.dev/ns#")
 PPID = Namespace("ppid", "https://pinnprov.dev/id/")
 EXPORT_FORMATS = ("json", "provn")
 
-_EPOCH_ATTRIBUTES = ("elapsed_s", "loss", "loss_bc", "loss_residual", "loss_data", "learning_rate")
+_EPOCH_ATTRIBUTES = tuple(field.name for field in MEASURED_EPOCH_FIELDS)  # pinnprov/core/fields.py
 _RUN_ATTRIBUTES = (
     "run_name",
     "experiment",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pinnprov.core.fields import LATEST_EPOCH_FIELDS, MEASURED_EPOCH_FIELDS
 from pinnprov.core.registry import Registry
 
 if TYPE_CHECKING:
@@ -51,6 +52,12 @@ class NamedQuery:
 QUERIES: Registry[NamedQuery] = Registry("named query")
 
 
+SERIES_COLUMNS: tuple[str, ...] = tuple(field.name for field in MEASURED_EPOCH_FIELDS)
+"""The measured columns of epoch_metric (pinnprov/core/fields.py), in Table 1's order: what a chart of one run draws."""
+LATEST_COLUMNS: tuple[str, ...] = tuple(field.name for field in LATEST_EPOCH_FIELDS)
+"""The last epoch's columns Table 2 (`latest`) shows for each run."""
+
+
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"--{name} must be >= 1, got {value}")
@@ -70,7 +77,7 @@ def _epochs(options: QueryOptions) -> tuple[str, QueryParams]:
     if options.every is not None and options.every > 1:
         where.append('"epoch" % :every = 0')
         params["every"] = options.every
-    columns = '"epoch", elapsed_s, loss, loss_bc, loss_residual, loss_data, learning_rate, ended_at'
+    columns = ", ".join(('"epoch"', *SERIES_COLUMNS, "ended_at"))
     base = f"SELECT {columns} FROM epoch_metric WHERE {' AND '.join(where)}"
     if options.last is not None:
         params["last"] = options.last
@@ -89,7 +96,7 @@ def _experiment_filter(options: QueryOptions, alias: str = "") -> tuple[str, Que
 def _latest(options: QueryOptions) -> tuple[str, QueryParams]:
     where, params = _experiment_filter(options, "r.")
     sql = f"""
-SELECT r.run_name, r.experiment, e."epoch", e.elapsed_s, e.loss, e.loss_bc, e.loss_residual, e.loss_data,
+SELECT r.run_name, r.experiment, e."epoch", {", ".join("e." + name for name in LATEST_COLUMNS)},
        r.optimizer, r.activation, r.status, e.ended_at
 FROM run r LEFT JOIN (SELECT * FROM epoch_metric WHERE "epoch" IN (SELECT last_epoch FROM run)) e
   ON e.run_id = r.run_id AND e."epoch" = r.last_epoch{where}
@@ -168,8 +175,6 @@ def _summary(options: QueryOptions) -> tuple[str, QueryParams]:
     return sql, params
 
 
-# The loss and learning-rate columns of epoch_metric, in Table 1's order: what a chart of one run draws.
-SERIES_COLUMNS = ("elapsed_s", "loss", "loss_bc", "loss_residual", "loss_data", "learning_rate")
 DEFAULT_BUCKETS = 1000
 MAX_BUCKETS = 100_000
 _LAST_INT = 2**31 - 1  # INTEGER is 32-bit in MonetDB

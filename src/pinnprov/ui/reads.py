@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pinnprov.store.queries import QueryOptions, run_query
+from pinnprov.store.queries import LATEST_COLUMNS, QueryOptions, run_query
 from pinnprov.ui.downsample import Columns, columns_from_buckets, columns_from_epochs, empty_columns
 
 DEFAULT_POINTS = 2000  # about the width of a chart in device pixels: more points cannot be seen
@@ -51,11 +51,7 @@ def runs_overview(store: Any, *, experiment: str | None = None, status: str | No
             **run,
             "status": run["status"] or "running",
             "epoch": last.get("epoch"),
-            "elapsed_s": last.get("elapsed_s"),
-            "loss": last.get("loss"),
-            "loss_bc": last.get("loss_bc"),
-            "loss_residual": last.get("loss_residual"),
-            "loss_data": last.get("loss_data"),
+            **{name: last.get(name) for name in LATEST_COLUMNS},
             "epoch_ended_at": last.get("ended_at"),
             "r2": r2.get(run["run_id"]),
         })

@@ -25,14 +25,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pinnprov.collector.alerts.actions import ActionSpec, LogSpec
+from pinnprov.core.fields import LOSS_FIELDS, MEASURED_EPOCH_FIELDS
 from pinnprov.store.records import EpochRecord
 
 KINDS = ("threshold", "no_improvement", "relative_to_median", "non_finite")
-METRICS = ("loss", "loss_bc", "loss_residual", "loss_data", "elapsed_s", "learning_rate")
-"""Epoch fields a rule can watch; `extra.<name>` watches a further per-epoch scalar."""
-ALIASES = {"total": "loss", "boundary": "loss_bc", "residual": "loss_residual", "data": "loss_data",
-           "epoch_time": "elapsed_s"}
-"""Friendly names for the loss components (never `lr`: in the paper LR is the *residual loss*)."""
+METRICS: tuple[str, ...] = (
+    *(field.name for field in LOSS_FIELDS),
+    *(field.name for field in MEASURED_EPOCH_FIELDS if not field.component),
+)
+"""Epoch fields a rule can watch (every measured one of pinnprov/core/fields.py, the loss and its terms first);
+`extra.<name>` watches a further per-epoch scalar."""
+ALIASES: dict[str, str] = {
+    **{field.component: field.name for field in LOSS_FIELDS},
+    **{alias: field.name for field in MEASURED_EPOCH_FIELDS for alias in field.aliases},
+}
+"""Friendly names: the loss components and the fields' declared aliases (never `lr`: in the paper LR is the
+*residual loss*)."""
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
 }
