@@ -45,7 +45,7 @@ class PlaybookRun:
 
 def find_ansible_dir(explicit: str | Path | None = None) -> Path:
     """The `ansible/` folder: --ansible-dir, then $PINNPROV_ANSIBLE_DIR, then the one beside this checkout."""
-    default = Path(__file__).resolve().parents[1] / "ansible"
+    default = Path(__file__).resolve().parents[3] / "ansible"  # <root>/src/pinnprov/deploy/runner.py
     directory = resolve("ansible_dir", None if explicit is None else str(explicit), ANSIBLE_DIR_ENV, str(default), str)
     path = Path(directory).expanduser().resolve()
     if not (path / "site.yml").is_file():

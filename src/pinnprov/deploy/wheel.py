@@ -24,7 +24,7 @@ _ROOT_FILES = ("pyproject.toml", "README.md", "LICENSE")
 
 def source_root() -> Path:
     """The checkout this pinnprov runs from (the folder holding pyproject.toml)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]  # <root>/src/pinnprov/deploy/wheel.py
     if not (root / "pyproject.toml").is_file():
         raise FileNotFoundError(
             f"{root}: no pyproject.toml: pinnprov is not running from a checkout; pass --wheel FILE or --package SPEC"
@@ -33,11 +33,12 @@ def source_root() -> Path:
 
 
 def _package_dirs(root: Path) -> list[Path]:
-    """Top-level package folders named by [tool.setuptools.packages.find] include patterns."""
+    """Top-level package folders named by [tool.setuptools.packages.find] (`where` folders, `include` patterns)."""
     config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    patterns = config.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {}).get("include", ["*"])
+    find = config.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
+    patterns = find.get("include", ["*"])
     return sorted(
-        path for path in root.iterdir()
+        path for where in find.get("where", ["."]) for path in (root / where).iterdir()
         if path.is_dir() and (path / "__init__.py").is_file() and any(fnmatch.fnmatch(path.name, p) for p in patterns)
     )
 
