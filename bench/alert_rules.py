@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 
 from pinnprov.collector.alerts import AlertEngine, load_rules  # noqa: E402
 from pinnprov.store.records import EpochRecord, RunStartRecord  # noqa: E402

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 
 from pinnprov.collector.es_documents import RunInfo, encode_bulk, to_action  # noqa: E402
 from pinnprov.store.records import EpochRecord, RunStartRecord  # noqa: E402

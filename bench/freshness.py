@@ -89,7 +89,7 @@ def _collector(workdir: Path, store: str) -> tuple[subprocess.Popen, str]:
                              "--http-endpoint", "127.0.0.1:0", "--store", store, "--spool-dir", str(workdir / "spool"),
                              "--ready-file", str(ready), "--log-interval-s", "0"],
                             stdout=open(workdir / "collector.log", "a"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     deadline = time.monotonic() + 60
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -129,7 +129,7 @@ def _measure(args: argparse.Namespace, monetdb_url: str | None) -> None:
         config_file.write_text(json.dumps(config))
         run_name = f"freshness-{uuid.uuid4().hex[:8]}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
-        env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+        env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO / "src"))
         trainer = subprocess.Popen(
             [sys.executable, "-m", "pinnprov", "train", "--config", str(config_file), "--run-name", run_name,
              "--no-progress", *(["--otlp-endpoint", endpoint] if via_collector else ["--store", store_url]),

@@ -93,7 +93,7 @@ def _run(epochs: int, capture: bool, store: Path, capture_every: int, calibrate:
     if calibrate:
         command.append("--calibrate")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO / "src"))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"overhead worker failed:\n{done.stderr[-3000:]}")
@@ -105,7 +105,7 @@ def _interleaved(epoch_s: float, seconds: float) -> str:
     command = [sys.executable, str(Path(__file__).with_name("overhead_interleaved.py")), "--seconds", str(seconds),
                "--epoch-s", str(epoch_s)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PINNPROV_"))}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO / "src"))
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"interleaved overhead run failed:\n{done.stderr[-3000:]}")

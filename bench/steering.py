@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
 
 TINY = dict(tau_layers=2, tau_units=8, velocity_layers=2, velocity_units=8, collocation_count=200,
             boundary_points=20, steps_per_call=20, stopping="none", threads=1, seed=5)

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 SIZES = (10_000, 100_000, 200_000, 1_000_000)
 T0 = 1_700_000_000.0
@@ -243,7 +243,7 @@ def bench_overhead(mode: str, segment_s: float, cycles: int, token_wait_s: float
         db = work / "prov.db"
         run_name = f"ui-overhead-{mode}"
         total_s = segment_s * 2 * cycles + 120
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         log = (work / "train.log").open("w")
         train = subprocess.Popen(
             [sys.executable, "-m", "pinnprov", "train", "--epochs", "10000000", "--stopping", "none", "--threads", "1",
