@@ -160,7 +160,7 @@ def test_figures_need_no_display_and_never_load_pyplot(tmp_path: Path) -> None:
     script = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from pinn.figures import comparison_figure, loss_curves_figure\n"
+        "from pinnprov.pinn.figures import comparison_figure, loss_curves_figure\n"
         f"comparison_figure(Path({str(tmp_path / 'c.png')!r}), [('a', np.full((4, 3), 2000.0), 0.5)],"
         " (0, 3, 4, 0), sensors=None)\n"
         f"loss_curves_figure(Path({str(tmp_path / 'l.png')!r}), {{'loss': (np.arange(3), np.ones(3))}}, 't')\n"

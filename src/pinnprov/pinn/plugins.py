@@ -30,22 +30,22 @@ if TYPE_CHECKING:
 
 ACTIVATIONS: Registry[ActivationFactory] = Registry("activation")
 for _name in ("tanh", "sine", "sigmoid", "relu", "swish", "adaptive_tanh"):
-    ACTIVATIONS.lazy(_name, f"pinn.activations:{_name}")
+    ACTIVATIONS.lazy(_name, f"pinnprov.pinn.activations:{_name}")
 
 OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
-OPTIMIZERS.lazy("adam", "pinn.optimizers:Adam")
-OPTIMIZERS.lazy("rmsprop", "pinn.optimizers:RMSprop")
+OPTIMIZERS.lazy("adam", "pinnprov.pinn.optimizers:Adam")
+OPTIMIZERS.lazy("rmsprop", "pinnprov.pinn.optimizers:RMSprop")
 
 SCHEDULES: Registry[ScheduleFactor] = Registry("learning-rate schedule")
-SCHEDULES.lazy("exponential_decay", "pinn.schedule:exponential_decay")
-SCHEDULES.lazy("constant", "pinn.schedule:constant")
+SCHEDULES.lazy("exponential_decay", "pinnprov.pinn.schedule:exponential_decay")
+SCHEDULES.lazy("constant", "pinnprov.pinn.schedule:constant")
 
 RESIDUAL_FORMS: Registry[ResidualForm] = Registry("residual form")
 for _name in ("hamiltonian", "slowness", "velocity"):
-    RESIDUAL_FORMS.lazy(_name, f"pinn.fee:{_name}_residual")
+    RESIDUAL_FORMS.lazy(_name, f"pinnprov.pinn.fee:{_name}_residual")
 
 REGULARIZERS: Registry[Regularizer] = Registry("regularizer")
 for _name in ("none", "smoothness", "tv", "support", "gradient_support"):
-    REGULARIZERS.lazy(_name, f"pinn.regularizers:{_name}")
+    REGULARIZERS.lazy(_name, f"pinnprov.pinn.regularizers:{_name}")
 USES_REFERENCE = frozenset({"support"})
 """Regularisers that pull v towards a learned background velocity (the reference variable trains only for these)."""
