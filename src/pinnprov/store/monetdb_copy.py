@@ -3,9 +3,9 @@
 No connection here, so every statement and byte the MonetDB sink sends is unit-tested without a server.
 How a batch is written (one transaction, see pinnprov/store/monetdb_sink.py):
     1. read the batch's `run` rows (CURRENT_RUNS_SQL), the transaction's only read and its first statement;
-    2. fold the records into rows per table in Python (pinnprov/store/rows.py, shared with SQLite;
-       pinnprov/store/monetdb_run_merge.py for `run`), de-duplicated by key, because MERGE refuses two source rows
-       for one target row;
+    2. fold the records into rows per table in Python with the write plans SQLite renders as upserts
+       (pinnprov/store/write_plan.py: the same rows, keys and merge rules; pinnprov/store/monetdb_run_merge.py for
+       `run`), de-duplicated by key, because MERGE refuses two source rows for one target row;
     3. per table, `COPY n RECORDS INTO tmp.<stage> FROM '<name>' ON CLIENT ...` (pymonetdb streams the CSV
        payload from memory; staging tables are LOCAL TEMPORARY, ON COMMIT DELETE ROWS; a load of a few rows is
        one multi-row INSERT instead, COPY's fixed cost being ~20 ms), then exactly one
@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from pinnprov.store import write_plan as wp
 from pinnprov.store.dialects import MONETDB
 from pinnprov.store.monetdb_run_merge import COUNTER_COLUMNS, RUN_COLUMNS, Row, changed_rows, fold
 from pinnprov.store.schema import TABLES_BY_NAME
+from pinnprov.store.write_plan import Batch, Merge, TableWrite
+from pinnprov.store.write_plan import collect as collect  # the sink's and tests' entry
 
 q = MONETDB.quote
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\x00": ""})
@@ -105,6 +108,19 @@ class Operation:
     apply_sql: str
     keep: str = "first"  # which duplicate (by key) within a batch wins: first (insert-only) or last (upsert)
 
+    @classmethod
+    def of(cls, name: str, write: TableWrite) -> Operation:
+        """The staging operation of a write plan: INSERT ... WHERE NOT EXISTS when every column is KEEP (the first
+        copy of a key wins), MERGE when every column is REPLACE (the last wins). MonetDB statements take only the
+        staged values, so other rules are applied in Python first (`run`: monetdb_run_merge.py)."""
+        if write.append_only:
+            sql, keep = insert_missing(name, write.table, write.columns, write.key), "first"
+        elif all(write.rules[c] is Merge.REPLACE for c in write.updates):
+            sql, keep = upsert(name, write.table, write.columns, write.key), "last"
+        else:
+            raise ValueError(f"{name}: MonetDB stages only all-KEEP or all-REPLACE writes; fold the others first")
+        return cls(name, write.table, write.columns, write.key, sql, keep)
+
     def stage_ddl(self) -> str:
         table = TABLES_BY_NAME[self.target]
         types = {c.name: MONETDB.type_of(c.type, c.length) for c in table.columns}
@@ -153,10 +169,6 @@ class Operation:
         return [dict(zip(self.columns, row, strict=True)) for row in rows]
 
 
-def _cols(table: str) -> tuple[str, ...]:
-    return tuple(column.name for column in TABLES_BY_NAME[table].columns)
-
-
 def _match(key: Sequence[str]) -> str:
     return " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)
 
@@ -177,28 +189,21 @@ def upsert(stage: str, target: str, columns: Sequence[str], key: Sequence[str]) 
             f"WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({values})")
 
 
-def _upsert(name: str, target: str, columns: Sequence[str], key: Sequence[str]) -> Operation:
-    return Operation(name, target, tuple(columns), tuple(key), upsert(name, target, columns, key), "last")
-
-
-def _append(name: str, target: str, key: Sequence[str]) -> Operation:
-    columns = _cols(target)
-    return Operation(name, target, columns, tuple(key), insert_missing(name, target, columns, key))
-
-
-# `run` is written by one of two statements: whole folded rows, or only the epoch counters (the common batch:
-# epochs of runs that already exist), which rewrites two columns instead of thirty.
-RUN = _upsert("pp_run", "run", RUN_COLUMNS, ("run_id",))
-RUN_COUNTERS = _upsert("pp_run_counters", "run", ("run_id", *COUNTER_COLUMNS), ("run_id",))
-HYPERPARAMETERS = _upsert("pp_hyperparameter", "run_hyperparameter", _cols("run_hyperparameter"), ("run_id", "name"))
-RESOURCES = _upsert("pp_resource", "run_resource", _cols("run_resource"), ("run_id", "name"))
-SUMMARIES = _upsert("pp_summary", "run_summary", _cols("run_summary"), ("run_id", "name"))
-EPOCHS = _append("pp_epoch", "epoch_metric", ("run_id", "epoch"))
-EXTRAS = _append("pp_epoch_extra", "epoch_extra", ("run_id", "epoch", "name"))
-ADAPTATIONS = _append("pp_adaptation", "adaptation", ("adaptation_id",))
-ALERTS = _append("pp_alert", "alert", ("alert_id",))
-OPERATIONS: tuple[Operation, ...] = (RUN, RUN_COUNTERS, HYPERPARAMETERS, RESOURCES, SUMMARIES, EPOCHS, EXTRAS,
-                                     ADAPTATIONS, ALERTS)
+# `run` is written by one of two statements after the fold: whole folded rows, or only the epoch counters (the
+# common batch: epochs of runs that already exist), which rewrites two columns instead of thirty.
+RUN = Operation.of("pp_run", TableWrite("run_folded", "run", dict.fromkeys(RUN_COLUMNS[1:], Merge.REPLACE)))
+RUN_COUNTERS = Operation.of("pp_run_counters", TableWrite("run_counters_folded", "run",
+                                                          dict.fromkeys(COUNTER_COLUMNS, Merge.REPLACE)))
+_BULK: dict[TableWrite, Operation] = {write: Operation.of(f"pp_{write.name}", write) for write in wp.LOADS}
+"""The staging operation of every bulk write plan, named after it."""
+HYPERPARAMETERS = _BULK[wp.HYPERPARAMETERS]
+RESOURCES = _BULK[wp.RESOURCES]
+SUMMARIES = _BULK[wp.SUMMARIES]
+EPOCHS = _BULK[wp.EPOCHS]
+EXTRAS = _BULK[wp.EXTRAS]
+ADAPTATIONS = _BULK[wp.ADAPTATIONS]
+ALERTS = _BULK[wp.ALERTS]
+OPERATIONS: tuple[Operation, ...] = (RUN, RUN_COUNTERS, *_BULK.values())
 """Every staging table the sink creates, in the order their statements run."""
 
 
@@ -211,76 +216,21 @@ def current_runs_sql(run_ids: int, names: int) -> str:
     return f"SELECT {', '.join(q(c) for c in RUN_COLUMNS)} FROM run WHERE {where}"
 
 
-@dataclass
-class BatchRows:
-    """A batch of PROV records as rows, before the `run` fold (which needs the stored rows)."""
-
-    run_events: list[tuple[str, Row]] = field(default_factory=list)  # ("start" | "end", row), in record order
-    summaries: dict[str, tuple[int, float | None]] = field(default_factory=dict)  # run -> (top epoch, lowest lr)
-    loads: dict[str, list[Any]] = field(default_factory=dict)  # staging table -> rows (dicts or Values)
-
-    def run_ids(self) -> list[str]:
-        return sorted({row["run_id"] for _, row in self.run_events} | set(self.summaries))
-
-    def run_names(self) -> list[str]:
-        return sorted({row["run_name"] for _, row in self.run_events if row.get("run_name") is not None})
-
-    def read_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {f"r{i}": run_id for i, run_id in enumerate(self.run_ids())}
-        params.update({f"n{i}": name for i, name in enumerate(self.run_names())})
-        return params
+BatchRows = Batch
+"""A batch of PROV records as rows per write plan, before the `run` fold (which needs the stored rows)."""
 
 
-def collect(records: Iterable[object]) -> BatchRows:
-    """Rows per staging table for everything but `run`, and the run events and epoch summaries for the fold."""
-    from pinnprov.store import rows
-    from pinnprov.store.records import AdaptationRecord, AlertRecord, EpochRecord, RunEndRecord, RunStartRecord
-
-    batch = BatchRows(loads={op.name: [] for op in OPERATIONS})
-    loads, summaries = batch.loads, batch.summaries
-    for record in records:
-        if isinstance(record, EpochRecord):
-            values = rows.epoch_values(record)  # the hot path: tuples in EPOCHS.columns order (checked below)
-            loads[EPOCHS.name].append(values)
-            if record.extra:
-                loads[EXTRAS.name].extend(rows.epoch_extra_values(record))
-            top, low = summaries.get(record.run_id, (-1, None))
-            lr = values[_LEARNING_RATE]
-            summaries[record.run_id] = (max(top, record.epoch), lr if low is None or (lr is not None and lr < low)
-                                        else low)
-        elif isinstance(record, RunStartRecord):
-            batch.run_events.append(("start", rows.run_start_row(record)))
-            loads[HYPERPARAMETERS.name].extend(rows.hyperparameter_rows(record))
-            loads[RESOURCES.name].extend(rows.resource_rows(record))
-        elif isinstance(record, RunEndRecord):
-            batch.run_events.append(("end", rows.run_end_row(record)))
-            loads[SUMMARIES.name].extend(rows.summary_rows(record))
-        elif isinstance(record, AdaptationRecord):
-            loads[ADAPTATIONS.name].append(rows.adaptation_row(record))
-        elif isinstance(record, AlertRecord):
-            loads[ALERTS.name].append(rows.alert_row(record))
-        else:
-            raise TypeError(f"not a PROV record: {type(record).__name__}")
-    return batch
+def read_params(batch: Batch) -> dict[str, Any]:
+    """The parameters of `current_runs_sql` for the batch's runs and names."""
+    params: dict[str, Any] = {f"r{i}": run_id for i, run_id in enumerate(batch.run_ids())}
+    params.update({f"n{i}": name for i, name in enumerate(batch.run_names())})
+    return params
 
 
-def plan(batch: BatchRows, current: Mapping[str, Row]) -> list[tuple[Operation, list[Values]]]:
+def plan(batch: Batch, current: Mapping[str, Row]) -> list[tuple[Operation, list[Values]]]:
     """(operation, rows) in execution order, given the stored `run` rows; operations without rows are left out."""
-    final = fold(current, batch.run_events, batch.summaries)
+    final = fold(current, batch.run_events, batch.counters())
     run_rows, counters_only = changed_rows(current, final)
-    loads = dict(batch.loads)
+    loads: dict[str, list[Any]] = {_BULK[write].name: values for write, values in batch.loads.items()}
     loads[RUN.name], loads[RUN_COUNTERS.name] = ([], run_rows) if counters_only else (run_rows, [])
     return [(op, op.dedupe(op.values(loads[op.name]))) for op in OPERATIONS if loads.get(op.name)]
-
-
-def _check_value_orders() -> int:
-    """collect() takes rows.epoch_values / epoch_extra_values tuples as staged rows: their order must be the
-    staging tables' (both come from the schema; this fails at import if they ever drift apart)."""
-    from pinnprov.store import rows
-
-    if EPOCHS.columns != tuple(rows.EPOCH_VALUE_COLUMNS) or EXTRAS.columns != ("run_id", "epoch", "name", "value"):
-        raise ImportError("pinnprov.store.rows value order differs from the MonetDB staging tables")
-    return EPOCHS.columns.index("learning_rate")
-
-
-_LEARNING_RATE = _check_value_orders()

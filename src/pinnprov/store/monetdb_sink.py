@@ -4,9 +4,10 @@ Why this shape:
 - Bulk, not row by row: each batch is one read of its `run` rows, then per table a COPY whose CSV payload
   pymonetdb streams from memory (an Uploader serving exactly the names we asked for, nothing from disk) and one
   set-based INSERT ... WHERE NOT EXISTS or MERGE (pinnprov/store/monetdb_copy.py). Same rows and semantics as the
-  SQLite sink, from the same pinnprov/store/rows.py.
+  SQLite sink, from the same write plans (pinnprov/store/write_plan.py).
 - Crash-safe on MonetDB 11.45: every table is written by one statement per transaction and never read after it
-  (a second statement over a VARCHAR column a join-update changed kills the server; pinnprov/store/monetdb_run_merge.py).
+  (a second statement over a VARCHAR column a join-update changed kills the server;
+  pinnprov/store/monetdb_run_merge.py).
 - One writer per connection: export() is serialised; the collector runs one delivery worker per sink.
   MonetDB uses optimistic concurrency: a transaction that conflicts with another writer (a second collector,
   a user's UPDATE) is aborted at COMMIT; it is simply retried a few times with jitter.
@@ -28,11 +29,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from pinnprov.core.urls import redact
-from pinnprov.store.monetdb_copy import OPERATIONS, collect, current_runs_sql, plan
+from pinnprov.store.monetdb_copy import OPERATIONS, current_runs_sql, plan, read_params
 from pinnprov.store.monetdb_run_merge import RUN_COLUMNS
 from pinnprov.store.monetdb_store import apply_monetdb, parse_monetdb_url
 from pinnprov.store.records import ProvRecord
 from pinnprov.store.sink import SINKS, ExportResult, ExportStatus
+from pinnprov.store.write_plan import collect
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +154,7 @@ class MonetdbSink:
         cursor = conn.cursor()
         current: dict[str, dict[str, Any]] = {}
         if batch.run_ids():
-            params = batch.read_params()
+            params = read_params(batch)
             cursor.execute(current_runs_sql(len(batch.run_ids()), len(batch.run_names())), params)
             for values in cursor.fetchall():
                 row = dict(zip(RUN_COLUMNS, values, strict=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 ScalarValue = str | int | float | bool
 
@@ -99,3 +100,32 @@ class AlertRecord:
 
 
 ProvRecord = RunStartRecord | EpochRecord | AdaptationRecord | RunEndRecord | AlertRecord
+
+RECORD_TYPES: tuple[type[ProvRecord], ...] = (RunStartRecord, EpochRecord, AdaptationRecord, RunEndRecord, AlertRecord)
+
+_Entry = TypeVar("_Entry")
+
+
+class ByRecordType(Generic[_Entry]):
+    """One entry (a write plan, a document builder) per PROV record type, looked up by a record's type.
+
+    The one dispatch over record types: the SQL stores' write plans (pinnprov/store/write_plan.py) and the
+    Elasticsearch documents (pinnprov/collector/es_documents.py) go through it. Every record type must have an
+    entry, so a new record type fails at import everywhere instead of at run time in one sink.
+    """
+
+    def __init__(self, entries: Mapping[type[ProvRecord], _Entry]) -> None:
+        missing = [kind.__name__ for kind in RECORD_TYPES if kind not in entries]
+        if missing or len(entries) != len(RECORD_TYPES):
+            raise TypeError(f"an entry per PROV record type is needed; missing {missing}, have {list(entries)}")
+        self._entries: dict[type, _Entry] = dict(entries)
+
+    def __call__(self, record: object) -> _Entry:
+        """The entry of `record`'s type; TypeError for anything but a PROV record."""
+        entry = self._entries.get(type(record))
+        if entry is None:
+            kind = next((kind for kind in RECORD_TYPES if isinstance(record, kind)), None)  # a subclass
+            if kind is None:
+                raise TypeError(f"not a PROV record: {type(record).__name__}")
+            entry = self._entries[kind]
+        return entry

@@ -154,7 +154,8 @@ def epoch_row(record: EpochRecord) -> Row:
 
 
 EPOCH_VALUE_COLUMNS = ("run_id", "epoch", "span_id", "started_at", "ended_at", *_MEASURED, "nonfinite")
-"""The column order of `epoch_values`: the keys and times, the measured fields of pinnprov/core/fields.py, the marker."""
+"""The column order of `epoch_values`: the keys and times, the measured fields of pinnprov/core/fields.py, the
+marker."""
 assert EPOCH_FIELDS[0].name == "epoch"  # the key; MEASURED_EPOCH_FIELDS are the rest
 
 _measured_of = operator.attrgetter(*_MEASURED)
