@@ -263,7 +263,10 @@ def test_the_schema_as_of_each_version_is_that_release_s_ddl(version: int) -> No
     derived = sqlite3.connect(":memory:")
     for table in schema.tables_at(version):
         derived.execute(create_table_sql(table, schema.get_dialect("sqlite")))
-    assert shape(derived) == shape(released)
+    assert shape(derived) == shape(released), (
+        f"the schema as of version {version} differs from that release's DDL: a table or column changed without a "
+        "version bump, or a `since` mark (FIELD_COLUMNS_SINCE for the columns of core/fields.py) is wrong"
+    )
 
 
 def test_a_column_added_later_must_be_nullable(monkeypatch: pytest.MonkeyPatch) -> None:

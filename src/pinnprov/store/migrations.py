@@ -303,13 +303,12 @@ def upgrade_monetdb(conn: Any, *, attempts: int = MONETDB_ATTEMPTS) -> None:
     for attempt in itertools.count(1):
         cursor = conn.cursor()
         try:
-            catalog = monetdb_catalog(cursor)
-            version = monetdb_version(cursor, catalog)
+            version = monetdb_version(cursor)
             refuse_newer(version)
             if version == schema.SCHEMA_VERSION:
                 conn.rollback()  # end the read transaction: the next one sees what others commit
                 return
-            for statement in plan(catalog, version, MONETDB):
+            for statement in plan(monetdb_catalog(cursor), version, MONETDB):
                 cursor.execute(statement)
             now = time.time()
             for stamp in _stamps(version):

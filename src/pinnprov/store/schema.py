@@ -17,14 +17,16 @@ as ISO-8601 by the CLI (pinnprov/store/output.py). Non-finite measurements are s
 Versions: every table, column and index says `since` which schema version it exists; SCHEMA_VERSIONS says what
 each version changed. pinnprov/store/migrations.py derives one upgrade step per version from that (tables to
 create, columns to add, views to rebuild) and applies them to older stores. To change the schema: add the column
-(nullable, `since=N+1`) or table (`since=N+1`), add version N+1 to SCHEMA_VERSIONS, and add the previous version's
-DDL as a fixture (tests/store/fixtures/; tests/store/test_migrations.py says how).
+(nullable, `since=N+1`; a column derived from core/fields.py: in FIELD_COLUMNS_SINCE) or table (`since=N+1`), add
+version N+1 to SCHEMA_VERSIONS, and write the new version's
+DDL fixtures (`python tests/store/fixtures/make_fixture.py`). A change of a PROV view is a version too (an entry in
+SCHEMA_VERSIONS and no table change): stores rebuild their views only when their version changes.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pinnprov.core.fields import MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS, SQL_TYPES, Hyperparameter
 from pinnprov.store.dialects import Dialect, get_dialect
@@ -40,6 +42,11 @@ SCHEMA_VERSIONS: dict[int, str] = {
 (pinnprov/store/migrations.py); a store newer than this code is refused."""
 
 SCHEMA_VERSION = max(SCHEMA_VERSIONS)
+
+FIELD_COLUMNS_SINCE: dict[str, int] = {}
+"""Columns derived from pinnprov/core/fields.py (promoted hyperparameters of `run`, measured fields of
+`epoch_metric`) that a later schema version added: column name -> that version (absent: version 1). A new field
+there is a new column here: give it its version in this map (tests/store/test_migrations.py fails until then)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,8 @@ def _big(name: str, doc: str = "") -> Column:
 def _promoted(hp: Hyperparameter) -> Column:
     """A hyperparameter's typed `run` column (names get the name length, numbers their SQL type)."""
     kind = SQL_TYPES[hp.kind]
-    return Column(hp.column, kind, 256 if kind == "string" else 0, doc=hp.doc)
+    length = 256 if kind == "string" else 0
+    return Column(hp.column, kind, length, doc=hp.doc, since=FIELD_COLUMNS_SINCE.get(hp.column, 1))
 
 
 RUN_ID = _id("run_id", "trace id, 32 hex digits", nullable=False)
@@ -188,7 +196,8 @@ TABLES: tuple[Table, ...] = (
             _id("span_id"),
             _time("started_at"),
             _time("ended_at"),
-            *(_num(field.name, field.doc) for field in MEASURED_EPOCH_FIELDS),
+            *(replace(_num(field.name, field.doc), since=FIELD_COLUMNS_SINCE.get(field.name, 1))
+              for field in MEASURED_EPOCH_FIELDS),
             Column("nonfinite", "string", 256, doc="columns logged as NaN/inf (stored NULL), e.g. loss=nan"),
         ),
         ("run_id", "epoch"),
