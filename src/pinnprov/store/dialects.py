@@ -98,8 +98,8 @@ MONETDB = Dialect(
     },
     keywords=MONETDB_KEYWORDS,
     paramstyle="pyformat",
-    # MonetDB has CREATE TABLE IF NOT EXISTS but not CREATE INDEX IF NOT EXISTS; schema.apply_schema checks
-    # the catalog (sys.tables, sys.idxs) instead, which works on every release.
+    # MonetDB has CREATE TABLE IF NOT EXISTS but not CREATE INDEX IF NOT EXISTS; store/migrations.py checks
+    # the catalog (sys.tables, sys.columns, sys.idxs) instead, which works on every release.
     if_not_exists=False,
 )
 
