@@ -112,3 +112,27 @@ def test_random_replays_never_crash_monetdb_and_match_sqlite(seed: int, tmp_path
     assert stored == dump(tmp_path / "same.db"), f"seed {seed}"
     assert stored["epoch_metric"] and stored["run"], "the stream wrote nothing"
 
+
+
+def test_scripted_merges_match_sqlite(tmp_path: Path, monetdb_url: str) -> None:
+    """The write-plan scenarios of tests/store/test_write_plan.py (start after end, name conflicts, duplicates,
+    counters...) through the real MonetDB sink: the same statuses and the same rows as the real SQLite sink."""
+    from test_write_plan import SCENARIOS
+
+    for n, (scenario, batches) in enumerate(SCENARIOS.items()):
+        sqlite, monetdb = SqliteSink(tmp_path / f"{n}.db"), MonetdbSink(monetdb_url)
+        try:
+            expected = _exports(sqlite, batches)
+            got = _exports(monetdb, batches)
+        finally:
+            sqlite.shutdown()
+            monetdb.shutdown()
+        assert got == expected, scenario
+        assert _monetdb_dump(monetdb_url) == dump(tmp_path / f"{n}.db"), scenario
+        conn = pymonetdb.connect(autocommit=True, connect_timeout=30, **parse_monetdb_url(monetdb_url))
+        try:
+            for table in TABLES:
+                if table.name != "schema_version":
+                    conn.cursor().execute(f'DELETE FROM "{table.name}"')
+        finally:
+            conn.close()
