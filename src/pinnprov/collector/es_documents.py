@@ -20,7 +20,7 @@ import json
 import math
 import operator
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard, TypeVar
@@ -30,6 +30,7 @@ from pinnprov.core.fields import HYPERPARAMETERS, MEASURED_EPOCH_FIELDS, hyperpa
 from pinnprov.store.records import (
     AdaptationRecord,
     AlertRecord,
+    ByRecordType,
     EpochRecord,
     ProvRecord,
     RunEndRecord,
@@ -243,51 +244,68 @@ def _epoch_document(record: EpochRecord, run: RunInfo) -> dict[str, Any]:
     return doc
 
 
+def _epoch_action(record: EpochRecord, prefix: str, run: RunInfo) -> BulkAction:
+    doc_id = f"{record.run_id}-{record.record_id}"
+    return BulkAction("index", index_name(prefix, "epochs"), doc_id, _epoch_document(record, run))
+
+
+def _run_end_update(record: RunEndRecord, prefix: str, run: RunInfo) -> BulkAction:
+    body = {"doc": _run_end_action(record), "doc_as_upsert": True}
+    return BulkAction("update", index_name(prefix, "runs"), record.run_id, body)
+
+
+def _adaptation_action(record: AdaptationRecord, prefix: str, run: RunInfo) -> BulkAction:
+    doc = {
+        "@timestamp": iso(record.at),
+        "run_id": record.run_id,
+        "record_id": record.record_id,
+        "run_name": run.run_name,
+        "experiment": run.experiment,
+        "epoch": record.epoch,
+        "parameter": record.parameter,
+        "old_value": record.old_value,
+        "new_value": record.new_value,
+        "agent": record.agent,
+        "reason": record.reason,
+        "command_id": record.command_id,
+    }
+    doc = {key: value for key, value in doc.items() if value != ""}
+    return BulkAction("index", index_name(prefix, "adaptations"), f"{record.run_id}-{record.record_id}", doc)
+
+
+def _alert_action(record: AlertRecord, prefix: str, run: RunInfo) -> BulkAction:
+    doc = {
+        "@timestamp": iso(record.at),
+        "alert_id": record.alert_id,
+        "rule": record.rule,
+        "run_id": record.run_id,
+        "run_name": run.run_name,
+        "experiment": run.experiment,
+        "epoch": record.epoch,
+        "metric": record.metric,
+        "value": _finite(float(record.value)),
+        "threshold": _finite(float(record.threshold)),
+        "message": record.message,
+        "actions": [kind for kind in record.actions.split(",") if kind],
+    }
+    doc = {key: value for key, value in doc.items() if value not in ("", None)}
+    return BulkAction("index", index_name(prefix, "alerts"), record.alert_id, doc)
+
+
+_ACTIONS: ByRecordType[Callable[[Any, str, RunInfo], BulkAction]] = ByRecordType({
+    EpochRecord: _epoch_action,
+    RunStartRecord: lambda record, prefix, run: _run_start_action(record, prefix),
+    RunEndRecord: _run_end_update,
+    AdaptationRecord: _adaptation_action,
+    AlertRecord: _alert_action,
+})
+"""The document builder per record type, through the dispatch the SQL stores' write plans use
+(pinnprov/store/records.py `ByRecordType`)."""
+
+
 def to_action(record: ProvRecord, prefix: str, run: RunInfo) -> BulkAction:
     """The bulk action writing `record`; `run` is the record's run identity (empty if unknown)."""
-    if isinstance(record, EpochRecord):
-        doc_id = f"{record.run_id}-{record.record_id}"
-        return BulkAction("index", index_name(prefix, "epochs"), doc_id, _epoch_document(record, run))
-    if isinstance(record, RunStartRecord):
-        return _run_start_action(record, prefix)
-    if isinstance(record, RunEndRecord):
-        body = {"doc": _run_end_action(record), "doc_as_upsert": True}
-        return BulkAction("update", index_name(prefix, "runs"), record.run_id, body)
-    if isinstance(record, AdaptationRecord):
-        doc = {
-            "@timestamp": iso(record.at),
-            "run_id": record.run_id,
-            "record_id": record.record_id,
-            "run_name": run.run_name,
-            "experiment": run.experiment,
-            "epoch": record.epoch,
-            "parameter": record.parameter,
-            "old_value": record.old_value,
-            "new_value": record.new_value,
-            "agent": record.agent,
-            "reason": record.reason,
-            "command_id": record.command_id,
-        }
-        doc = {key: value for key, value in doc.items() if value != ""}
-        return BulkAction("index", index_name(prefix, "adaptations"), f"{record.run_id}-{record.record_id}", doc)
-    if isinstance(record, AlertRecord):
-        doc = {
-            "@timestamp": iso(record.at),
-            "alert_id": record.alert_id,
-            "rule": record.rule,
-            "run_id": record.run_id,
-            "run_name": run.run_name,
-            "experiment": run.experiment,
-            "epoch": record.epoch,
-            "metric": record.metric,
-            "value": _finite(float(record.value)),
-            "threshold": _finite(float(record.threshold)),
-            "message": record.message,
-            "actions": [kind for kind in record.actions.split(",") if kind],
-        }
-        doc = {key: value for key, value in doc.items() if value not in ("", None)}
-        return BulkAction("index", index_name(prefix, "alerts"), record.alert_id, doc)
-    raise TypeError(f"not a PROV record: {type(record).__name__}")
+    return _ACTIONS(record)(record, prefix, run)
 
 
 def encode_bulk(actions: Iterable[BulkAction]) -> bytes:
