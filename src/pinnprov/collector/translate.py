@@ -13,7 +13,6 @@ A missing optional loss component (a plain Keras user has no L_BC) is recorded a
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Mapping
@@ -24,8 +23,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
 
+from pinnprov.collector.epoch_rules import (
+    ELAPSED_VALID,
+    EPOCH_IN_RANGE,
+    RUN_ID_AGREES,
+    SPAN_ID,
+    TRACE_ID,
+    Rejected,
+    span_times,
+)
 from pinnprov.collector.otlp_values import AttributeProblem, Plain, attributes, get_float, get_int, get_str, scalar
-from pinnprov.collector.translate_fast import MAX_EPOCH, EpochFastPath
+from pinnprov.collector.translate_fast import EpochFastPath
 from pinnprov.core import vocabulary as v
 from pinnprov.core.fields import MEASURED_EPOCH_FIELDS
 from pinnprov.store.records import AdaptationRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
@@ -86,38 +94,18 @@ class _RateLimitedLog:
 _LOG = _RateLimitedLog()
 
 
-class _Reject(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-def _seconds(nanos: int) -> float:
-    return nanos / 1e9
-
-
 def _check_ids(span: Span) -> tuple[str, str]:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
-        raise _Reject("bad_ids", f"trace id must be 16 non-zero bytes, got {span.trace_id.hex() or 'none'}")
-    if len(span.span_id) != 8 or not any(span.span_id):
-        raise _Reject("bad_ids", f"span id must be 8 non-zero bytes, got {span.span_id.hex() or 'none'}")
+    TRACE_ID.check(span.trace_id)
+    SPAN_ID.check(span.span_id)
     return span.trace_id.hex(), span.span_id.hex()
 
 
 def _check_run_id(attrs: Mapping[str, Plain], run_id: str) -> None:
-    claimed = get_str(attrs, v.RUN_ID)
-    if claimed and claimed.lower() != run_id:
-        raise _Reject("bad_ids", f"{v.RUN_ID}={claimed!r} disagrees with trace id {run_id}")
+    RUN_ID_AGREES.check(get_str(attrs, v.RUN_ID), run_id)
 
 
 def _check_times(span: Span) -> tuple[float, float]:
-    if span.start_time_unix_nano == 0:
-        raise _Reject("bad_time", "span has no start time")
-    end = span.end_time_unix_nano or span.start_time_unix_nano
-    if end < span.start_time_unix_nano:
-        raise _Reject("bad_time", "span ends before it starts")
-    return _seconds(span.start_time_unix_nano), _seconds(end)
+    return span_times(span.start_time_unix_nano, span.end_time_unix_nano)
 
 
 def _run_start(
@@ -130,10 +118,10 @@ def _run_start(
         if key.startswith(v.HYPERPARAMETER_PREFIX) and value is not None
     }
     if "" in hyper:
-        raise _Reject("bad_attribute", f"hyperparameter with empty name ({v.HYPERPARAMETER_PREFIX!r})")
+        raise Rejected("bad_attribute", f"hyperparameter with empty name ({v.HYPERPARAMETER_PREFIX!r})")
     picks = get_int(attrs, v.DATASET_PICKS)
     if picks < 0:
-        raise _Reject("bad_attribute", f"{v.DATASET_PICKS} must be >= 0, got {picks}")
+        raise Rejected("bad_attribute", f"{v.DATASET_PICKS} must be >= 0, got {picks}")
     return RunStartRecord(
         run_id=run_id,
         record_id=span_id,
@@ -153,16 +141,14 @@ def _run_start(
 
 def _epoch_number(attrs: Mapping[str, Plain]) -> int:
     epoch = get_int(attrs, v.EPOCH, required=True)
-    if not 0 <= epoch <= MAX_EPOCH:
-        raise _Reject("bad_attribute", f"{v.EPOCH} must be in [0, {MAX_EPOCH}], got {epoch}")
+    EPOCH_IN_RANGE.check(epoch)
     return epoch
 
 
 def _epoch(span: Span, run_id: str, span_id: str, attrs: Mapping[str, Plain]) -> EpochRecord:
     started, ended = _check_times(span)
     elapsed = get_float(attrs, v.EPOCH_ELAPSED, default=ended - started)
-    if not math.isfinite(elapsed) or elapsed < 0:
-        raise _Reject("bad_attribute", f"{v.EPOCH_ELAPSED} must be a finite number >= 0, got {elapsed!r}")
+    ELAPSED_VALID.check(elapsed)
     extra = {
         key[len(v.EPOCH_EXTRA_PREFIX) :]: get_float(attrs, key, required=True)
         for key in attrs
@@ -213,10 +199,10 @@ def _run_end(span: Span, run_id: str, span_id: str, attrs: Mapping[str, Plain]) 
     if not status and span.status.code == Status.STATUS_CODE_ERROR:
         status = "failed"  # the root span says it failed even if the status attribute never got set
     if status not in RUN_STATUSES:
-        raise _Reject("bad_attribute", f"{v.RUN_STATUS} must be one of {sorted(RUN_STATUSES)}, got {status!r}")
+        raise Rejected("bad_attribute", f"{v.RUN_STATUS} must be one of {sorted(RUN_STATUSES)}, got {status!r}")
     epochs = get_int(attrs, v.RUN_EPOCHS)
     if epochs < 0:
-        raise _Reject("bad_attribute", f"{v.RUN_EPOCHS} must be >= 0, got {epochs}")
+        raise Rejected("bad_attribute", f"{v.RUN_EPOCHS} must be >= 0, got {epochs}")
     summary = {
         key[len(v.SUMMARY_PREFIX) :]: get_float(attrs, key, required=True)
         for key in attrs
@@ -237,7 +223,7 @@ def _run_end(span: Span, run_id: str, span_id: str, attrs: Mapping[str, Plain]) 
 
 
 def translate_span(span: Span, resource: Mapping[str, Plain]) -> ProvRecord | None:
-    """One span -> one record, or None for a span outside the vocabulary; raises _Reject when invalid."""
+    """One span -> one record, or None for a span outside the vocabulary; raises Rejected when invalid."""
     if span.name not in (v.RUN_START_SPAN, v.EPOCH_SPAN, v.ADAPTATION_SPAN, v.RUN_SPAN):
         return None
     run_id, span_id = _check_ids(span)
@@ -256,7 +242,7 @@ def translate_span(span: Span, resource: Mapping[str, Plain]) -> ProvRecord | No
         reason = (
             "missing_attribute" if text.startswith("missing") else "too_large" if "limit" in text else "bad_attribute"
         )
-        raise _Reject(reason, text) from None
+        raise Rejected(reason, text) from None
 
 
 def translate_traces(request: ExportTraceServiceRequest, *, fast: bool = True) -> TranslationResult:
@@ -287,7 +273,7 @@ def translate_traces(request: ExportTraceServiceRequest, *, fast: bool = True) -
                         continue
                 try:
                     record = translate_span(span, resource)
-                except _Reject as reject:
+                except Rejected as reject:
                     rejection = Rejection(reject.reason, span.name, reject.detail)
                     result.rejected.append(rejection)
                     _LOG.warn(rejection)

@@ -6,10 +6,12 @@ and then reads it back with typed getters: about 25-30 us per span, the collecto
 
 Contract: `epoch_record(span, run_id, span_id)` returns exactly the `EpochRecord` the general path would
 return, or None. None means "not the ordinary valid shape": a missing or wrongly typed attribute, an
-oversized or nested value, an out-of-range number, a run id that disagrees, odd times, duplicate keys with
-differing types... The caller then runs the general path, which decides and explains (the same rejection,
-counted and logged as before). So the fast path never rejects anything itself and validation has one
-implementation; tests/test_translate_fast_path.py checks the equivalence on randomized spans.
+oversized or nested value, a span that breaks a rule of pinnprov/collector/epoch_rules.py (ids, times, the run
+id, the epoch range, the elapsed time)... The caller then runs the general path, which decides and explains (the
+same rejection, counted and logged as before). So the fast path never rejects anything itself, and it checks
+every rule through the same `Rule.holds` the general path raises from: it skips decoding work, never a rule;
+tests/collector/test_translate_fast_path.py checks the equivalence on randomized spans,
+tests/collector/test_epoch_rules.py each rule in turn.
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ import dataclasses
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from pinnprov.collector.epoch_rules import (
+    ELAPSED_VALID,
+    ENDS_AFTER_START,
+    EPOCH_IN_RANGE,
+    HAS_START,
+    RUN_ID_AGREES,
+    SPAN_ID,
+    TRACE_ID,
+)
 from pinnprov.collector.otlp_values import MAX_ATTRIBUTES, AttributeProblem, plain
 from pinnprov.core import vocabulary as v
 from pinnprov.core.fields import EPOCH_FIELDS
 from pinnprov.store.records import EpochRecord
-
-MAX_EPOCH = 2**31 - 1  # the store's epoch column is a 32-bit INTEGER in MonetDB
 
 # Slots of the numeric epoch attributes, in the order of the one schema of fields (pinnprov/core/fields.py); the run id
 # is read apart. Slot 0 is the epoch number (the key), the others are the measured fields.
@@ -38,6 +47,10 @@ _EXTRA = v.EPOCH_EXTRA_PREFIX
 _EXTRA_LEN = len(_EXTRA)
 _NAN = float("nan")
 _NEW = object.__new__
+# The rules' predicates, bound once (a span passes each of them on the hot path).
+_has_start, _ends_after_start, _run_id_agrees = HAS_START.holds, ENDS_AFTER_START.holds, RUN_ID_AGREES.holds
+_epoch_in_range, _elapsed_valid, _span_id_ok, _trace_id_ok = (EPOCH_IN_RANGE.holds, ELAPSED_VALID.holds,
+                                                              SPAN_ID.holds, TRACE_ID.holds)
 _RECORD_FIELDS = ("run_id", "record_id", "epoch", "started_at", "ended_at", *_FIELD_NAMES[1:], "extra")
 
 
@@ -57,9 +70,10 @@ _SKIP_INIT = can_skip_init()
 def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
     """The record of a valid, ordinary epoch span; None when the general path must decide (see module doc)."""
     start = span.start_time_unix_nano
-    end = span.end_time_unix_nano or start
-    if start == 0 or end < start:
+    end = span.end_time_unix_nano
+    if not (_has_start(start) and _ends_after_start(start, end)):
         return None
+    end = end or start
     pairs = span.attributes
     if len(pairs) > MAX_ATTRIBUTES:
         return None
@@ -99,7 +113,7 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
             extra[key[_EXTRA_LEN:]] = float(number)
         elif key == _RUN_ID:
             return None  # a number where the run id belongs
-    if claimed and claimed.lower() != run_id:
+    if claimed and not _run_id_agrees(claimed, run_id):
         return None
     for slot in _REQUIRED:
         if values[slot] is None:
@@ -111,13 +125,13 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
         epoch = int(raw_epoch)
     else:
         return None
-    if not 0 <= epoch <= MAX_EPOCH:
+    if not _epoch_in_range(epoch):
         return None
     started = start / 1e9
     ended = end / 1e9
     elapsed = values[_ELAPSED]
     elapsed = ended - started if elapsed is None else float(elapsed)
-    if not elapsed >= 0 or elapsed - elapsed != 0.0:  # negative, NaN or infinite
+    if not _elapsed_valid(elapsed):
         return None
     values[_ELAPSED] = elapsed
     measured = [_NAN if value is None else float(value) for value in values[1:]]
@@ -131,13 +145,9 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
     return record
 
 
-_NO_TRACE = bytes(16)
-_NO_SPAN = bytes(8)
-
-
 class EpochFastPath:
-    """The fast path over one request: checks ids like the general path and hexes a trace id once, since the
-    spans of a request nearly always share it (one run per trainer)."""
+    """The fast path over one request: checks ids by the general path's rules and hexes a trace id once, since
+    the spans of a request nearly always share it (one run per trainer)."""
 
     __slots__ = ("_trace_id", "_run_id")
 
@@ -149,9 +159,9 @@ class EpochFastPath:
         """`epoch_record` for an epoch span with valid ids; None leaves the span to the general path."""
         trace_id, span_id = span.trace_id, span.span_id
         if trace_id != self._trace_id:
-            if len(trace_id) != 16 or trace_id == _NO_TRACE:
+            if not _trace_id_ok(trace_id):
                 return None
             self._trace_id, self._run_id = trace_id, trace_id.hex()
-        if len(span_id) != 8 or span_id == _NO_SPAN:
+        if not _span_id_ok(span_id):
             return None
         return epoch_record(span, self._run_id, span_id.hex())
