@@ -21,19 +21,24 @@ from typing import TYPE_CHECKING, Any
 from pinnprov.core import __version__
 
 if TYPE_CHECKING:
+    from pinnprov.capture.run_api import Run, RunCommand
     from pinnprov.core.steering import SteeringCommand
     from pinnprov.integrations.keras import ProvenanceCallback
     from pinnprov.store.access import QueryResult, Store, open_store
     from pinnprov.store.prov_export import export_run
     from pinnprov.store.queries import QueryOptions, run_query
     from pinnprov.store.run_select import resolve_run
-    from pinnprov.wiring import CaptureStats, open_capture
+    from pinnprov.wiring import CaptureStats, open_capture, start_run
 
 # public name -> the module that defines it (imported on first use)
 _PUBLIC: dict[str, str] = {
     # capture: provenance of a training process into a store or a collector
     "open_capture": "pinnprov.wiring",
     "CaptureStats": "pinnprov.wiring",
+    # your own training loop: `with start_run(...) as run: run.log_epoch(...)`, steered by run.commands()
+    "start_run": "pinnprov.wiring",
+    "Run": "pinnprov.capture.run_api",
+    "RunCommand": "pinnprov.capture.run_api",
     # integrations (each imports its framework when used)
     "ProvenanceCallback": "pinnprov.integrations.keras",
     # reading a store: named queries (the paper's Tables 1-3 and more) and PROV export
@@ -53,6 +58,8 @@ __all__ = [
     "ProvenanceCallback",
     "QueryOptions",
     "QueryResult",
+    "Run",
+    "RunCommand",
     "SteeringCommand",
     "Store",
     "__version__",
@@ -61,6 +68,7 @@ __all__ = [
     "open_store",
     "resolve_run",
     "run_query",
+    "start_run",
 ]
 
 

@@ -11,9 +11,9 @@ runs (one translation path).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pinnprov.capture.capture_session import CaptureStats
 from pinnprov.pinn.observer import TrainingObserver
@@ -21,9 +21,11 @@ from pinnprov.pinn.observer import TrainingObserver
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from pinnprov.capture.run_api import Run
     from pinnprov.capture.steering_poller import ClosingCommandSource, StoreCommandSource
+    from pinnprov.pinn.observer import DatasetIdentity
 
-__all__ = ["CaptureStats", "command_source_for", "open_capture", "store_command_source"]
+__all__ = ["CaptureStats", "command_source_for", "open_capture", "start_run", "store_command_source"]
 
 
 def _embedded_exporter(store_url: str) -> SpanExporter:
@@ -52,12 +54,14 @@ def open_capture(
     export_timeout_s: float | None = None,
     set_global: bool = False,
     stats: CaptureStats | None = None,
+    import_tensorflow: bool = True,
 ) -> Iterator[list[TrainingObserver]]:
     """Yield the provenance observers for one training process; flush and shut them down on exit.
 
     Precedence for every argument: explicit > environment (PINNPROV_STORE, PINNPROV_CAPTURE,
     PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL, PINNPROV_SPOOL_DIR, OTEL_*)
     > default (pinnprov/capture/capture_settings.py). Raises ValueError for a bad setting before anything starts.
+    `import_tensorflow=False` records TensorFlow's version and devices only if the process already loaded it.
     """
     from pinnprov.capture.capture_session import capture_session
     from pinnprov.capture.capture_settings import capture_enabled, resolve_capture_settings
@@ -71,7 +75,7 @@ def open_capture(
         shutdown_timeout_s=shutdown_timeout_s, spool=spool, spool_dir=spool_dir, export_timeout_s=export_timeout_s,
         set_global=set_global,
     )
-    with capture_session(settings, _embedded_exporter, stats) as observers:
+    with capture_session(settings, _embedded_exporter, stats, import_tensorflow=import_tensorflow) as observers:
         yield observers
 
 
@@ -102,3 +106,67 @@ def command_source_for(
         open_channel=StoreChannel, store=store, otlp_endpoint=otlp_endpoint, headers=headers,
         steering_endpoint_url=steering_endpoint_url, enabled=enabled, interval_s=interval_s,
     )
+
+
+def start_run(
+    name: str | None = None,
+    *,
+    experiment: str = "default",
+    hyperparameters: Mapping[str, Any] | None = None,
+    dataset: str | Mapping[str, Any] | DatasetIdentity | None = None,
+    store: str | None = None,
+    otlp_endpoint: str | None = None,
+    capture_every: int | None = None,
+    enabled: bool | None = None,
+    service_name: str | None = None,
+    protocol: str | None = None,
+    headers: str | Mapping[str, str] | None = None,
+    schedule_delay_ms: float | None = None,
+    shutdown_timeout_s: float | None = None,
+    spool: bool | None = None,
+    spool_dir: Path | None = None,
+    export_timeout_s: float | None = None,
+    steering: bool = True,
+    steering_endpoint_url: str | None = None,
+    steering_interval_s: float | None = None,
+    stats: CaptureStats | None = None,
+) -> Run:
+    """Start recording a training run of your own loop; use the result as a context manager (see
+    pinnprov.capture.run_api for what `Run` records and how it is steered):
+
+        with pinnprov.start_run(name="site-3", experiment="tomo", hyperparameters={"lr": 1e-3}, store=url) as run:
+            for epoch in range(n):
+                run.log_epoch(epoch, loss=L, loss_bc=L_bc, loss_residual=L_r, loss_data=L_d, learning_rate=lr)
+                for command in run.commands():
+                    ...; command.applied()      # or command.refused("why")
+
+    Destination settings and their environment (OTEL_*, PINNPROV_*) are those of `open_capture`; steering
+    commands come from the same store or collector (`command_source_for`), unless `steering=False`. `dataset`
+    is a name or a mapping with name, sha256, source (and picks). The capture is flushed and closed when the
+    run ends. Raises ValueError for a bad setting before the run starts.
+    """
+    from pinnprov.capture.run_api import Run, dataset_identity
+    from pinnprov.pinn.runinfo import new_run_name
+
+    identity = dataset_identity(dataset)  # a bad data set is refused before anything is opened
+    stack = ExitStack()
+    try:
+        observers = stack.enter_context(open_capture(
+            store=store, otlp_endpoint=otlp_endpoint, capture_every=capture_every, enabled=enabled,
+            service_name=service_name, protocol=protocol, headers=headers, schedule_delay_ms=schedule_delay_ms,
+            shutdown_timeout_s=shutdown_timeout_s, spool=spool, spool_dir=spool_dir,
+            export_timeout_s=export_timeout_s, stats=stats, import_tensorflow=False,
+        ))
+        commands = None
+        if steering and observers:
+            commands = stack.enter_context(command_source_for(
+                store=store, otlp_endpoint=otlp_endpoint, headers=headers,
+                steering_endpoint_url=steering_endpoint_url, enabled=enabled, interval_s=steering_interval_s,
+            ))
+        return Run(
+            observers, commands, name=name or new_run_name("run", experiment), experiment=experiment,
+            hyperparameters=hyperparameters, dataset=identity, on_close=stack.close,
+        )
+    except BaseException:
+        stack.close()
+        raise

@@ -97,9 +97,14 @@ def _exporters(
 
 @contextmanager
 def capture_session(
-    settings: CaptureSettings, open_store_exporter: StoreExporterOpener, stats: CaptureStats | None = None
+    settings: CaptureSettings, open_store_exporter: StoreExporterOpener, stats: CaptureStats | None = None,
+    *, import_tensorflow: bool = True,
 ) -> Iterator[list[TrainingObserver]]:
-    """Yield the provenance observers for `settings`; flush and shut them down on exit, filling `stats`."""
+    """Yield the provenance observers for `settings`; flush and shut them down on exit, filling `stats`.
+
+    `import_tensorflow=False`: the resource names TensorFlow's version and devices only if the process has
+    already loaded it (a PyTorch or JAX loop does not pay for importing TensorFlow).
+    """
     from pinnprov.capture.observer import ProvenanceObserver
     from pinnprov.capture.provider import (
         DeliveryCounter,
@@ -110,7 +115,8 @@ def capture_session(
     )
     from pinnprov.capture.resource import build_resource
 
-    resource = build_resource(settings.service_name)  # validates the service name before anything starts
+    # validates the service name before anything starts
+    resource = build_resource(settings.service_name, import_tensorflow=import_tensorflow)
     exporters, metric_exporter = _exporters(settings, open_store_exporter)
     # The counter is outermost: it sees every span the queue hands over, whatever a spool does with it.
     destinations = [(name, DeliveryCounter(_with_spool(exporter, name, settings.spool_root)))
