@@ -58,7 +58,7 @@ def can_skip_init() -> bool:
     """Whether an EpochRecord may be built without its frozen-dataclass __init__ (one object.__setattr__ per field,
     about 2 us a record): only while it is a plain frozen dataclass with exactly the schema's fields, no
     __post_init__ and no __slots__. Otherwise the constructor is used; the record is identical either way
-    (tests/test_fields.py asserts that the shortcut is on)."""
+    (tests/core/test_fields.py asserts that the shortcut is on)."""
     fields = tuple(f.name for f in dataclasses.fields(EpochRecord))
     return (fields == _RECORD_FIELDS and not hasattr(EpochRecord, "__post_init__")
             and not hasattr(EpochRecord, "__slots__"))

@@ -2,7 +2,7 @@
 
 Why not in SQL: MonetDB 11.45 (Sep2022-SP3) crashes (SIGSEGV in the relational optimizer) when a statement
 reads a VARCHAR column that an earlier join-driven UPDATE or MERGE of the same open transaction changed (see
-README "MonetDB", tests/test_monetdb_crash.py). The SQLite sink applies a run start, a run end and the epoch
+README "MonetDB", tests/store/test_monetdb_crash.py). The SQLite sink applies a run start, a run end and the epoch
 summaries as three upserts of one row; doing that in MonetDB means a second MERGE reading what the first one
 wrote: exactly the crash. So the MonetDB sink reads the batch's runs first, folds every record into them here,
 and writes each changed row with one MERGE: one statement per table per transaction, nothing read after it.
