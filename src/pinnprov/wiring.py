@@ -108,6 +108,36 @@ def command_source_for(
     )
 
 
+MAX_NAME_SUFFIX = 1000
+
+
+def _free_run_name(store_url: str, name: str) -> str:
+    """`name`, or the first free `name-2`, `name-3`, ... when the store already holds a run of that name (run names
+    are unique per store, so a script run twice would otherwise lose its second run's start). The store is only
+    read; a store that does not exist yet or cannot be read leaves the name as it is."""
+    import logging
+
+    from pinnprov.core.urls import redact
+    from pinnprov.store.access import open_store
+
+    try:
+        with open_store(store_url) as store:
+            def taken(candidate: str) -> bool:
+                return bool(store.execute("SELECT 1 FROM run WHERE run_name = :name", {"name": candidate}).rows)
+
+            if not taken(name):
+                return name
+            for suffix in range(2, MAX_NAME_SUFFIX):
+                candidate = f"{name}-{suffix}"
+                if not taken(candidate):
+                    logging.getLogger(__name__).warning(
+                        "run name %r is taken in %s; this run is %r", name, redact(store_url), candidate)
+                    return candidate
+    except Exception:  # noqa: BLE001 - no store yet (or unreadable): the name is free as far as we can tell
+        return name
+    return name
+
+
 def start_run(
     name: str | None = None,
     *,
@@ -142,13 +172,20 @@ def start_run(
 
     Destination settings and their environment (OTEL_*, PINNPROV_*) are those of `open_capture`; steering
     commands come from the same store or collector (`command_source_for`), unless `steering=False`. `dataset`
-    is a name or a mapping with name, sha256, source (and picks). The capture is flushed and closed when the
+    is a name or a mapping with name, sha256, source (and picks). A name the embedded store already holds gets
+    a suffix (name-2, name-3, ...; `run.name` is the one recorded). The capture is flushed and closed when the
     run ends. Raises ValueError for a bad setting before the run starts.
     """
+    from pinnprov.capture.capture_settings import capture_enabled, resolve_capture_settings
     from pinnprov.capture.run_api import Run, dataset_identity
     from pinnprov.pinn.runinfo import new_run_name
 
     identity = dataset_identity(dataset)  # a bad data set is refused before anything is opened
+    if name and capture_enabled(enabled):
+        written = resolve_capture_settings(store=store, otlp_endpoint=otlp_endpoint, protocol=protocol,
+                                           headers=headers, spool=False).store_url
+        if written is not None:
+            name = _free_run_name(written, name)
     stack = ExitStack()
     try:
         observers = stack.enter_context(open_capture(

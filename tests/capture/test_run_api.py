@@ -292,3 +292,14 @@ def test_a_tf_gradient_tape_pinn_loop_end_to_end(db: Path) -> None:
     assert (parameter, recorded_id) == ("learning_rate", command_id) and float(new) == pytest.approx(5e-3)
     assert rows(db, "SELECT dataset_name, dataset_source FROM run") == [("sin-obs", "synthetic")]
     wait_for(lambda: rows(db, "SELECT state FROM steering_command") == [("applied",)], 10, what="ack stored")
+
+
+def test_a_name_taken_in_the_store_gets_a_suffix(db: Path) -> None:
+    """Run names are unique per store: running the same script twice records both runs, the second as name-2."""
+    names = []
+    for _ in range(3):
+        with _run(db, "again") as run:
+            run.log_epoch(0, loss=1.0)
+        names.append(run.name)
+    assert names == ["again", "again-2", "again-3"]
+    assert sorted(rows(db, "SELECT run_name, epochs FROM run")) == [("again", 1), ("again-2", 1), ("again-3", 1)]

@@ -27,16 +27,19 @@ recorded through the one capture path `pinnprov train` and the Keras callback us
   neither applied nor refused by the end of the run is refused then. An applied `stop` sets `should_stop` and
   ends the run as `stopped`.
 - End: leaving the `with` block ends the run (`completed`, or `stopped` after an applied stop); an exception
-  inside it ends the run as `failed` with the exception named, and is re-raised.
+  inside it ends the run as `failed` with the exception named, and is re-raised. A process that exits without
+  ending the run ends it as `failed` at exit, so what was logged is still delivered.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import operator
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -267,6 +270,16 @@ class Run:
         self._fanout.on_run_start(RunStarted(self.run_id, self.name, self.experiment, started, hp, identity))
         self._worker = threading.Thread(target=self._work, name="pinnprov-run", daemon=True)
         self._worker.start()
+        # A process that exits without ending the run still records what was logged (the run as failed).
+        ref = weakref.ref(self)
+
+        def end_at_exit() -> None:
+            run = ref()
+            if run is not None:
+                run.end("failed", "the process exited before the run was ended")
+
+        self._at_exit = end_at_exit
+        atexit.register(end_at_exit)
 
     # --- the training loop's calls (any thread) -------------------------------------------------------------
 
@@ -370,6 +383,7 @@ class Run:
         self._queue.append((_END, chosen, error, summary))
         self._wake.set()
         self._worker.join()
+        atexit.unregister(self._at_exit)
         self._status = chosen
         if self.dropped or self.dropped_epochs:
             log.warning("run %s: %d value(s) and %d epoch(s) were not recorded (not finite numbers): %s",
