@@ -27,7 +27,7 @@ INDEX_KINDS: tuple[str, ...] = ("runs", "epochs", "adaptations", "alerts")
 
 def index_templates_dir() -> Path:
     """The folder holding the template bodies (a real directory: the package is never zipped)."""
-    return Path(str(resources.files("contract") / "es_index_templates"))
+    return Path(str(resources.files("pinnprov.core") / "es_index_templates"))
 
 
 def index_name(prefix: str, kind: str) -> str:

@@ -98,7 +98,7 @@ _CHART_HEAD = ('<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css"
 
 
 def _template(name: str) -> str:
-    return resources.files("ui").joinpath("templates", f"{name}.html").read_text(encoding="utf-8")
+    return resources.files("pinnprov.ui").joinpath("templates", f"{name}.html").read_text(encoding="utf-8")
 
 
 def _page(name: str, config: UiConfig, stores: ReadStores, subject: str = "") -> HTMLResponse:
@@ -217,7 +217,7 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/api/runs/{run}/prov", prov),
         Route("/api/runs/{run}/steer", steer_endpoint, methods=["POST"]),
         Route("/api/compare/{experiment}", api(compare)),
-        Mount("/static", StaticFiles(packages=[("ui", "static")]), name="static"),
+        Mount("/static", StaticFiles(packages=[("pinnprov.ui", "static")]), name="static"),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
