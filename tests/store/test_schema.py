@@ -9,9 +9,10 @@ import pytest
 from prov_builders import request_for, sample_run, write_store
 
 from pinnprov.store.dialects import MONETDB, MONETDB_KEYWORDS, SQLITE, get_dialect
+from pinnprov.store.migrations import upgrade_sqlite as apply_sqlite
 from pinnprov.store.prov_views import VIEWS
 from pinnprov.store.queries import QUERIES, QueryOptions
-from pinnprov.store.schema import SCHEMA_VERSION, TABLES, TABLES_BY_NAME, apply_sqlite, ddl, ddl_script
+from pinnprov.store.schema import SCHEMA_VERSION, TABLES, TABLES_BY_NAME, ddl, ddl_script
 
 PROV_CORE = {
     "agent",

@@ -25,7 +25,6 @@ SCHEMA_VERSIONS and no table change): stores rebuild their views only when their
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 
 from pinnprov.core.fields import MEASURED_EPOCH_FIELDS, PROMOTED_HYPERPARAMETERS, SQL_TYPES, Hyperparameter
@@ -359,13 +358,3 @@ class SchemaVersionError(ValueError):
 def newer_store_message(version: int) -> str:
     """The one-line refusal of a store newer than this code."""
     return f"store schema version {version} is newer than this pinnprov supports ({SCHEMA_VERSION}); upgrade pinnprov"
-
-
-def apply_sqlite(conn: sqlite3.Connection) -> None:
-    """Create the schema in a new SQLite database or upgrade an older one; idempotent; refuses a newer store.
-
-    The steps and the lock are pinnprov/store/migrations.py's (`upgrade_sqlite`); this name stays for callers.
-    """
-    from pinnprov.store.migrations import upgrade_sqlite
-
-    upgrade_sqlite(conn)

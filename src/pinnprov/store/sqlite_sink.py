@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pinnprov.store.migrations import upgrade_sqlite
 from pinnprov.store.records import ProvRecord
-from pinnprov.store.schema import apply_sqlite
 from pinnprov.store.sink import SINKS, ExportResult, ExportStatus
 from pinnprov.store.sqlite_writes import write_records
 
@@ -53,7 +53,7 @@ def connect_writer(path: Path, *, busy_timeout_s: float, synchronous: str = "FUL
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        apply_sqlite(conn)
+        upgrade_sqlite(conn)
     except BaseException:
         conn.close()
         raise
