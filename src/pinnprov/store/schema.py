@@ -36,6 +36,7 @@ SCHEMA_VERSIONS: dict[int, str] = {
     3: "+ table run_relation (a sweep's retry of a failed run, PROV wasInformedBy)",
     4: "views know ensembles (relation member_of: wasInformedBy(ensemble, member), the ensemble's run typed "
     "pinnprov:Ensemble); no table change",
+    5: "+ tables metric_resource, metric_point (OTLP metrics: gauges, sums, histograms, exponential histograms)",
 }
 """What each schema version changed. An older store is upgraded step by step on its first write
 (pinnprov/store/migrations.py); a store newer than this code is refused."""
@@ -129,6 +130,58 @@ def _promoted(hp: Hyperparameter) -> Column:
 
 
 RUN_ID = _id("run_id", "trace id, 32 hex digits", nullable=False)
+
+METRIC_TABLES: tuple[Table, ...] = (
+    Table(
+        "metric_resource",
+        (
+            _id("resource_id", "hash of the resource's attributes", nullable=False),
+            _id("run_id", "the run of the resource (pinn.run.id), NULL if it names none"),
+            _name("service"),
+            _name("host"),
+            _text("attributes", "every resource attribute (JSON object)"),
+            _time("first_seen"),
+        ),
+        ("resource_id",),
+        doc="The OpenTelemetry resources metric points came from (a process; a run's trainer).",
+        since=5,
+    ),
+    Table(
+        "metric_point",
+        (
+            Column("point_id", "string", 64, False, "hash of resource, metric, kind, attributes and time"),
+            _id("resource_id", "metric_resource of the point", nullable=False),
+            _id("run_id", "pinn.run.id of the point or of its resource; NULL: kept under its resource"),
+            Column("name", "string", 256, False),
+            Column("unit", "string", 64),
+            Column("kind", "string", 32, doc="gauge | sum | histogram | exponential_histogram"),
+            Column("temporality", "string", 16, doc="delta | cumulative (sums, histograms); NULL for gauges"),
+            _int("monotonic", "sums: 1 monotonic, 0 not"),
+            _name("scope", "instrumentation scope name"),
+            _time("started_at", "start of the point's interval (start_time_unix_nano)"),
+            _time("at", "time of the point (time_unix_nano)"),
+            _text("attributes", "the point's attributes (JSON object)"),
+            _num("value", "gauge and sum points"),
+            _big("hist_count", "histograms: number of values"),
+            _num("hist_sum"),
+            _num("hist_min"),
+            _num("hist_max"),
+            _text("bounds", "histogram: explicit bucket bounds (JSON list)"),
+            _text("bucket_counts", "histogram: counts per bucket (JSON list, one more than bounds)"),
+            _int("scale", "exponential histogram: scale"),
+            _big("zero_count"),
+            _int("positive_offset"),
+            _text("positive_counts", "JSON list"),
+            _int("negative_offset"),
+            _text("negative_counts", "JSON list"),
+        ),
+        ("point_id",),
+        indexes=(Index("metric_point_run_idx", ("run_id", "name", "at")),
+                 Index("metric_point_resource_idx", ("resource_id", "name"))),
+        doc="One row per OTLP metric data point; re-delivery of the same point is a no-op.",
+        since=5,
+    ),
+)
 
 TABLES: tuple[Table, ...] = (
     Table(
@@ -297,6 +350,7 @@ TABLES: tuple[Table, ...] = (
         doc="Relations between runs that no single run's telemetry carries (written by the sweep/ensemble drivers).",
         since=3,
     ),
+    *METRIC_TABLES,
 )
 
 TABLES_BY_NAME = {table.name: table for table in TABLES}
