@@ -303,3 +303,59 @@ def test_a_name_taken_in_the_store_gets_a_suffix(db: Path) -> None:
         names.append(run.name)
     assert names == ["again", "again-2", "again-3"]
     assert sorted(rows(db, "SELECT run_name, epochs FROM run")) == [("again", 1), ("again-2", 1), ("again-3", 1)]
+
+
+@pytest.mark.slow
+def test_through_a_collector_steering_works_and_no_epoch_is_lost_while_it_is_down(tmp_path: Path) -> None:
+    """A real `pinnprov collector` process: the run API sends OTLP to it and polls its steering endpoint; the
+    collector is killed mid-run and restarted on the same ports, and every epoch still reaches its store."""
+    from collector_process import Collector
+
+    home = tmp_path / "collector-home"
+    home.mkdir()
+    collector = Collector(home).start()
+    store = collector.store
+    try:
+        lr, command_id, applied_at = 1e-3, "", None
+        with pinnprov.start_run(name="via-collector", experiment="otlp", otlp_endpoint=collector.grpc,
+                                spool_dir=tmp_path / "trainer-spool", export_timeout_s=1.0, schedule_delay_ms=100,
+                                steering_endpoint_url=collector.http, steering_interval_s=0.1,
+                                shutdown_timeout_s=30) as run:
+            epoch, deadline = 0, time.monotonic() + 90
+            while applied_at is None and time.monotonic() < deadline:
+                run.log_epoch(epoch, loss=1.0 / (epoch + 1), learning_rate=lr)
+                if not command_id and _in_store(store, "via-collector"):
+                    command_id = _steer(store, "via-collector", "--set-lr", "5e-4", "--reason", "via the collector")
+                for command in run.commands():
+                    lr = command.value
+                    command.applied()
+                    applied_at = epoch + 1
+                epoch += 1
+                time.sleep(0.01)
+            assert applied_at is not None, "the command never reached the loop through the collector"
+            wait_for(lambda: rows(store, "SELECT state FROM steering_command") == [("applied",)], 30,
+                     what="acknowledgement through the collector")
+            collector.kill()
+            for _ in range(50):  # the collector is down: these go to the trainer's disk spool
+                run.log_epoch(epoch, loss=1.0 / (epoch + 1), learning_rate=lr)
+                epoch += 1
+                time.sleep(0.01)
+            time.sleep(1.5)  # let the exporter fail over to the spool
+            collector.start()
+            for _ in range(20):
+                run.log_epoch(epoch, loss=1.0 / (epoch + 1), learning_rate=lr)
+                epoch += 1
+                time.sleep(0.01)
+        total = epoch
+        # What the exporter could not deliver waits in the trainer's spool (as for `pinnprov train`): delivered on
+        # the next start, or now by `pinnprov flush`.
+        code, _, err = _cli("flush", "--spool", str(tmp_path / "trainer-spool"), "--endpoint", collector.grpc)
+        assert code == 0, err
+        wait_for(lambda: rows(store, "SELECT COUNT(*), MAX(epoch) FROM epoch_metric") == [(total, total - 1)], 60,
+                 what=f"all {total} epochs in the collector's store")
+        assert rows(store, "SELECT run_name, experiment, status, epochs FROM run") == [
+            ("via-collector", "otlp", "completed", total)]
+        assert rows(store, "SELECT parameter, agent, reason, command_id FROM adaptation") == [
+            ("learning_rate", user_agent(), "via the collector", command_id)]
+    finally:
+        collector.stop()

@@ -221,7 +221,9 @@ class ProvenanceObserver:
         self._last_captured = e.epoch
         if self._metrics_on:
             for name, record, metric_attributes in self._points:
-                record(getattr(e, name), metric_attributes)
+                value = getattr(e, name)
+                if math.isfinite(value):  # NaN is "not measured" (the span says so); the SDK would warn each time
+                    record(value, metric_attributes)
             self._epochs.add(epochs_counted, self._run_attrs)
 
     def _end_root(self, status: str, at: float, epochs: int, error: str, summary: Mapping[str, float]) -> None:
