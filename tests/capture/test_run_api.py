@@ -67,6 +67,8 @@ def test_a_plain_loop_records_every_epoch_with_its_losses_and_the_run_identity(d
         for epoch in range(200):
             run.log_epoch(epoch, loss=1.0 / (epoch + 1), loss_bc=0.1 / (epoch + 1), loss_residual=0.5 / (epoch + 1),
                           loss_data=0.4 / (epoch + 1), learning_rate=1e-3 * 0.99**epoch, data_rms_s=2e-3)
+            if epoch == 149:
+                run.log_adaptation("optimizer", "adam", "lbfgs", reason="loss plateaued")
         run.log_summary(r2=0.97, rmse_m_s=12.5)
     assert run.status == "completed" and run.epochs_logged == 200 and run.dropped == 0
     assert not any(stats.failed.values()) and not any(stats.dropped.values())
@@ -97,6 +99,8 @@ def test_a_plain_loop_records_every_epoch_with_its_losses_and_the_run_identity(d
     assert (ds_name, ds_sha, ds_source) == ("site-3 picks", "ab" * 32, "picks/site3.csv")
     assert rows(db, "SELECT COUNT(*) FROM epoch_extra WHERE name = 'data_rms_s'") == [(200,)]
     assert dict(rows(db, "SELECT name, value FROM run_summary")) == {"r2": 0.97, "rmse_m_s": 12.5}
+    assert rows(db, "SELECT epoch, parameter, old_value, new_value, agent, reason, command_id FROM adaptation") == [
+        (150, "optimizer", "adam", "lbfgs", "trainer", "loss plateaued", None)]
 
 
 def test_bad_values_are_dropped_and_counted_and_training_goes_on(db: Path) -> None:

@@ -338,9 +338,12 @@ class Run:
 
     def log_summary(self, metrics: Mapping[str, object] | None = None, **values: object) -> None:
         """Final metrics of the run (r2, rmse, ...), recorded with its end; later values of a name win."""
-        with self._summary_lock:
-            self._summary.update(metrics or {})
-            self._summary.update(values)
+        try:
+            with self._summary_lock:
+                self._summary.update(metrics or {})
+                self._summary.update(values)
+        except (TypeError, ValueError) as error:  # not a mapping: counted, never raised into training
+            self._drop("summary", _Unreadable(f"{type(metrics).__name__} ({error})"))
 
     @property
     def stopped(self) -> bool:
