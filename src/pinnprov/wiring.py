@@ -1,5 +1,5 @@
-"""Provenance capture for a training process, wired: the public entry points `open_capture` and the matching
-steering command sources.
+"""Provenance capture for a training process, wired: the public entry points `open_capture`, the matching
+steering command sources, and `start_run` (both together behind the run API for a training loop of your own).
 
 This is the composition root's part: instrumentation/ resolves the settings (capture_settings.py, destination.py)
 and runs the capture (capture_session.py); here the collector's in-process pipeline is handed in as the embedded
