@@ -26,6 +26,17 @@ class DatasetIdentity:
 
 
 @dataclass(frozen=True)
+class Resumption:
+    """A run that continues an earlier one from its checkpoint (`pinnprov train --resume`, a Dask retry)."""
+
+    run_id: str  # the earlier run
+    epoch: int  # epochs the checkpoint holds: this run's first epoch
+    checkpoint_sha256: str
+    agent: str  # who decided: "user:<name>", "sweep:retry"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class RunStarted:
     """Sent once, before the first epoch, with every hyperparameter (they must reach the store at start)."""
 
@@ -35,6 +46,7 @@ class RunStarted:
     started_at: float  # Unix seconds
     hyperparameters: Mapping[str, HyperparameterValue]
     dataset: DatasetIdentity
+    resumed: Resumption | None = None  # set when this run continues another from a checkpoint
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,47 @@ class RunEnded:
     summary: Mapping[str, float] = field(default_factory=dict)  # final metrics: r2, rmse_m_s, data_rms_s, ...
 
 
+@dataclass(frozen=True)
+class ArtifactWritten:
+    """A file the run produced (network, checkpoint, velocity grid, figure, result.json, a user's own file).
+
+    Sent after the file is complete on disk, with its content hash: the store keys the file's PROV entity on
+    its sha256, so `pinnprov lineage FILE` finds the run from the file in hand. May come after `RunEnded`
+    (outputs are written once training is over): `run_id` says which run generated it.
+    """
+
+    run_id: str
+    path: str  # absolute path on the machine that wrote it
+    role: str  # network.tau | network.velocity | checkpoint | velocity_grid | figure | result | baseline.* | ...
+    sha256: str
+    size_bytes: int
+    media_type: str
+    epoch: int  # epochs completed when the file was written (its place in the run)
+    at: float  # Unix seconds
+    uri: str = ""  # "" = file://<host><path>, filled in by capture
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """The velocity model on its scoring grid at one epoch: what a tomography user judges a run by.
+
+    `values` is float32 little-endian, row-major (rows = depth), nz * nx of them: 5.6 KB on the benchmark's
+    32 x 44 grid, small enough to travel inside the telemetry (no shared disk with the trainer needed).
+    """
+
+    run_id: str
+    epoch: int
+    at: float
+    nx: int
+    nz: int
+    x_min: float  # centre of the first and last cells, metres
+    x_max: float
+    z_min: float
+    z_max: float
+    values: bytes
+    kind: str = "pinn"  # pinn | pygimli | exact: the comparison models travel the same way
+
+
 @runtime_checkable
 class TrainingObserver(Protocol):
     """Receives training events on the training thread; must return quickly and must not raise."""
@@ -89,6 +142,15 @@ class TrainingObserver(Protocol):
     def on_adaptation(self, event: Adapted) -> None: ...
 
     def on_run_end(self, event: RunEnded) -> None: ...
+
+
+class ProductObserver(Protocol):
+    """Optional further methods of a `TrainingObserver`: what the run produces. An observer without them is
+    simply not told (the progress bar has no use for files)."""
+
+    def on_artifact(self, event: ArtifactWritten) -> None: ...
+
+    def on_model_snapshot(self, event: ModelSnapshot) -> None: ...
 
 
 class ObserverFanout:
@@ -106,8 +168,11 @@ class ObserverFanout:
         for index, observer in enumerate(self._observers):
             if index in self._broken:
                 continue
+            handler = getattr(observer, method, None)
+            if handler is None:  # an optional method (ProductObserver) this observer does not have
+                continue
             try:
-                getattr(observer, method)(event)
+                handler(event)
             except Exception as error:  # noqa: BLE001 - isolation is the point
                 self._broken.add(index)
                 import logging
@@ -127,3 +192,14 @@ class ObserverFanout:
 
     def on_run_end(self, event: RunEnded) -> None:
         self._call("on_run_end", event)
+
+    def on_artifact(self, event: ArtifactWritten) -> None:
+        self._call("on_artifact", event)
+
+    def on_model_snapshot(self, event: ModelSnapshot) -> None:
+        self._call("on_model_snapshot", event)
+
+    @property
+    def wants_snapshots(self) -> bool:
+        """Whether any observer takes model snapshots (the trainer skips computing them otherwise)."""
+        return any(hasattr(observer, "on_model_snapshot") for observer in self._observers)

@@ -47,6 +47,13 @@ class StoppingRule:
     def check(self, progress: Progress) -> Decision:
         return Decision(stop=False)
 
+    def state(self) -> dict[str, object]:
+        """What the rule remembers, as JSON-able values (a checkpoint keeps it, pinnprov/pinn/checkpoints.py)."""
+        return {}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        """Continue from `state()` of an earlier run (resume)."""
+
 
 class NoStopping(StoppingRule):
     pass
@@ -82,6 +89,16 @@ class Holdout(StoppingRule):
                                   f"for {progress.epoch - self.best_epoch} epochs")
         return Decision(False)
 
+    def state(self) -> dict[str, object]:
+        return {"best_rms_s": self.best_rms_s if self.best_rms_s != float("inf") else None,
+                "best_epoch": self.best_epoch}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        best = state.get("best_rms_s")
+        self.best_rms_s = float(best) if isinstance(best, int | float) else float("inf")
+        epoch = state.get("best_epoch", -1)
+        self.best_epoch = int(epoch) if isinstance(epoch, int | float) else -1
+
 
 @dataclass
 class Converged(StoppingRule):
@@ -106,6 +123,13 @@ class Converged(StoppingRule):
             return Decision(True, f"converged: median loss of the last {self.window} epochs {now:.4g} is less "
                                   f"than {self.tolerance:.0%} below the {self.window} before ({then:.4g})")
         return Decision(False)
+
+    def state(self) -> dict[str, object]:
+        return {"losses": [[epoch, loss] for epoch, loss in self._losses]}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        losses = state.get("losses", [])
+        self._losses = deque((int(pair[0]), float(pair[1])) for pair in losses) if isinstance(losses, list) else deque()
 
 
 def progress_of(epoch: int, records: np.ndarray, holdout_rms_s: float | None) -> Progress:

@@ -8,14 +8,18 @@ steering commands, and asks the data-only stopping rule whether to stop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from pinnprov.core.artifacts import ROLE_CHECKPOINT
+from pinnprov.pinn import checkpoints as ckpt
 from pinnprov.pinn.config import TrainConfig
 from pinnprov.pinn.dataset import TraveltimeData
 from pinnprov.pinn.events import EventReplay
@@ -24,11 +28,13 @@ from pinnprov.pinn.noise_estimate import NoiseEstimate, estimate
 from pinnprov.pinn.observer import (
     HyperparameterValue,
     ObserverFanout,
+    Resumption,
     RunEnded,
     RunStarted,
     RunStatus,
     TrainingObserver,
 )
+from pinnprov.pinn.products import DEFAULT_SNAPSHOT_EVERY, artifact_event, snapshot_event
 from pinnprov.pinn.runinfo import new_run_id, new_run_name
 from pinnprov.pinn.scoring import Scored, score
 from pinnprov.pinn.steering import CommandSource, NoCommands
@@ -54,6 +60,7 @@ class TrainResult:
     history: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # per-epoch records (see RECORD_FIELDS)
     stop_reason: str = ""
     noise_estimate: NoiseEstimate | None = None  # the pick noise the data show (pinnprov/pinn/noise_estimate.py)
+    artifacts: list[tuple[str, Path]] = field(default_factory=list)  # (role, path) of files the trainer wrote
 
 
 def configure_threads(threads: int) -> None:
@@ -76,8 +83,20 @@ def train(
     data: TraveltimeData,
     observers: Sequence[TrainingObserver] = (),
     commands: CommandSource | None = None,
+    *,
+    checkpoints: ckpt.CheckpointPolicy | None = None,
+    resume: ckpt.Checkpoint | None = None,
+    resumed_by: tuple[str, str] = ("", ""),
+    snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+    networks_dir: Path | None = None,
 ) -> TrainResult:
-    """Train the inverse FEE PINN on `data`; events go to `observers`, steering comes from `commands`."""
+    """Train the inverse FEE PINN on `data`; events go to `observers`, steering comes from `commands`.
+
+    `checkpoints` writes checkpoints (pinnprov/pinn/checkpoints.py); `resume` continues from one as a new run
+    (`resumed_by`: agent and reason recorded with the relation); every `snapshot_every` epochs the velocity model
+    on the scoring grid goes to observers that take snapshots; `networks_dir` receives tau and v in Keras format.
+    Checkpoints and networks are reported to observers as ArtifactWritten events.
+    """
     configure_threads(config.threads)
     import tensorflow as tf
 
@@ -97,6 +116,16 @@ def train(
                             "stopping.holdout_fraction": config.held_out_fraction,
                             "run.epochs_total": config.epochs + config.lbfgs_steps})
     started = time.time()
+    resumed: Resumption | None = None
+    if resume is not None:
+        if resume.meta.get("dataset_sha256") != data.identity().sha256:
+            raise ValueError(f"resume: {resume.path} was trained on data set {resume.meta.get('dataset_sha256')}, "
+                             f"not on {data.identity().sha256} ({data.identity().name})")
+        started -= float(resume.meta.get("seconds", 0.0))  # the time budget counts the earlier run's time too
+        resumed = Resumption(run_id=resume.run_id, epoch=resume.epochs,
+                             checkpoint_sha256=ckpt_sha256(resume.path), agent=resumed_by[0] or "trainer",
+                             reason=resumed_by[1] or f"resumed from {resume.path.name}")
+        hyperparameters["run.resumed_from"] = resume.run_id
     tf.random.set_seed(config.seed)
     problem = Problem(config, data)
     hyperparameters.update({"network.velocity.min_m_s": problem.v_min_m_s,
@@ -104,7 +133,8 @@ def train(
                             "scaling.length_m": problem.scaling.length_m,
                             "scaling.velocity_m_s": problem.scaling.velocity_m_s})
     fanout.on_run_start(RunStarted(run_id=run_id, run_name=run_name, experiment=config.experiment,
-                                   started_at=started, hyperparameters=hyperparameters, dataset=data.identity()))
+                                   started_at=time.time(), hyperparameters=hyperparameters, dataset=data.identity(),
+                                   resumed=resumed))
     replay = EventReplay(fanout, problem.learning_rate, config)
     steering = SteeringApplier(problem, replay, commands, run_id)
     rule = make_rule(rule_name, noise_level_s=noise_level, factor=config.discrepancy_factor,
@@ -113,7 +143,15 @@ def train(
     status: RunStatus = "completed"
     stop_reason = ""
     best: list[np.ndarray] | None = None
+    if resume is not None:
+        ckpt.restore(problem, resume)
+        replay.epochs = resume.epochs
+        replay.reported_lr = float(resume.meta.get("reported_lr", replay.reported_lr))
+        rule.load_state(dict(resume.meta.get("rule", {})))
+        best = resume.best
+    products = _Products(fanout, run_id, config, data, problem, started, snapshot_every, checkpoints, replay.epochs)
     try:
+        products.exact_model()
         chunk = make_chunk(problem, "xla" if config.jit_compile else "graph")
         while replay.epochs < config.epochs:
             k = min(config.steps_per_call, config.epochs - replay.epochs)
@@ -129,6 +167,7 @@ def train(
             decision: Decision = rule.check(progress_of(replay.epochs - 1, records, holdout))
             if decision.improved:
                 best = problem.snapshot()
+            products.chunk_done(replay, rule, best)
             if steering.poll(replay.epochs):
                 status, stop_reason = "stopped", steering.stop_reason
                 break
@@ -138,6 +177,7 @@ def train(
                 stop_reason = decision.reason
                 replay.adapted("stop", False, True, "trainer", decision.reason)
                 break
+        products.checkpoint(replay, rule, best, final=True)
         if status == "completed" and not stop_reason and config.lbfgs_steps:
             from pinnprov.pinn.lbfgs import run_lbfgs
 
@@ -151,6 +191,9 @@ def train(
         if best is not None:
             problem.restore(best)  # hold-out selection: the parameters with the lowest held-out RMS
         scored = score(problem, data)
+        products.snapshot(replay.epochs, scored.grid_v)
+        if networks_dir is not None:
+            products.networks(networks_dir, replay.epochs)
         metrics = _summary(scored, problem, replay, started)
         converged = stop_reason.startswith("converged")
         noise = estimate(data, scored.data_rms_s if converged else None)
@@ -165,8 +208,87 @@ def train(
         run_id=run_id, run_name=run_name, status=status, epochs=replay.epochs, seconds=metrics["seconds"],
         metrics=metrics, velocity_grid=scored.grid_v, grid_x=scored.grid_x, grid_z=scored.grid_z,
         velocity=problem.velocity_m_s, hyperparameters=hyperparameters, history=replay.history(),
-        stop_reason=stop_reason, noise_estimate=noise,
+        stop_reason=stop_reason, noise_estimate=noise, artifacts=products.written,
     )
+
+
+def ckpt_sha256(path: Path) -> str:
+    from pinnprov.core.artifacts import sha256_file
+
+    return sha256_file(path)
+
+
+class _Products:
+    """The trainer's products during a run: checkpoints, model snapshots and the final networks, each reported."""
+
+    def __init__(self, fanout: ObserverFanout, run_id: str, config: TrainConfig, data: TraveltimeData,
+                 problem: object, started: float, snapshot_every: int, policy: ckpt.CheckpointPolicy | None,
+                 epochs: int) -> None:
+        from pinnprov.pinn.scoring import grid_for
+
+        self.fanout, self.run_id, self.config, self.data, self.problem = fanout, run_id, config, data, problem
+        self.started = started
+        self.every = snapshot_every if fanout.wants_snapshots else 0
+        self.policy = policy if policy is not None and policy.enabled else None
+        self.clock = ckpt.CheckpointClock(self.policy, epochs) if self.policy is not None else None
+        self.grid_x, self.grid_z = grid_for(data)
+        self.written: list[tuple[str, Path]] = []
+        self._last_snapshot = epochs
+        self._last_checkpoint = -1
+
+    def exact_model(self) -> None:
+        """The exact model of a synthetic data set, sent once for display beside the PINN's (never to select)."""
+        from pinnprov.pinn.scoring import true_model
+
+        exact = true_model(self.data)
+        if self.every and exact is not None:
+            self.fanout.on_model_snapshot(snapshot_event(self.run_id, 0, self.grid_x, self.grid_z,
+                                                         exact(self.grid_x, self.grid_z), kind="exact"))
+
+    def snapshot(self, epoch: int, values: np.ndarray | None = None) -> None:
+        if not self.every:
+            return
+        if values is None:
+            values = self.problem.velocity_m_s(self.grid_x, self.grid_z)  # type: ignore[attr-defined]
+        self.fanout.on_model_snapshot(snapshot_event(self.run_id, epoch, self.grid_x, self.grid_z, values))
+        self._last_snapshot = epoch
+
+    def chunk_done(self, replay: EventReplay, rule: object, best: list[np.ndarray] | None) -> None:
+        if self.every and replay.epochs // self.every > self._last_snapshot // self.every:
+            self.snapshot(replay.epochs)
+        if self.clock is not None and self.clock.due(replay.epochs):
+            self.checkpoint(replay, rule, best)
+
+    def checkpoint(self, replay: EventReplay, rule: object, best: list[np.ndarray] | None, *,
+                   final: bool = False) -> None:
+        if self.policy is None or replay.epochs == self._last_checkpoint or replay.epochs == 0:
+            return
+        meta = {"run_id": self.run_id, "epochs": replay.epochs, "reported_lr": replay.reported_lr,
+                "rule": rule.state() if hasattr(rule, "state") else {}, "seconds": time.time() - self.started,
+                "config": dataclasses.asdict(self.config), "dataset_sha256": self.data.identity().sha256,
+                "final": final}
+        path = ckpt.save(self.policy.directory / ckpt.file_name(replay.epochs), self.problem,  # type: ignore[arg-type]
+                         meta, best)
+        ckpt.prune(self.policy.directory, self.policy.keep)
+        self._last_checkpoint = replay.epochs
+        if self.clock is not None:
+            self.clock.taken(replay.epochs)
+        self._report(path, ROLE_CHECKPOINT, replay.epochs)
+
+    def networks(self, directory: Path, epoch: int) -> None:
+        from pinnprov.pinn.keras_export import save_networks
+
+        try:
+            written = save_networks(self.problem, directory)  # type: ignore[arg-type]
+        except Exception as error:  # noqa: BLE001 - saving a copy of the networks never fails the run
+            log.warning("could not save the networks to %s: %s: %s", directory, type(error).__name__, error)
+            return
+        for role, path in written:
+            self._report(path, role, epoch)
+
+    def _report(self, path: Path, role: str, epoch: int) -> None:
+        self.written.append((role, path))
+        self.fanout.on_artifact(artifact_event(self.run_id, path, role, epoch))
 
 
 def _summary(scored: Scored, problem: object, replay: EventReplay, started: float) -> dict[str, float]:
