@@ -71,7 +71,7 @@ def test_wheel_is_built_once_per_source_state_and_holds_every_package(tmp_path: 
     with zipfile.ZipFile(first) as wheel:
         names = set(wheel.namelist())
     for module in ("cli/main.py", "deploy/inventory.py", "collector/config.py", "pinn/observer.py",
-                   "pinnprov/core/vocabulary.py", "pinnprov/kibana/__init__.py"):
-        assert module in names
-    assert any(name.startswith("kibana/saved_objects/") and name.endswith(".json") for name in names)
+                   "core/vocabulary.py", "kibana/__init__.py", "store/schema.py"):
+        assert f"pinnprov/{module}" in names
+    assert any(name.startswith("pinnprov/kibana/saved_objects/") and name.endswith(".json") for name in names)
     assert not any("__pycache__" in name for name in names)
