@@ -9,6 +9,7 @@ training, even when the observer is used without `pinnprov.pinn.observer.Observe
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import math
@@ -26,7 +27,7 @@ from pinnprov.capture.sampling import EpochSampler
 from pinnprov.core import __version__
 from pinnprov.core import vocabulary as v
 from pinnprov.core.fields import EPOCH_FIELDS, METRIC_EPOCH_FIELDS
-from pinnprov.pinn.observer import Adapted, EpochEnded, RunEnded, RunStarted
+from pinnprov.pinn.observer import Adapted, ArtifactWritten, EpochEnded, ModelSnapshot, RunEnded, RunStarted
 
 _log = logging.getLogger(__name__)
 # Epochs take milliseconds to seconds; the SDK's default buckets (0, 5, 10, 25, ... 10000) assume milliseconds.
@@ -155,6 +156,49 @@ class ProvenanceObserver:
         except Exception as error:  # noqa: BLE001
             self._failed("on_adaptation", error)
 
+    def on_artifact(self, event: ArtifactWritten) -> None:
+        """A file the run produced; may come after the run ended (outputs are written then), in the same trace."""
+        try:
+            attributes: dict[str, AttributeValue] = {
+                v.RUN_ID: format(run_trace_id(event.run_id), "032x"),
+                v.EPOCH: int(event.epoch),
+                v.ARTIFACT_ROLE: event.role,
+                v.ARTIFACT_URI: event.uri or event.path,
+                v.ARTIFACT_SHA256: event.sha256,
+                v.ARTIFACT_SIZE: int(event.size_bytes),
+                v.ARTIFACT_MEDIA_TYPE: event.media_type,
+            }
+            at = _ns(event.at)
+            self._tracer.start_span(v.ARTIFACT_SPAN, self._context_of(event.run_id), attributes=attributes,
+                                    start_time=at).end(at)
+            self.spans_ended += 1
+            self._flush_soon()
+        except Exception as error:  # noqa: BLE001
+            self._failed("on_artifact", error)
+
+    def on_model_snapshot(self, event: ModelSnapshot) -> None:
+        """The velocity model on its grid, inline as base64 float32 (5.6 KB on the benchmark grid)."""
+        try:
+            attributes: dict[str, AttributeValue] = {
+                v.RUN_ID: format(run_trace_id(event.run_id), "032x"),
+                v.EPOCH: int(event.epoch),
+                v.SNAPSHOT_KIND: event.kind,
+                v.SNAPSHOT_NX: int(event.nx),
+                v.SNAPSHOT_NZ: int(event.nz),
+                v.SNAPSHOT_X_MIN: float(event.x_min),
+                v.SNAPSHOT_X_MAX: float(event.x_max),
+                v.SNAPSHOT_Z_MIN: float(event.z_min),
+                v.SNAPSHOT_Z_MAX: float(event.z_max),
+                v.SNAPSHOT_VALUES: base64.b64encode(event.values).decode("ascii"),
+            }
+            at = _ns(event.at)
+            self._tracer.start_span(v.SNAPSHOT_SPAN, self._context_of(event.run_id), attributes=attributes,
+                                    start_time=at).end(at)
+            self.spans_ended += 1
+            self._flush_soon()
+        except Exception as error:  # noqa: BLE001
+            self._failed("on_model_snapshot", error)
+
     def on_run_end(self, event: RunEnded) -> None:
         try:
             if self._root is None:
@@ -167,6 +211,15 @@ class ProvenanceObserver:
             self._failed("on_run_end", error)
 
     # --- internals -------------------------------------------------------------------------------------------
+
+    def _context_of(self, run_id: str) -> context_api.Context:
+        """The running root's context, or (after the run ended, or for another run) a remote parent in its trace."""
+        trace_id = run_trace_id(run_id)
+        if self._ctx is not None and self._root is not None and self._root.get_span_context().trace_id == trace_id:
+            return self._ctx
+        remote = trace_api.SpanContext(trace_id, trace_id & 0xFFFF_FFFF_FFFF_FFFF or 1, is_remote=True,
+                                       trace_flags=trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED))
+        return trace_api.set_span_in_context(trace_api.NonRecordingSpan(remote))
 
     def _start_run(self, event: RunStarted) -> None:
         trace_id = run_trace_id(event.run_id)
@@ -202,6 +255,13 @@ class ProvenanceObserver:
         attributes[v.DATASET_SHA256] = dataset.sha256
         attributes[v.DATASET_PICKS] = int(dataset.picks)
         attributes[v.DATASET_SOURCE] = dataset.source
+        resumed = getattr(event, "resumed", None)
+        if resumed is not None:
+            attributes[v.RUN_RESUMED_FROM] = format(run_trace_id(resumed.run_id), "032x")
+            attributes[v.RUN_RESUMED_EPOCH] = int(resumed.epoch)
+            attributes[v.RUN_RESUMED_CHECKPOINT] = resumed.checkpoint_sha256
+            attributes[v.RUN_RESUMED_AGENT] = resumed.agent
+            attributes[v.RUN_RESUMED_REASON] = resumed.reason
         self._tracer.start_span(v.RUN_START_SPAN, self._ctx, attributes=attributes, start_time=start).end(start)
         self.spans_ended += 1
         self._flush_soon()  # hyperparameters must reach the store when the run starts

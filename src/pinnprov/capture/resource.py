@@ -54,6 +54,26 @@ def tensorflow_attributes(*, import_tensorflow: bool = True) -> dict[str, str | 
     return attributes
 
 
+def source_revision() -> str:
+    """`git describe --always --dirty` of the checkout pinnprov runs from, '' when installed from a wheel.
+
+    Recorded at run start (resource `pinn.source.revision`): a result must name the code that made it, and
+    `pinnprov.__version__` alone does not change between commits of a working copy.
+    """
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    if not any((parent / ".git").exists() for parent in here.parents):
+        return ""
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=here,  # noqa: S607
+                              capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def _owner() -> str:
     try:
         return getpass.getuser()
@@ -85,6 +105,12 @@ def build_resource(
         "process.runtime.description": sys.version.replace("\n", " "),
     }
     detected.update(tensorflow_attributes(import_tensorflow=import_tensorflow))
+    from pinnprov.core import __version__
+
+    detected[v.RESOURCE_PINNPROV_VERSION] = __version__
+    revision = source_revision()
+    if revision:
+        detected[v.RESOURCE_SOURCE_REVISION] = revision
     detected.update(extra or {})
     # Resource.create merges the environment *under* the attributes it is given, so we pass only the keys the
     # environment did not set (plus the service name, whose precedence we resolved above).

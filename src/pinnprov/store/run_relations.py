@@ -19,7 +19,9 @@ from typing import Any
 
 RETRY_OF = "retry_of"
 MEMBER_OF = "member_of"
-RELATIONS = (RETRY_OF, MEMBER_OF)
+RESUMED_FROM = "resumed_from"
+"""This run continues the related run from its checkpoint (written from the run-start span, schema version 6)."""
+RELATIONS = (RETRY_OF, MEMBER_OF, RESUMED_FROM)
 ENSEMBLE_SERVICE = "pinnprov-ensemble"
 """`run.service` of an ensemble's aggregating activity (the PROV views type it pinnprov:Ensemble)."""
 
