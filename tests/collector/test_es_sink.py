@@ -33,15 +33,15 @@ def test_first_export_installs_templates_and_indices_once() -> None:
         result = sink.export([start_record()])
         assert result.ok, result.detail
         assert sorted(es.state.templates) == ["pinnprov-adaptations", "pinnprov-alerts", "pinnprov-epochs",
-                                              "pinnprov-runs"]
+                                              "pinnprov-metrics", "pinnprov-runs"]
         template = es.state.templates["pinnprov-epochs"]
         assert template["index_patterns"] == ["pinnprov-epochs"] and template["priority"] == 500
         assert template["template"]["mappings"]["properties"]["loss"] == {"type": "double"}
         assert set(es.state.indices) == set(es.state.templates)
         puts = [r for r in es.state.requests if r.path.startswith("/_index_template/")]
-        assert [r.method for r in puts] == ["PUT"] * 4
+        assert [r.method for r in puts] == ["PUT"] * 5
         sink.export([epoch_record(0)])
-        assert len([r for r in es.state.requests if r.path.startswith("/_index_template/")]) == 4
+        assert len([r for r in es.state.requests if r.path.startswith("/_index_template/")]) == 5
         sink.shutdown()
         # A second collector start re-applies everything without error (existing indices get mapping PUTs).
         again = make_sink(es.url)
@@ -236,7 +236,7 @@ def test_cli_installs_templates_idempotently(capsys: pytest.CaptureFixture[str])
         assert "g5k-epochs: template installed, index created" in capsys.readouterr().out
         assert main(["kibana", "templates", "--es-url", es.url, "--index-prefix", "g5k"]) == 0
         assert "g5k-epochs: template updated, mapping of existing index updated" in capsys.readouterr().out
-        assert sorted(es.state.indices) == ["g5k-adaptations", "g5k-alerts", "g5k-epochs", "g5k-runs"]
+        assert sorted(es.state.indices) == ["g5k-adaptations", "g5k-alerts", "g5k-epochs", "g5k-metrics", "g5k-runs"]
     with FakeElasticsearch(FakeState(server_major=OTHER_MAJOR)) as es:
         assert main(["kibana", "templates", "--es-url", es.url]) == 2
         assert f"pip install 'elasticsearch>={OTHER_MAJOR},<{OTHER_MAJOR + 1}'" in capsys.readouterr().err

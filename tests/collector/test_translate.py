@@ -14,7 +14,8 @@ from prov_builders import RunSpec, build_spans, epoch_attributes, request_for, r
 
 from pinnprov.collector.otlp_values import MAX_STRING_BYTES
 from pinnprov.collector.pipeline import Pipeline
-from pinnprov.collector.translate import translate_metrics, translate_traces
+from pinnprov.collector.translate import translate_traces
+from pinnprov.collector.translate_metrics import translate_metrics
 from pinnprov.core import vocabulary as v
 from pinnprov.store.records import AdaptationRecord, AlertRecord, EpochRecord, RunEndRecord, RunStartRecord
 from pinnprov.store.sink import ExportStatus
@@ -164,7 +165,7 @@ def test_oversized_resource_attribute_rejects_its_spans_only() -> None:
     assert {r.run_id for r in result.records} == {run_id(8)}
 
 
-def test_metrics_are_counted_not_translated() -> None:
+def test_metrics_are_translated_into_metric_records() -> None:
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter(v.INSTRUMENTATION_SCOPE)
     gauge = meter.create_gauge(v.METRIC_LOSS)
@@ -173,7 +174,7 @@ def test_metrics_are_counted_not_translated() -> None:
     meter.create_counter(v.METRIC_EPOCHS).add(3)
     request = encode_metrics(reader.get_metrics_data())
     result = translate_metrics(request)
-    assert (result.metrics, result.points, result.rejected) == (2, 5, [])
+    assert (result.metrics, result.points, result.accepted, result.rejected) == (2, 5, 5, [])
     pipeline = Pipeline([])
     outcome = pipeline.handle_metrics(request.SerializeToString())
     assert outcome.ok and outcome.accepted == 5

@@ -99,6 +99,149 @@ def _type_error(mappings: dict[str, Any], source: dict[str, Any], prefix: str = 
     return None
 
 
+# --- time series data streams (TSDS), from the Elasticsearch reference: "Time series data stream (TSDS)",
+# "Set up a TSDS", "Time series index settings" and the `histogram` field type. What the fake checks:
+# - a template: `index.mode: time_series` needs `data_stream`; `time_series_dimension` only on keyword, ip and
+#   integral fields; `time_series_metric` gauge|counter only on numeric fields, histogram only on `histogram`;
+#   `index.routing_path` names keyword dimensions (wildcards allowed);
+# - a document: only `create` ("only write ops with an op_type of create are allowed in data streams"), no `_id`
+#   (a TSDS derives it from the dimensions and @timestamp), a @timestamp, at least one routing dimension, keyword
+#   dimension values of at most 1024 bytes, histograms with `values` ascending and `counts` >= 0 of equal length.
+_DIMENSION_TYPES = {"keyword", "ip", "long", "integer", "short", "byte", "unsigned_long", "boolean"}
+_NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float", "unsigned_long"}
+
+
+def _fields(mappings: dict[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Dotted leaf path -> field mapping."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, spec in mappings.get("properties", {}).items():
+        if "properties" in spec:
+            found.update(_fields(spec, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = spec
+    return found
+
+
+def _mapping_problem(path: str, spec: dict[str, Any]) -> str | None:
+    kind = spec.get("type", "object")
+    if spec.get("time_series_dimension") and kind not in _DIMENSION_TYPES:
+        return f"Field [time_series_dimension] cannot be set in conjunction with field type [{kind}] ({path})"
+    metric = spec.get("time_series_metric")
+    if metric is not None:
+        allowed = {"histogram"} if kind == "histogram" else {"gauge", "counter"} if kind in _NUMERIC_TYPES else set()
+        if metric not in allowed:
+            return (f"Unknown value [{metric}] for field [time_series_metric] of [{path}] - accepted values are "
+                    f"{sorted(allowed)}")
+    return None
+
+
+def template_problem(body: dict[str, Any]) -> str | None:
+    template = body.get("template", {})
+    settings, mappings = template.get("settings", {}), template.get("mappings", {})
+    fields = _fields(mappings)
+    for path, spec in fields.items():
+        problem = _mapping_problem(path, spec)
+        if problem:
+            return problem
+    dynamic = {name: entry for item in mappings.get("dynamic_templates", []) for name, entry in item.items()}
+    for entry in dynamic.values():
+        problem = _mapping_problem(entry.get("path_match", "?"), entry.get("mapping", {}))
+        if problem:
+            return problem
+    if settings.get("index.mode") == "time_series":
+        if "data_stream" not in body:
+            return "[index.mode=time_series] is only supported in composable templates with a data stream"
+        routing = settings.get("index.routing_path") or []
+        if isinstance(routing, str):
+            routing = [routing]
+        for pattern in routing:
+            regex = re.compile(pattern.replace(".", r"\.").replace("*", ".*"))
+            matched = [spec for path, spec in fields.items() if regex.fullmatch(path)]
+            matched += [e["mapping"] for e in dynamic.values() if e.get("path_match") == pattern]
+            if not matched:
+                continue  # a pattern that matches no field yet is accepted
+            if any(m.get("type") != "keyword" or not m.get("time_series_dimension") for m in matched):
+                return (f"All fields that match routing_path must be configured with [time_series_dimension: true] "
+                        f"and of type [keyword] ({pattern})")
+    return None
+
+
+def _leaves(source: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in source.items():
+        if isinstance(value, dict) and not {"values", "counts"} <= set(value):
+            found.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
+def _dimension_paths(mappings: dict[str, Any], source: dict[str, Any]) -> list[str]:
+    fields = _fields(mappings)
+    dynamic = [e for item in mappings.get("dynamic_templates", []) for e in item.values()
+               if e.get("mapping", {}).get("time_series_dimension")]
+    paths = []
+    for path in _leaves(source):
+        spec = fields.get(path)
+        if spec is None:
+            dimension = any(re.fullmatch(e["path_match"].replace(".", r"\.").replace("*", ".*"), path) for e in dynamic)
+        else:
+            dimension = bool(spec.get("time_series_dimension"))
+        if dimension:
+            paths.append(path)
+    return sorted(paths)
+
+
+def tsds_problem(op: str, meta: dict[str, Any], source: dict[str, Any], mappings: dict[str, Any],
+                 settings: dict[str, Any]) -> tuple[int, str, str] | None:
+    """(status, error type, reason) a data stream (time series mode) gives this bulk item, None if accepted."""
+    if op != "create":
+        return 400, "illegal_argument_exception", ("only write ops with an op_type of create are allowed in data "
+                                                   "streams")
+    if "@timestamp" not in source:
+        return 400, "document_parsing_exception", "data stream timestamp field [@timestamp] is missing"
+    if settings.get("index.mode") != "time_series":
+        return None
+    if "_id" in meta:
+        return 400, "illegal_argument_exception", (f"_id must be unset or set to a value derived from the dimensions; "
+                                                   f"got [{meta['_id']}]")
+    leaves = _leaves(source)
+    dimensions = _dimension_paths(mappings, source)
+    if not dimensions:
+        return 400, "document_parsing_exception", "Error extracting routing: source didn't contain any routing fields"
+    for path in dimensions:
+        value = leaves[path]
+        if isinstance(value, str) and len(value.encode()) > 1024:
+            return 400, "document_parsing_exception", f"Dimension fields must be less than [1024] bytes ({path})"
+        if isinstance(value, list):
+            return 400, "document_parsing_exception", f"Dimension field [{path}] cannot be a multi-valued field."
+    fields = _fields(mappings)
+    for path, value in leaves.items():
+        spec = fields.get(path, {})
+        if spec.get("type") == "histogram":
+            values, counts = value.get("values", []), value.get("counts", [])
+            if len(values) != len(counts):
+                return 400, "document_parsing_exception", (f"failed to parse field [{path}] of type [histogram]: "
+                                                           f"expected same length from [values] and [counts] but got "
+                                                           f"[{len(values)} != {len(counts)}]")
+            if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+                return 400, "document_parsing_exception", (f"failed to parse field [{path}] of type [histogram]: "
+                                                           "[values] values must be in increasing order")
+            if any(not isinstance(c, int) or c < 0 for c in counts):
+                return 400, "document_parsing_exception", (f"failed to parse field [{path}] of type [histogram]: "
+                                                           "[counts] elements must be >= 0")
+        elif spec.get("type") in ("double", "long") and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return 400, "document_parsing_exception", f"failed to parse field [{path}] of type [{spec['type']}]"
+    return None
+
+
+def tsds_id(source: dict[str, Any], mappings: dict[str, Any]) -> str:
+    """The document id a TSDS derives: the time series (its dimensions) and the timestamp."""
+    leaves = _leaves(source)
+    dimensions = {path: leaves[path] for path in _dimension_paths(mappings, source)}
+    return json.dumps([dimensions, source["@timestamp"]], sort_keys=True)
+
+
 def _compatible_version(header: str | None) -> int | None:
     found = re.search(r"compatible-with=(\d+)", header or "")
     return int(found.group(1)) if found else None
@@ -203,13 +346,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {"name": "fake", "version": {"number": number}, "tagline": "You Know, for Search"})
         elif len(segments) == 2 and segments[0] == "_index_template":
             if method == "PUT":
-                self.state.templates[segments[1]] = json.loads(request.body)
+                body = json.loads(request.body)
+                problem = template_problem(body)
+                if problem:
+                    self._reply(400, {"error": {"root_cause": [{"type": "illegal_argument_exception",
+                                                                "reason": problem}],
+                                                "type": "illegal_argument_exception", "reason": problem},
+                                      "status": 400})
+                    return
+                self.state.templates[segments[1]] = body
                 self._reply(200, {"acknowledged": True})
             elif segments[1] in self.state.templates:
                 self._reply(200, {"index_templates": [{"name": segments[1],
                                                        "index_template": self.state.templates[segments[1]]}]})
             else:
                 self._reply(404, {"error": {"type": "resource_not_found_exception"}, "status": 404})
+        elif len(segments) == 2 and segments[0] == "_data_stream" and method == "PUT":
+            self._create_data_stream(segments[1])
         elif segments == ["_bulk"] and method in ("POST", "PUT"):
             self._bulk(request)
         elif len(segments) == 2 and segments[1] == "_mget":
@@ -252,6 +405,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.indices[name] = index
         return index
 
+    def _create_data_stream(self, name: str) -> None:
+        """PUT _data_stream/<name>: needs a matching template with `data_stream` (MetadataCreateDataStreamService)."""
+        template = _template_for(self.state, name)
+        if name in self.state.indices:
+            self._reply(400, {"error": {"type": "resource_already_exists_exception",
+                                        "reason": f"data_stream [{name}] already exists"}, "status": 400})
+        elif template is None or "data_stream" not in template:
+            reason = f"no matching index template found for data stream [{name}]"
+            self._reply(400, {"error": {"type": "illegal_argument_exception", "reason": reason}, "status": 400})
+        else:
+            self._create_index(name)["data_stream"] = True
+            self._reply(200, {"acknowledged": True})
+
     def _mget(self, index_name: str, body: dict[str, Any]) -> None:
         index = self.state.indices.get(index_name)
         docs = []
@@ -281,7 +447,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"took": 1, "errors": errors, "items": items})
 
     def _bulk_item(self, op: str, meta: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-        name, doc_id = meta["_index"], meta["_id"]
+        name, doc_id = meta["_index"], meta.get("_id")
+        template = _template_for(self.state, name) or {}
+        if "data_stream" in template:
+            return self._data_stream_item(op, meta, source, template)
         result: dict[str, Any] = {"_index": name, "_id": doc_id}
         hook = self.state.item_failures
         forced = hook(name, doc_id, source) if hook else None
@@ -309,6 +478,30 @@ class _Handler(BaseHTTPRequestHandler):
             return {**result, "status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "exists"}}
         docs[doc_id] = document
         return {**result, "status": 201 if created else 200, "result": "created" if created else "updated"}
+
+
+    def _data_stream_item(self, op: str, meta: dict[str, Any], source: dict[str, Any],
+                          template: dict[str, Any]) -> dict[str, Any]:
+        """A bulk item into a data stream, as a time series data stream answers it (see `tsds_problem`)."""
+        name = meta["_index"]
+        index = self.state.indices.get(name)
+        if index is None:
+            index = self._create_index(name)
+            index["data_stream"] = True
+        settings = template.get("template", {}).get("settings", {})
+        problem = tsds_problem(op, meta, source, index["mappings"], settings)
+        if problem:
+            status, kind, reason = problem
+            return {"_index": name, "status": status, "error": {"type": kind, "reason": reason}}
+        doc_id = tsds_id(source, index["mappings"]) if settings.get("index.mode") == "time_series" else str(
+            len(index["docs"]))
+        result: dict[str, Any] = {"_index": name, "_id": doc_id}
+        if doc_id in index["docs"]:
+            return {**result, "status": 409, "error": {"type": "version_conflict_engine_exception",
+                                                       "reason": f"[{doc_id}]: version conflict, document already "
+                                                                 "exists (current version [1])"}}
+        index["docs"][doc_id] = source
+        return {**result, "status": 201, "result": "created"}
 
 
 class _Server(ThreadingHTTPServer):

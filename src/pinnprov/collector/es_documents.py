@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard, TypeVar
 
+from pinnprov.collector.es_metric_documents import metric_document
 from pinnprov.core.es_indices import index_name
 from pinnprov.core.fields import HYPERPARAMETERS, MEASURED_EPOCH_FIELDS, hyperparameter
 from pinnprov.store.records import (
@@ -32,6 +33,8 @@ from pinnprov.store.records import (
     AlertRecord,
     ByRecordType,
     EpochRecord,
+    MetricPointRecord,
+    MetricResourceRecord,
     ProvRecord,
     RunEndRecord,
     RunStartRecord,
@@ -97,7 +100,7 @@ class BulkAction:
     body: Mapping[str, Any]
 
     def lines(self) -> tuple[dict[str, Any], Mapping[str, Any]]:
-        meta: dict[str, Any] = {"_index": self.index, "_id": self.doc_id}
+        meta: dict[str, Any] = {"_index": self.index, "_id": self.doc_id} if self.doc_id else {"_index": self.index}
         if self.op == "update":
             meta["retry_on_conflict"] = 3  # start and end of one run may be merged concurrently
         return {self.op: meta}, self.body
@@ -292,19 +295,26 @@ def _alert_action(record: AlertRecord, prefix: str, run: RunInfo) -> BulkAction:
     return BulkAction("index", index_name(prefix, "alerts"), record.alert_id, doc)
 
 
-_ACTIONS: ByRecordType[Callable[[Any, str, RunInfo], BulkAction]] = ByRecordType({
+def _metric_action(record: MetricPointRecord, prefix: str, run: RunInfo) -> BulkAction:
+    """A `create` without `_id` into the metrics data stream (a TSDS derives the id from the dimensions)."""
+    return BulkAction("create", index_name(prefix, "metrics"), "", metric_document(record, iso(record.at)))
+
+
+_ACTIONS: ByRecordType[Callable[[Any, str, RunInfo], BulkAction | None]] = ByRecordType({
     EpochRecord: _epoch_action,
     RunStartRecord: lambda record, prefix, run: _run_start_action(record, prefix),
     RunEndRecord: _run_end_update,
     AdaptationRecord: _adaptation_action,
     AlertRecord: _alert_action,
+    MetricResourceRecord: lambda record, prefix, run: None,  # repeated in each point's document
+    MetricPointRecord: _metric_action,
 })
 """The document builder per record type, through the dispatch the SQL stores' write plans use
-(pinnprov/store/records.py `ByRecordType`)."""
+(pinnprov/store/records.py `ByRecordType`); None: the record needs no document of its own."""
 
 
-def to_action(record: ProvRecord, prefix: str, run: RunInfo) -> BulkAction:
-    """The bulk action writing `record`; `run` is the record's run identity (empty if unknown)."""
+def to_action(record: ProvRecord, prefix: str, run: RunInfo) -> BulkAction | None:
+    """The bulk action writing `record` (None: nothing to write); `run` is the record's run identity."""
     return _ACTIONS(record)(record, prefix, run)
 
 

@@ -23,7 +23,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from pinnprov.collector.counters import Counters
-from pinnprov.collector.translate import translate_metrics, translate_traces
+from pinnprov.collector.translate import translate_traces
+from pinnprov.collector.translate_metrics import translate_metrics
 from pinnprov.store.records import ProvRecord
 from pinnprov.store.sink import ExportResult, ExportStatus, Sink
 
@@ -52,7 +53,7 @@ def _sink_name(sink: object) -> str:
 
 
 class Pipeline:
-    """Routes translated PROV records to sinks; sinks with an `export_metrics(request)` method also get metrics."""
+    """Routes translated PROV records (from spans and from metric data points) to every sink."""
 
     def __init__(self, sinks: Sequence[Sink], processors: Sequence[RecordProcessor] = ()) -> None:
         self.sinks = list(sinks)
@@ -153,7 +154,7 @@ class Pipeline:
 
     # --- metrics ----------------------------------------------------------------------------------
     def handle_metrics(self, request: ExportMetricsServiceRequest | bytes) -> PipelineResult:
-        """Count metric points and hand the request to sinks that index metrics (e.g. Elasticsearch)."""
+        """Translate one OTLP metrics request into metric records and write them to every sink, like spans."""
         try:
             if self._closed:
                 return PipelineResult(ExportStatus.RETRYABLE, detail="pipeline is shut down")
@@ -165,28 +166,25 @@ class Pipeline:
                 {
                     "metrics.requests": 1,
                     "metrics.points.received": translation.points,
+                    "metrics.points.accepted": translation.accepted,
+                    "metrics.points.ignored": translation.ignored,
                     "metrics.rejected": len(translation.rejected),
                 }
             )
-            retry, details = False, []
-            for sink in self.sinks:
-                export_metrics = getattr(sink, "export_metrics", None)
-                if export_metrics is None:
-                    continue
-                name = _sink_name(sink)
-                try:
-                    result = export_metrics(decoded)
-                except Exception as error:  # noqa: BLE001
-                    log.exception("sink %s raised on metrics", name)
-                    result = ExportResult(ExportStatus.RETRYABLE, detail=f"{type(error).__name__}: {error}")
-                if result.status is ExportStatus.RETRYABLE:
-                    retry = True
-                    self.counters.add(f"sink.{name}.metrics_failed")
-                    details.append(f"sink {name}: retryable: {result.detail}")
-                else:
-                    self.counters.add(f"sink.{name}.metrics_written", result.written)
-            status = ExportStatus.RETRYABLE if retry else ExportStatus.SUCCESS
-            return PipelineResult(status, translation.points, len(translation.rejected), "; ".join(details))
+            for problem in translation.rejected:
+                self.counters.add(f"metrics.rejected.{problem.reason}")
+            for problem in translation.dropped:
+                self.counters.add(f"metrics.attributes.dropped.{problem.reason}")
+            rejected = len(translation.rejected)
+            details = [f"{r.name}: {r.reason}: {r.detail}" for r in translation.rejected[:3]]
+            if not translation.accepted:
+                status = ExportStatus.REJECTED if rejected else ExportStatus.SUCCESS
+                return PipelineResult(status, 0, rejected, "; ".join(details))
+            records = translation.records
+            status, sink_rejected, sink_details = self._export(records, len(records))
+            details.extend(sink_details)
+            accepted = translation.accepted - min(sink_rejected, translation.accepted)
+            return PipelineResult(status, accepted, rejected + sink_rejected, "; ".join(details))
         except Exception as error:  # noqa: BLE001
             log.exception("pipeline failed on a metrics request")
             self.counters.add("metrics.errors")

@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
@@ -57,13 +56,6 @@ class TranslationResult:
     records: list[ProvRecord] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     ignored: int = 0  # spans whose names are not in the vocabulary
-
-
-@dataclass
-class MetricsTranslation:
-    metrics: int = 0
-    points: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
 
 
 class _RateLimitedLog:
@@ -282,19 +274,4 @@ def translate_traces(request: ExportTraceServiceRequest, *, fast: bool = True) -
                     result.ignored += 1
                 else:
                     records.append(record)
-    return result
-
-
-def translate_metrics(request: ExportMetricsServiceRequest) -> MetricsTranslation:
-    """Count metrics and data points. Metrics are observability, not provenance: no PROV records come from them."""
-    result = MetricsTranslation()
-    for resource_metrics in request.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is None:
-                    result.rejected.append(Rejection("empty_metric", metric.name, "metric has no data"))
-                    continue
-                result.metrics += 1
-                result.points += len(getattr(metric, kind).data_points)
     return result

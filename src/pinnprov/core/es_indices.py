@@ -21,8 +21,10 @@ from pinnprov.core.fields import EPOCH_FIELDS, ES_TYPES, HYPERPARAMETERS
 DEFAULT_PREFIX = "pinnprov"
 """Index prefix the files are written with: indices are `<prefix>-epochs`, `<prefix>-runs`, ..."""
 
-INDEX_KINDS: tuple[str, ...] = ("runs", "epochs", "adaptations", "alerts")
+INDEX_KINDS: tuple[str, ...] = ("runs", "epochs", "adaptations", "alerts", "metrics")
 """One index per PROV record kind, in the order they are installed."""
+DATA_STREAM_KINDS: frozenset[str] = frozenset({"metrics"})
+"""Kinds written as a data stream (`create` only, ids from the data): metrics, a time series data stream."""
 
 
 def index_templates_dir() -> Path:

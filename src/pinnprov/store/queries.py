@@ -38,6 +38,7 @@ class QueryOptions:
     status: str | None = None
     limit: int | None = None
     buckets: int | None = None
+    name: str | None = None  # a metric name, or a prefix ending in '.' (e.g. system.)
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,53 @@ ORDER BY bucket"""
     return sql, params
 
 
+def _metric_name_filter(options: QueryOptions, where: list[str], params: QueryParams) -> None:
+    """--name N: that metric; a name ending in '.' (system.) is a prefix."""
+    if options.name is None:
+        return
+    if options.name.endswith("."):  # a range, not LIKE: no escaping of '_' and the index on the name is used
+        where.append('p."name" >= :name AND p."name" < :name_end')
+        params["name"], params["name_end"] = options.name, options.name[:-1] + "/"  # '/' follows '.'
+    else:
+        where.append('p."name" = :name')
+        params["name"] = options.name
+
+
+def _metrics(options: QueryOptions) -> tuple[str, QueryParams]:
+    """OTLP metric points (table metric_point), oldest first; --run one run, --name a metric or a prefix."""
+    _positive("limit", options.limit)
+    where: list[str] = []
+    params: QueryParams = {}
+    if options.run_id is not None:
+        where.append("p.run_id = :run_id")
+        params["run_id"] = options.run_id
+    _metric_name_filter(options, where, params)
+    columns = ('p.at, p."name", p.kind, p.unit, p."value", p.hist_count, p.hist_sum, p.hist_min, p.hist_max, '
+               "p.temporality, p.attributes, p.run_id, r.service, r.host")
+    base = (f"SELECT {columns} FROM metric_point p JOIN metric_resource r ON r.resource_id = p.resource_id"
+            + (" WHERE " + " AND ".join(where) if where else ""))
+    if options.limit is not None:
+        params["limit"] = options.limit
+        return (f'SELECT * FROM ({base} ORDER BY p.at DESC, p."name" DESC LIMIT :limit) AS newest '
+                'ORDER BY at, "name"'), params
+    return f'{base} ORDER BY p.at, p."name", p.point_id', params
+
+
+def _metric_epochs(options: QueryOptions) -> tuple[str, QueryParams]:
+    """One run's metric points with the epoch that was running (the last epoch started at or before the point):
+    what the UI draws under the loss chart. Histograms give their mean (sum / count)."""
+    where = ["p.run_id = :run_id"]
+    params: QueryParams = {"run_id": options.run_id}
+    _metric_name_filter(options, where, params)
+    sql = f"""
+SELECT p.at, p."name", p.attributes,
+       CASE WHEN p.hist_count > 0 THEN p.hist_sum / p.hist_count ELSE p."value" END AS "value",
+       (SELECT MAX(e."epoch") FROM epoch_metric e WHERE e.run_id = p.run_id AND e.started_at <= p.at) AS "epoch"
+FROM metric_point p WHERE {" AND ".join(where)}
+ORDER BY p."name", p.attributes, p.at"""
+    return sql, params
+
+
 QUERIES.add(
     "epochs",
     NamedQuery(
@@ -300,6 +348,26 @@ QUERIES.add(
         _epoch_buckets,
         needs_run=True,
         options=("run_id", "from_epoch", "to_epoch", "buckets"),
+    ),
+)
+
+QUERIES.add(
+    "metrics",
+    NamedQuery(
+        "metrics",
+        "OpenTelemetry metric points (gauges, sums, histograms), of one run (--run) or all, of a metric (--name)",
+        _metrics,
+        options=("run_id", "name", "limit"),
+    ),
+)
+QUERIES.add(
+    "metric_epochs",
+    NamedQuery(
+        "metric_epochs",
+        "One run's metric points (--name a metric or a prefix such as system.) with the epoch running at each",
+        _metric_epochs,
+        needs_run=True,
+        options=("run_id", "name"),
     ),
 )
 

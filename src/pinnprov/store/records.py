@@ -99,9 +99,61 @@ class AlertRecord:
     actions: str = ""  # comma-separated action kinds that ran
 
 
-ProvRecord = RunStartRecord | EpochRecord | AdaptationRecord | RunEndRecord | AlertRecord
+@dataclass(frozen=True)
+class MetricResourceRecord:
+    """The OpenTelemetry resource of metric points (one process; a trainer's carries its run id)."""
 
-RECORD_TYPES: tuple[type[ProvRecord], ...] = (RunStartRecord, EpochRecord, AdaptationRecord, RunEndRecord, AlertRecord)
+    resource_id: str  # hash of the resource's attributes
+    run_id: str | None  # pinn.run.id of the resource, None if it names no run
+    service: str
+    host: str
+    attributes: str  # every resource attribute, a JSON object
+    first_seen: float  # Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPointRecord:
+    """One OTLP metric data point (gauge, sum, histogram or exponential histogram), in `metric_point`'s column
+    order (the SQL row is the record's first fields as they are; pinnprov/store/write_plan.py checks it).
+
+    point_id hashes resource, scope, metric name, kind, attributes and time: a point delivered twice is one row.
+    Non-finite numbers are None here (NULL in SQL, left out in Elasticsearch).
+    """
+
+    point_id: str
+    resource_id: str
+    run_id: str | None  # the point's pinn.run.id, else its resource's; None: kept under its resource
+    name: str
+    unit: str
+    kind: str  # gauge | sum | histogram | exponential_histogram
+    temporality: str | None  # delta | cumulative; None for gauges
+    monotonic: int | None  # sums: 1 or 0
+    scope: str
+    started_at: float | None
+    at: float
+    attributes: str  # JSON object
+    value: float | None = None
+    hist_count: int | None = None
+    hist_sum: float | None = None
+    hist_min: float | None = None
+    hist_max: float | None = None
+    bounds: str | None = None  # JSON list
+    bucket_counts: str | None = None  # JSON list
+    scale: int | None = None
+    zero_count: int | None = None
+    positive_offset: int | None = None
+    positive_counts: str | None = None
+    negative_offset: int | None = None
+    negative_counts: str | None = None
+    labels: Mapping[str, ScalarValue] = field(default_factory=dict)  # the attributes as values (not a column)
+    resource: MetricResourceRecord | None = None  # (not a column) for sinks that repeat it, e.g. Elasticsearch
+
+
+ProvRecord = (RunStartRecord | EpochRecord | AdaptationRecord | RunEndRecord | AlertRecord | MetricResourceRecord
+              | MetricPointRecord)
+
+RECORD_TYPES: tuple[type[ProvRecord], ...] = (RunStartRecord, EpochRecord, AdaptationRecord, RunEndRecord, AlertRecord,
+                                              MetricResourceRecord, MetricPointRecord)
 
 _Entry = TypeVar("_Entry")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ from pinnprov.store.records import (
     AlertRecord,
     ByRecordType,
     EpochRecord,
+    MetricPointRecord,
+    MetricResourceRecord,
     ProvRecord,
     RunEndRecord,
     RunStartRecord,
@@ -182,10 +185,12 @@ EPOCHS = TableWrite("epoch", "epoch_metric", _all("epoch_metric", Merge.KEEP))
 EXTRAS = TableWrite("epoch_extra", "epoch_extra", _all("epoch_extra", Merge.KEEP))
 ADAPTATIONS = TableWrite("adaptation", "adaptation", _all("adaptation", Merge.KEEP))
 ALERTS = TableWrite("alert", "alert", _all("alert", Merge.KEEP))
+METRIC_RESOURCES = TableWrite("metric_resource", "metric_resource", _all("metric_resource", Merge.KEEP))
+METRIC_POINTS = TableWrite("metric_point", "metric_point", _all("metric_point", Merge.KEEP))
 
 RUN_WRITES = (RUN_START, RUN_END)
 """Writes of `run` rows that apply record by record, in batch order (then the counters, once per batch)."""
-LOADS = (HYPERPARAMETERS, RESOURCES, SUMMARIES, EPOCHS, EXTRAS, ADAPTATIONS, ALERTS)
+LOADS = (HYPERPARAMETERS, RESOURCES, SUMMARIES, EPOCHS, EXTRAS, ADAPTATIONS, ALERTS, METRIC_RESOURCES, METRIC_POINTS)
 """Writes loaded in bulk, in this order, after the run writes and before the counters."""
 
 RowsOf = Callable[[Any], list[Row] | list[Values]]
@@ -207,6 +212,11 @@ def _epoch_rows(record: EpochRecord) -> list[Values]:
     return [rows.epoch_values(record)]
 
 
+_metric_resource_values: Callable[[MetricResourceRecord], Values] = operator.attrgetter(*METRIC_RESOURCES.columns)
+metric_point_values: Callable[[MetricPointRecord], Values] = operator.attrgetter(*METRIC_POINTS.columns)
+"""A metric point's row: its record's fields of the same names (the record is in the table's column order)."""
+
+
 PLANS: ByRecordType[RecordPlan] = ByRecordType({
     RunStartRecord: RecordPlan(((RUN_START, _one(rows.run_start_row)), (HYPERPARAMETERS, rows.hyperparameter_rows),
                                 (RESOURCES, rows.resource_rows))),
@@ -214,6 +224,8 @@ PLANS: ByRecordType[RecordPlan] = ByRecordType({
     EpochRecord: RecordPlan(((EPOCHS, _epoch_rows), (EXTRAS, rows.epoch_extra_values)), counts_epochs=True),
     AdaptationRecord: RecordPlan(((ADAPTATIONS, _one(rows.adaptation_row)),)),
     AlertRecord: RecordPlan(((ALERTS, _one(rows.alert_row)),)),
+    MetricResourceRecord: RecordPlan(((METRIC_RESOURCES, lambda record: [_metric_resource_values(record)]),)),
+    MetricPointRecord: RecordPlan(((METRIC_POINTS, lambda record: [metric_point_values(record)]),)),
 })
 """The one dispatch over record types of both SQL stores."""
 
@@ -259,10 +271,13 @@ def collect(records: Iterable[ProvRecord], *, fast: bool = True) -> Batch:
     same values; tests compare the two)."""
     batch = Batch()
     loads, counts = batch.loads, batch.epoch_counts
-    epochs, extras = loads[EPOCHS], loads[EXTRAS]
+    epochs, extras, points = loads[EPOCHS], loads[EXTRAS], loads[METRIC_POINTS]
     epoch_values, extra_values = ((rows.epoch_values, rows.epoch_extra_values) if fast
                                   else (_epoch_values_general, _extra_values_general))
     for record in records:
+        if type(record) is MetricPointRecord:  # the metrics hot path
+            points.append(metric_point_values(record))
+            continue
         if type(record) is EpochRecord:  # the hot path: PLANS[EpochRecord] without the generic loop
             values = epoch_values(record)
             epochs.append(values)

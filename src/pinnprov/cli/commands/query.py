@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -52,10 +53,14 @@ def register(subparsers: Subparsers) -> None:
         query = QUERIES.get(name)
         sub = names.add_parser(name, help=query.description, description=query.description)
         add_store_arguments(sub, suppress_defaults=True)
-        if "run_id" in query.options:
+        if "run_id" in query.options and not query.needs_run:
+            sub.add_argument("--run", default=None, help="only this run: run name, run id, a prefix, or 'latest'")
+        elif "run_id" in query.options:
             sub.add_argument(
                 "--run", default="latest", help="run name, run id, a prefix of either, or 'latest' (default: latest)"
             )
+        if "name" in query.options:
+            sub.add_argument("--name", help="only this metric (a name ending in '.' is a prefix, e.g. system.)")
         if "every" in query.options:
             sub.add_argument("--every", type=int, metavar="K", help="only epochs divisible by K")
         if "last" in query.options:
@@ -87,7 +92,22 @@ def options_from(args: argparse.Namespace, run_id: str | None) -> Any:
         status=getattr(args, "status", None),
         limit=getattr(args, "limit", None),
         buckets=getattr(args, "buckets", None),
+        name=getattr(args, "name", None),
     )
+
+
+def _run_of(store: Any, wanted: str | None, needed: bool) -> str | None:
+    """--run as a run id; a full run id that no run row names (a metrics-only client) is taken as it is."""
+    from pinnprov.store.run_select import resolve_run
+
+    if not (needed or wanted):
+        return None
+    try:
+        return str(resolve_run(store, wanted or "latest"))
+    except ValueError:
+        if wanted and re.fullmatch(r"[0-9a-f]{32}", wanted):
+            return wanted
+        raise
 
 
 def run_named(args: argparse.Namespace, name: str) -> int:
@@ -95,11 +115,11 @@ def run_named(args: argparse.Namespace, name: str) -> int:
     from pinnprov.store.access import open_store
     from pinnprov.store.output import render
     from pinnprov.store.queries import QUERIES, run_query
-    from pinnprov.store.run_select import resolve_run
 
     query = QUERIES.get(name)
     with open_store(args.store) as store:
-        run_id = resolve_run(store, args.run) if query.needs_run else None
+        wanted = getattr(args, "run", None)
+        run_id = _run_of(store, wanted, query.needs_run)
         result = run_query(store, name, options_from(args, run_id))
     render(result.columns, result.rows, args.format, sys.stdout)
     return 0

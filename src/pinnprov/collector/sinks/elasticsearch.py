@@ -37,7 +37,14 @@ from pinnprov.collector.es_documents import (
     to_action,
 )
 from pinnprov.core.elastic_connection import resolve_connection, split_options
-from pinnprov.core.es_indices import DEFAULT_PREFIX, INDEX_KINDS, index_name, index_templates, validate_prefix
+from pinnprov.core.es_indices import (
+    DATA_STREAM_KINDS,
+    DEFAULT_PREFIX,
+    INDEX_KINDS,
+    index_name,
+    index_templates,
+    validate_prefix,
+)
 from pinnprov.core.settings import resolve
 from pinnprov.store.records import AdaptationRecord, AlertRecord, EpochRecord, ProvRecord, RunStartRecord
 from pinnprov.store.sink import SINKS, ExportResult, ExportStatus
@@ -59,7 +66,7 @@ LOOKUP_AGAIN_AFTER_S = 60.0
 
 
 def install_index_templates(client: Elasticsearch, prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """Put the four index templates and make sure their indices exist; returns what was done, per index.
+    """Put the index templates and make sure their indices (the metrics data stream) exist; returns what was done.
 
     Idempotent: re-running replaces the templates with the same content and only adds mapping fields.
     """
@@ -78,13 +85,18 @@ def install_index_templates(client: Elasticsearch, prefix: str = DEFAULT_PREFIX)
                 log.warning("index %s keeps its old mapping: %s", name, describe_error(error))
                 report.append(f"{name}: template updated, existing mapping incompatible ({describe_error(error)})")
             continue
+        stream = kind in DATA_STREAM_KINDS
+        what = "data stream" if stream else "index"
         try:
-            client.indices.create(index=name)
-            report.append(f"{name}: template installed, index created")
+            if stream:
+                client.indices.create_data_stream(name=name)
+            else:
+                client.indices.create(index=name)
+            report.append(f"{name}: template installed, {what} created")
         except Exception as error:  # noqa: BLE001
             if "resource_already_exists_exception" not in str(error):
                 raise
-            report.append(f"{name}: template installed, index created concurrently")
+            report.append(f"{name}: template installed, {what} created concurrently")
     return report
 
 
@@ -169,8 +181,10 @@ class ElasticsearchSink:
             refused: dict[int, str] = {}
             for position, record in enumerate(batch):
                 try:
-                    info = self._runs.get(record.run_id) or RunInfo()
-                    actions.append((position, to_action(record, self.prefix, info)))
+                    info = (self._runs.get(record.run_id) if record.run_id else None) or RunInfo()
+                    action = to_action(record, self.prefix, info)
+                    if action is not None:
+                        actions.append((position, action))
                 except Exception as error:  # noqa: BLE001 - one malformed record must not sink the batch
                     refused[position] = f"cannot build document: {type(error).__name__}: {error}"
             return self._send_all(actions, refused)
@@ -278,8 +292,8 @@ class ElasticsearchSink:
                     for (position, action), item in zip(pending, items, strict=True):
                         result: dict[str, Any] = next(iter(item.values()), {})
                         status = int(result.get("status", 0))
-                        if 200 <= status < 300:
-                            written += 1
+                        if 200 <= status < 300 or (status == 409 and action.op == "create"):
+                            written += 1  # 409 on create: a data stream already holds this point (a re-delivery)
                             continue
                         failure = result.get("error") or {}
                         reason = f"{status} {failure.get('type', 'error')}: {str(failure.get('reason', ''))[:200]}"

@@ -1,0 +1,200 @@
+"""OTLP metrics -> metric records: every gauge, sum, histogram and exponential histogram data point is kept.
+
+Beside the span translation (pinnprov/collector/translate.py) and through the same pipeline, delivery and sinks:
+metrics are observability rather than provenance, but a run's loss gauges, epoch-duration histogram and system
+metrics belong to the run, so they are stored with it (tables `metric_resource`, `metric_point`).
+
+- The run: `pinn.run.id` of the data point, else of its resource (the trainer's MeterProvider resource carries
+  it). A point without one is kept under its resource (`run_id` NULL); a malformed run id is dropped from the point
+  (counted with its reason, see `DroppedAttribute`) and the point is kept.
+- Identity: `point_id` hashes resource, scope, metric name, kind, attributes and time, so a re-delivered request
+  writes nothing new (sinks insert a known key as a no-op).
+- Validation per point, lenient per request: a metric without a name or data, a point without a time, or
+  unreadable attributes reject that metric or point (counted, logged at a limited rate); the rest is kept.
+  Summary points (a legacy kind no OTel SDK produces for pinnprov's instruments) are ignored and counted.
+- Non-finite numbers (a NaN gauge) become None: NULL in SQL, left out in Elasticsearch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
+from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
+
+from pinnprov.collector.otlp_values import AttributeProblem, Plain, attributes
+from pinnprov.core import vocabulary as v
+from pinnprov.store.records import MetricPointRecord, MetricResourceRecord, ProvRecord
+
+KINDS = {"gauge": "gauge", "sum": "sum", "histogram": "histogram", "exponential_histogram": "exponential_histogram"}
+"""OTLP `Metric.data` cases that are stored -> the stored kind."""
+MAX_NAME = 256
+MAX_UNIT = 64
+_TEMPORALITY = {
+    AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA: "delta",
+    AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE: "cumulative",
+}
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_NO_RECORDED_VALUE = 1  # DataPointFlags.FLAG_NO_RECORDED_VALUE_MASK
+
+
+@dataclass(frozen=True)
+class MetricProblem:
+    """Why a metric or data point (or one attribute of it) was not kept."""
+
+    reason: str  # empty_metric, bad_metric, bad_time, bad_attribute, bad_resource, unsupported_kind
+    name: str  # metric name
+    detail: str
+
+
+@dataclass
+class MetricsResult:
+    """The records of one request, with what was refused (`rejected`: points) and dropped (attributes)."""
+
+    records: list[ProvRecord] = field(default_factory=list)
+    metrics: int = 0
+    points: int = 0  # data points received
+    accepted: int = 0  # data points kept
+    ignored: int = 0  # data points of kinds that are not stored (summary)
+    rejected: list[MetricProblem] = field(default_factory=list)
+    dropped: list[MetricProblem] = field(default_factory=list)
+
+
+def _json(values: Mapping[str, Plain]) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=lambda item: item.hex() if isinstance(item, bytes) else str(item))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _labels(values: Mapping[str, Plain]) -> dict[str, str | int | float | bool]:
+    """Point attributes as scalars (arrays and maps as JSON text) for sinks that index them."""
+    return {key: value if isinstance(value, str | int | float | bool) else _json({"v": value})[5:-1]
+            for key, value in values.items() if value is not None}
+
+
+def _resource(resource_metrics: Any, result: MetricsResult, now: float) -> MetricResourceRecord:
+    attrs = attributes(resource_metrics.resource.attributes)
+    run_id = attrs.get(v.RUN_ID)
+    if run_id is not None and not (isinstance(run_id, str) and _RUN_ID.fullmatch(run_id)):
+        result.dropped.append(MetricProblem("bad_attribute", "(resource)", f"{v.RUN_ID} is not 32 hex digits: "
+                                                                          f"{str(run_id)[:80]!r}"))
+        run_id = None
+    text = _json(attrs)
+    service, host = attrs.get(SERVICE_NAME), attrs.get(HOST_NAME)
+    return MetricResourceRecord(_hash(text), run_id, str(service or ""), str(host or ""), text, now)
+
+
+def translate_metrics(request: ExportMetricsServiceRequest) -> MetricsResult:
+    """Translate every data point of an OTLP metrics request; never raises for bad content."""
+    result = MetricsResult()
+    now = time.time()
+    for resource_metrics in request.resource_metrics:
+        try:
+            resource = _resource(resource_metrics, result, now)
+        except AttributeProblem as problem:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    result.rejected.append(MetricProblem("bad_resource", metric.name, str(problem)))
+                    result.points += _point_count(metric)
+            continue
+        result.records.append(resource)
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope.name
+            for metric in scope_metrics.metrics:
+                _metric(metric, scope, resource, result)
+    return result
+
+
+def _point_count(metric: Metric) -> int:
+    kind = metric.WhichOneof("data")
+    return 0 if kind is None else len(getattr(metric, kind).data_points)
+
+
+def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: MetricsResult) -> None:
+    kind = metric.WhichOneof("data")
+    if kind is None:
+        result.rejected.append(MetricProblem("empty_metric", metric.name, "metric has no data"))
+        return
+    result.metrics += 1
+    data = getattr(metric, kind)
+    result.points += len(data.data_points)
+    stored = KINDS.get(kind)
+    if stored is None:
+        result.ignored += len(data.data_points)
+        return
+    name, unit = metric.name, metric.unit
+    problem = ("metric has no name" if not name else f"name longer than {MAX_NAME}" if len(name) > MAX_NAME
+               else f"unit longer than {MAX_UNIT}" if len(unit) > MAX_UNIT else "")
+    if problem:
+        result.rejected.extend(MetricProblem("bad_metric", name[:MAX_NAME], problem) for _ in data.data_points)
+        return
+    temporality = _TEMPORALITY.get(data.aggregation_temporality) if stored != "gauge" else None
+    monotonic = int(data.is_monotonic) if stored == "sum" else None
+    records = result.records
+    for point in data.data_points:
+        if not point.time_unix_nano:
+            result.rejected.append(MetricProblem("bad_time", name, "data point without time_unix_nano"))
+            continue
+        try:
+            attrs = attributes(point.attributes)
+        except AttributeProblem as error:
+            result.rejected.append(MetricProblem("bad_attribute", name, str(error)))
+            continue
+        run_id = resource.run_id
+        own = attrs.get(v.RUN_ID)
+        if own is not None:
+            if isinstance(own, str) and _RUN_ID.fullmatch(own):
+                run_id = own
+            else:
+                result.dropped.append(MetricProblem("bad_attribute", name, f"{v.RUN_ID} is not 32 hex digits: "
+                                                                           f"{str(own)[:80]!r}"))
+                del attrs[v.RUN_ID]
+        text = _json(attrs) if attrs else "{}"
+        nanos = point.time_unix_nano
+        started = point.start_time_unix_nano / 1e9 if point.start_time_unix_nano else None
+        common: dict[str, Any] = {
+            "point_id": _hash(resource.resource_id, scope, name, stored, text, str(nanos)),
+            "resource_id": resource.resource_id, "run_id": run_id, "name": name, "unit": unit, "kind": stored,
+            "temporality": temporality, "monotonic": monotonic, "scope": scope, "started_at": started,
+            "at": nanos / 1e9, "attributes": text, "labels": _labels(attrs), "resource": resource,
+        }
+        if stored == "gauge" or stored == "sum":
+            number = point.WhichOneof("value")
+            value = None if number is None or point.flags & _NO_RECORDED_VALUE else (
+                float(point.as_int) if number == "as_int" else _finite(point.as_double))
+            records.append(MetricPointRecord(**common, value=value))
+        elif stored == "histogram":
+            total, low, high = _stats(point)
+            records.append(MetricPointRecord(
+                **common, hist_count=int(point.count), hist_sum=total, hist_min=low, hist_max=high,
+                bounds=json.dumps(list(point.explicit_bounds)), bucket_counts=json.dumps(list(point.bucket_counts))))
+        else:
+            total, low, high = _stats(point)
+            records.append(MetricPointRecord(
+                **common, hist_count=int(point.count), hist_sum=total, hist_min=low, hist_max=high,
+                scale=int(point.scale), zero_count=int(point.zero_count), positive_offset=int(point.positive.offset),
+                positive_counts=json.dumps(list(point.positive.bucket_counts)),
+                negative_offset=int(point.negative.offset),
+                negative_counts=json.dumps(list(point.negative.bucket_counts))))
+        result.accepted += 1
+
+
+def _stats(point: Any) -> tuple[float | None, float | None, float | None]:
+    """sum, min and max of a histogram point (each optional in OTLP)."""
+    return tuple(_finite(getattr(point, name)) if point.HasField(name) else None  # type: ignore[return-value]
+                 for name in ("sum", "min", "max"))
