@@ -31,10 +31,12 @@ from pinnprov.core.fields import HYPERPARAMETERS, MEASURED_EPOCH_FIELDS, hyperpa
 from pinnprov.store.records import (
     AdaptationRecord,
     AlertRecord,
+    ArtifactRecord,
     ByRecordType,
     EpochRecord,
     MetricPointRecord,
     MetricResourceRecord,
+    ModelSnapshotRecord,
     ProvRecord,
     RunEndRecord,
     RunStartRecord,
@@ -295,6 +297,26 @@ def _alert_action(record: AlertRecord, prefix: str, run: RunInfo) -> BulkAction:
     return BulkAction("index", index_name(prefix, "alerts"), record.alert_id, doc)
 
 
+def _artifact_update(record: ArtifactRecord, prefix: str, run: RunInfo) -> BulkAction:
+    """A file the run produced, merged into its run document under its role (the newest file of a role wins: the
+    last checkpoint, the final networks); `artifacts` is a flattened field, so roles add no mapping."""
+    role = record.role.replace(".", "_") or "output"
+    entry = {"role": record.role, "uri": record.uri, "sha256": record.sha256, "size_bytes": str(record.size_bytes),
+             "media_type": record.media_type, "epoch": str(record.epoch), "at": iso(record.at)}
+    body = {"doc": {"run_id": record.run_id, "artifacts": {role: entry}}, "doc_as_upsert": True}
+    return BulkAction("update", index_name(prefix, "runs"), record.run_id, body)
+
+
+def _snapshot_update(record: ModelSnapshotRecord, prefix: str, run: RunInfo) -> BulkAction | None:
+    """The run document links its latest model (the grid itself stays in the SQL store and the UI's /runs page)."""
+    if record.kind != "pinn":
+        return None
+    latest = {"epoch": record.epoch, "at": iso(record.at), "kind": record.kind, "sha256": record.sha256,
+              "nx": record.nx, "nz": record.nz, "ui_path": f"/runs/{record.run_id}"}
+    body = {"doc": {"run_id": record.run_id, "latest_model": latest}, "doc_as_upsert": True}
+    return BulkAction("update", index_name(prefix, "runs"), record.run_id, body)
+
+
 def _metric_action(record: MetricPointRecord, prefix: str, run: RunInfo) -> BulkAction:
     """A `create` without `_id` into the metrics data stream (a TSDS derives the id from the dimensions)."""
     return BulkAction("create", index_name(prefix, "metrics"), "", metric_document(record, iso(record.at)))
@@ -308,6 +330,8 @@ _ACTIONS: ByRecordType[Callable[[Any, str, RunInfo], BulkAction | None]] = ByRec
     AlertRecord: _alert_action,
     MetricResourceRecord: lambda record, prefix, run: None,  # repeated in each point's document
     MetricPointRecord: _metric_action,
+    ArtifactRecord: _artifact_update,
+    ModelSnapshotRecord: _snapshot_update,
 })
 """The document builder per record type, through the dispatch the SQL stores' write plans use
 (pinnprov/store/records.py `ByRecordType`); None: the record needs no document of its own."""

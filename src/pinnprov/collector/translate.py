@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
 
+from pinnprov.collector import translate_products as products
 from pinnprov.collector.epoch_rules import (
     ELAPSED_VALID,
     EPOCH_IN_RANGE,
@@ -33,6 +34,7 @@ from pinnprov.collector.epoch_rules import (
 )
 from pinnprov.collector.otlp_values import AttributeProblem, Plain, attributes, get_float, get_int, get_str, scalar
 from pinnprov.collector.translate_fast import EpochFastPath
+from pinnprov.collector.translate_products import PRODUCT_SPANS
 from pinnprov.core import vocabulary as v
 from pinnprov.core.fields import MEASURED_EPOCH_FIELDS
 from pinnprov.store.records import AdaptationRecord, EpochRecord, ProvRecord, RunEndRecord, RunStartRecord
@@ -128,6 +130,7 @@ def _run_start(
         host=get_str(resource, HOST_NAME),
         service=get_str(resource, SERVICE_NAME),
         resource={key: scalar(value, key) for key, value in resource.items() if value is not None},
+        **products.resume_fields(attrs),  # type: ignore[arg-type]
     )
 
 
@@ -216,7 +219,7 @@ def _run_end(span: Span, run_id: str, span_id: str, attrs: Mapping[str, Plain]) 
 
 def translate_span(span: Span, resource: Mapping[str, Plain]) -> ProvRecord | None:
     """One span -> one record, or None for a span outside the vocabulary; raises Rejected when invalid."""
-    if span.name not in (v.RUN_START_SPAN, v.EPOCH_SPAN, v.ADAPTATION_SPAN, v.RUN_SPAN):
+    if span.name not in (v.RUN_START_SPAN, v.EPOCH_SPAN, v.ADAPTATION_SPAN, v.RUN_SPAN, *PRODUCT_SPANS):
         return None
     run_id, span_id = _check_ids(span)
     try:
@@ -228,6 +231,10 @@ def translate_span(span: Span, resource: Mapping[str, Plain]) -> ProvRecord | No
             return _epoch(span, run_id, span_id, attrs)
         if span.name == v.ADAPTATION_SPAN:
             return _adaptation(span, run_id, span_id, attrs)
+        if span.name == v.ARTIFACT_SPAN:
+            return products.artifact(span, run_id, span_id, attrs)
+        if span.name == v.SNAPSHOT_SPAN:
+            return products.snapshot(span, run_id, span_id, attrs)
         return _run_end(span, run_id, span_id, attrs)
     except AttributeProblem as problem:
         text = str(problem)

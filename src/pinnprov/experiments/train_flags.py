@@ -12,7 +12,7 @@ from pinnprov.experiments.grid import split_values
 
 # train flags the experiment drivers set themselves for every run (or that make no sense per run)
 MANAGED = ("experiment", "run_name", "out", "store", "otlp_endpoint", "threads", "no_progress", "activation",
-           "optimizer", "with_baseline", "no_capture")
+           "optimizer", "with_baseline", "no_capture", "resume", "resume_agent")
 NOT_A_LIST = ("domain",)  # values that contain commas themselves
 
 

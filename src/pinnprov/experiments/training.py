@@ -66,6 +66,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--run-name", help="run name (default <optimizer>-<activation>-<time>-<tag>)")
     run.add_argument("--out", type=Path, help="output folder (default runs/<run name>)")
     run.add_argument("--with-baseline", action="store_true", help="also invert with PyGIMLi and add its panel")
+    run.add_argument("--checkpoint-every", metavar="N|DURATION",
+                     help="write a checkpoint every N epochs (2000) or every DURATION (90s, 10m, 1h); 'off' for "
+                          "none (default 10m: bounds the work a lost node costs, whatever the epoch speed)")
+    run.add_argument("--resume", metavar="RUN",
+                     help="continue RUN (name or id in the store, or a checkpoint file or folder) from its last "
+                          "checkpoint as a new run linked to it (resumed_from)")
+    run.add_argument("--resume-agent", help=argparse.SUPPRESS)  # who decided to resume (drivers: sweep:retry)
+    run.add_argument("--snapshot-every", type=int, metavar="N",
+                     help="send the velocity model on its scoring grid every N epochs (default 1000; 0 = only the "
+                          "final one)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     capture = parser.add_argument_group("provenance capture")
     capture.add_argument("--store", metavar="URL", help="provenance store, e.g. sqlite:///runs/prov.db")
@@ -138,18 +148,32 @@ def quiet_python_logging() -> None:
         pass
 
 
-def train_and_report(args: argparse.Namespace, config: Any, data: Any, observers: list[Any], commands: Any) -> int:
-    """Train `config` on `data` reporting to `observers` and steered by `commands`; write and print the outputs."""
+def train_and_report(args: argparse.Namespace, config: Any, data: Any, observers: list[Any], commands: Any,
+                     resume: Any = None) -> int:
+    """Train `config` on `data` reporting to `observers` and steered by `commands`; write and print the outputs.
+
+    Every file written (networks, checkpoints during training; grids, figure, result.json after it) is reported
+    to the observers as an ArtifactWritten event, so it becomes a PROV entity of the run
+    (pinnprov/experiments/run_products.py).
+    """
+    from pinnprov.experiments.run_products import checkpoint_policy, report_outputs, resumed_by
+    from pinnprov.pinn.products import DEFAULT_SNAPSHOT_EVERY
     from pinnprov.pinn.progress import ProgressBar
     from pinnprov.pinn.trainer import train
 
     out = args.out or Path("runs") / config.run_name
     out.mkdir(parents=True, exist_ok=True)
     progress = [] if args.no_progress else [ProgressBar()]
-    result = train(config, data, [*observers, *progress], commands)
+    snapshot_every = DEFAULT_SNAPSHOT_EVERY if getattr(args, "snapshot_every", None) is None else args.snapshot_every
+    if snapshot_every < 0:
+        raise ValueError(f"--snapshot-every: must be >= 0 (got {snapshot_every})")
+    result = train(config, data, [*observers, *progress], commands, checkpoints=checkpoint_policy(args, out),
+                   resume=resume, resumed_by=resumed_by(args), snapshot_every=snapshot_every,
+                   networks_dir=out / "networks")
     baseline = run_baseline(data) if args.with_baseline else None
     written = write_outputs(out, config, data, result, baseline)
-    print_result(result, data, config, written)
+    report_outputs(observers, result, written, baseline)
+    print_result(result, data, config, written, baseline)
     return 0
 
 
@@ -208,16 +232,21 @@ def _figure(out: Path, panels: list[tuple[str, Any, float | None]], data: Any) -
     return comparison_png(out, panels, data, grid_extent(*grid_for(data)))
 
 
-def print_result(result: Any, data: Any, config: Any, written: list[Path]) -> None:
+def print_result(result: Any, data: Any, config: Any, written: list[Path], baseline: Any = None) -> None:
     m = result.metrics
     lines = [f"run {result.run_name} ({result.run_id}) {result.status} after {result.epochs} epochs "
              f"in {m.get('seconds', math.nan):.1f} s" + (f": {result.stop_reason}" if result.stop_reason else "")]
     if "r2" in m:
-        lines.append(f"velocity R2 {m['r2']:.3f}, RMSE {m['rmse_m_s']:.1f} m/s (scoring grid, exact model)")
+        lines.append(f"velocity R2 {m['r2']:.3f}, RMSE {m['rmse_m_s']:.1f} m/s (PINN; scoring grid, exact model)")
+    if baseline is not None and getattr(baseline, "r2", None) is not None:
+        lines.append(f"velocity R2 {baseline.r2:.3f}, RMSE {baseline.rmse_m_s:.1f} m/s (PyGIMLi baseline; same grid "
+                     "and exact model)")
     noise = config.noise_level_s
     lines.append(f"data RMS {m['data_rms_s'] * 1e3:.4f} ms" + (f" (noise level {noise * 1e3:.4f} ms)" if noise else ""))
     if getattr(result, "noise_estimate", None) is not None:
         lines.append(f"pick noise estimated from the data: {result.noise_estimate.describe()}"
                      + ("" if noise else "; if your picks' uncertainty says otherwise, pass --noise-level"))
-    lines.append(f"wrote {', '.join(str(p) for p in written)}")
+    networks = [str(path) for _, path in getattr(result, "artifacts", []) if path.suffix in (".keras", ".npz")
+                and path.parent.name == "networks"]
+    lines.append(f"wrote {', '.join([*(str(p) for p in written), *networks])}")
     print("\n".join(lines))

@@ -234,6 +234,7 @@ class _Products:
         self.grid_x, self.grid_z = grid_for(data)
         self.written: list[tuple[str, Path]] = []
         self._last_snapshot = epochs
+        self._last_values = b""
         self._last_checkpoint = -1
 
     def exact_model(self) -> None:
@@ -250,8 +251,11 @@ class _Products:
             return
         if values is None:
             values = self.problem.velocity_m_s(self.grid_x, self.grid_z)  # type: ignore[attr-defined]
-        self.fanout.on_model_snapshot(snapshot_event(self.run_id, epoch, self.grid_x, self.grid_z, values))
-        self._last_snapshot = epoch
+        event = snapshot_event(self.run_id, epoch, self.grid_x, self.grid_z, values)
+        if epoch == self._last_snapshot and event.values == self._last_values:
+            return  # the final model is the one just sent (no hold-out selection moved it)
+        self.fanout.on_model_snapshot(event)
+        self._last_snapshot, self._last_values = epoch, event.values
 
     def chunk_done(self, replay: EventReplay, rule: object, best: list[np.ndarray] | None) -> None:
         if self.every and replay.epochs // self.every > self._last_snapshot // self.every:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prov.model import PROV, Namespace, ProvDocument
 
 from pinnprov.core.fields import MEASURED_EPOCH_FIELDS
-from pinnprov.store.prov_views import epoch_entity_id
+from pinnprov.store.prov_views import artifact_entity_id, epoch_entity_id, snapshot_entity_id
 
 if TYPE_CHECKING:  # prov.model.records is the typed prov (3.x); at run time prov>=2.0.1 is enough
     from prov.identifier import QualifiedName
@@ -112,6 +112,7 @@ def build_document(store: Store, run_id: str, *, every: int | None = None) -> Pr
         )
     }
     cited = {epoch for (epoch,) in _rows(store, 'SELECT "epoch" FROM alert WHERE run_id = :run_id', run_id)}
+    products = _products(store, run_id)
     epochs = {
         epoch_entity_id(run_id, row[0]): row
         for row in _rows(
@@ -134,11 +135,33 @@ def build_document(store: Store, run_id: str, *, every: int | None = None) -> Pr
             attributes[PROV["value"]] = hyper.get(label, value)
         elif prov_type == "pinnprov:Dataset":
             attributes.update(_attrs(_dataset(store, run_id)))
+        elif prov_type in products:
+            attributes.update(_attrs(products[prov_type].get(entity_id, {})))
         elif value:
             attributes[PINNPROV["detail"]] = value
         doc.entity(PPID[entity_id], attributes)
     _add_relations(doc, store, run_id, set(epochs))
     return doc
+
+
+_ARTIFACT_ATTRIBUTES = ("role", "uri", "sha256", "size_bytes", "media_type", "epoch")
+_SNAPSHOT_ATTRIBUTES = ("kind", "epoch", "nx", "nz", "x_min", "x_max", "z_min", "z_max", "sha256")
+
+
+def _products(store: Store, run_id: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """Attributes of the run's files and model snapshots by entity id (schema version 6; the grid values stay in
+    the store: an export is a description, `pinnprov query` or the UI give the values)."""
+    columns = ", ".join(f'"{name}"' for name in _ARTIFACT_ATTRIBUTES)
+    artifacts = {
+        artifact_entity_id(row[0]): dict(zip(_ARTIFACT_ATTRIBUTES, row[1:], strict=True))
+        for row in _rows(store, f"SELECT artifact_id, {columns} FROM artifact WHERE run_id = :run_id", run_id)
+    }
+    columns = ", ".join(f'"{name}"' for name in _SNAPSHOT_ATTRIBUTES)
+    snapshots = {
+        snapshot_entity_id(row[0]): dict(zip(_SNAPSHOT_ATTRIBUTES, row[1:], strict=True))
+        for row in _rows(store, f"SELECT snapshot_id, {columns} FROM model_snapshot WHERE run_id = :run_id", run_id)
+    }
+    return {"pinnprov:Artifact": artifacts, "pinnprov:ModelSnapshot": snapshots}
 
 
 def _dataset(store: Store, run_id: str) -> dict[str, Any]:
@@ -192,7 +215,7 @@ def _add_relations(doc: ProvDocument, store: Store, run_id: str, epochs: set[str
     for entity_id, activity_id, at in _rows(
         store, "SELECT entity_id, activity_id, at FROM was_generated_by WHERE run_id = :run_id ORDER BY 1, 2", run_id
     ):
-        if entity_id in epochs:
+        if entity_id in epochs or not entity_id.startswith("epoch/"):  # epochs only those exported
             doc.wasGeneratedBy(PPID[entity_id], PPID[activity_id], _time(at))
     for activity_id, agent_id, role in _rows(
         store,

@@ -31,6 +31,11 @@ class RunStartRecord:
     host: str = ""
     service: str = ""
     resource: Mapping[str, ScalarValue] = field(default_factory=dict)  # resource attributes (devices, TF version)
+    resumed_from: str = ""  # the run this one continues from its checkpoint (relation resumed_from), if any
+    resumed_epoch: int = 0
+    resumed_checkpoint: str = ""  # sha256 of that checkpoint
+    resumed_agent: str = ""
+    resumed_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,11 +154,46 @@ class MetricPointRecord:
     resource: MetricResourceRecord | None = None  # (not a column) for sinks that repeat it, e.g. Elasticsearch
 
 
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A file a run produced (network, checkpoint, grid, figure, result.json, a user's file): a PROV entity."""
+
+    run_id: str
+    record_id: str  # span id
+    epoch: int  # epochs completed when it was written
+    at: float
+    role: str
+    uri: str
+    sha256: str
+    size_bytes: int
+    media_type: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSnapshotRecord:
+    """The velocity model on its grid at an epoch (kind pinn), or the baseline's or exact model for comparison."""
+
+    run_id: str
+    record_id: str  # span id
+    epoch: int
+    at: float
+    kind: str
+    nx: int
+    nz: int
+    x_min: float
+    x_max: float
+    z_min: float
+    z_max: float
+    sha256: str  # of the float32 bytes
+    grid_f32: str  # base64 of nz * nx float32 little-endian, row-major
+
+
 ProvRecord = (RunStartRecord | EpochRecord | AdaptationRecord | RunEndRecord | AlertRecord | MetricResourceRecord
-              | MetricPointRecord)
+              | MetricPointRecord | ArtifactRecord | ModelSnapshotRecord)
 
 RECORD_TYPES: tuple[type[ProvRecord], ...] = (RunStartRecord, EpochRecord, AdaptationRecord, RunEndRecord, AlertRecord,
-                                              MetricResourceRecord, MetricPointRecord)
+                                              MetricResourceRecord, MetricPointRecord, ArtifactRecord,
+                                              ModelSnapshotRecord)
 
 _Entry = TypeVar("_Entry")
 

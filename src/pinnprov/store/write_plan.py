@@ -28,14 +28,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinnprov.store import rows
+from pinnprov.store import product_rows, rows
 from pinnprov.store.records import (
     AdaptationRecord,
     AlertRecord,
+    ArtifactRecord,
     ByRecordType,
     EpochRecord,
     MetricPointRecord,
     MetricResourceRecord,
+    ModelSnapshotRecord,
     ProvRecord,
     RunEndRecord,
     RunStartRecord,
@@ -187,10 +189,14 @@ ADAPTATIONS = TableWrite("adaptation", "adaptation", _all("adaptation", Merge.KE
 ALERTS = TableWrite("alert", "alert", _all("alert", Merge.KEEP))
 METRIC_RESOURCES = TableWrite("metric_resource", "metric_resource", _all("metric_resource", Merge.KEEP))
 METRIC_POINTS = TableWrite("metric_point", "metric_point", _all("metric_point", Merge.KEEP))
+ARTIFACTS = TableWrite("artifact", "artifact", _all("artifact", Merge.KEEP))
+SNAPSHOTS = TableWrite("model_snapshot", "model_snapshot", _all("model_snapshot", Merge.KEEP))
+RUN_RELATIONS = TableWrite("run_relation", "run_relation", _all("run_relation", Merge.KEEP))
 
 RUN_WRITES = (RUN_START, RUN_END)
 """Writes of `run` rows that apply record by record, in batch order (then the counters, once per batch)."""
-LOADS = (HYPERPARAMETERS, RESOURCES, SUMMARIES, EPOCHS, EXTRAS, ADAPTATIONS, ALERTS, METRIC_RESOURCES, METRIC_POINTS)
+LOADS = (HYPERPARAMETERS, RESOURCES, SUMMARIES, EPOCHS, EXTRAS, ADAPTATIONS, ALERTS, METRIC_RESOURCES, METRIC_POINTS,
+         ARTIFACTS, SNAPSHOTS, RUN_RELATIONS)
 """Writes loaded in bulk, in this order, after the run writes and before the counters."""
 
 RowsOf = Callable[[Any], list[Row] | list[Values]]
@@ -219,13 +225,15 @@ metric_point_values: Callable[[MetricPointRecord], Values] = operator.attrgetter
 
 PLANS: ByRecordType[RecordPlan] = ByRecordType({
     RunStartRecord: RecordPlan(((RUN_START, _one(rows.run_start_row)), (HYPERPARAMETERS, rows.hyperparameter_rows),
-                                (RESOURCES, rows.resource_rows))),
+                                (RESOURCES, rows.resource_rows), (RUN_RELATIONS, product_rows.resume_relation_rows))),
     RunEndRecord: RecordPlan(((RUN_END, _one(rows.run_end_row)), (SUMMARIES, rows.summary_rows))),
     EpochRecord: RecordPlan(((EPOCHS, _epoch_rows), (EXTRAS, rows.epoch_extra_values)), counts_epochs=True),
     AdaptationRecord: RecordPlan(((ADAPTATIONS, _one(rows.adaptation_row)),)),
     AlertRecord: RecordPlan(((ALERTS, _one(rows.alert_row)),)),
     MetricResourceRecord: RecordPlan(((METRIC_RESOURCES, lambda record: [_metric_resource_values(record)]),)),
     MetricPointRecord: RecordPlan(((METRIC_POINTS, lambda record: [metric_point_values(record)]),)),
+    ArtifactRecord: RecordPlan(((ARTIFACTS, _one(product_rows.artifact_row)),)),
+    ModelSnapshotRecord: RecordPlan(((SNAPSHOTS, _one(product_rows.snapshot_row)),)),
 })
 """The one dispatch over record types of both SQL stores."""
 

@@ -89,8 +89,8 @@ def _int_param(request: Request, name: str) -> int | None:
 # page -> (title, scripts after common.js, whether it draws charts); the pages share templates/layout.html
 _PAGES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "runs": ("runs", ("runs.js",), False),
-    "run": ("run", ("charts.js", "run.js"), True),
-    "compare": ("compare", ("charts.js", "compare.js"), True),
+    "run": ("run", ("charts.js", "run.js", "models.js"), True),
+    "compare": ("compare", ("charts.js", "compare.js", "models.js"), True),
 }
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _CHART_HEAD = ('<link rel="stylesheet" href="/static/vendor/uplot/uPlot.min.css">\n',
@@ -167,6 +167,16 @@ def create_app(config: UiConfig) -> Starlette:
     def compare(request: Request, store: Any) -> Any:
         return reads.compare(store, request.path_params["experiment"], points=_int_param(request, "points"))
 
+    def models(request: Request, store: Any) -> Any:
+        from pinnprov.store.snapshots import run_models
+
+        return run_models(store, run_id(request, store), _int_param(request, "epoch"))
+
+    def compare_models(request: Request, store: Any) -> Any:
+        from pinnprov.store.snapshots import experiment_models
+
+        return experiment_models(store, request.path_params["experiment"])
+
     def prov(request: Request) -> Response:
         from pinnprov.store.prov_export import export_run
 
@@ -217,6 +227,8 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/api/runs/{run}/prov", prov),
         Route("/api/runs/{run}/steer", steer_endpoint, methods=["POST"]),
         Route("/api/compare/{experiment}", api(compare)),
+        Route("/api/runs/{run}/models", api(models)),
+        Route("/api/compare/{experiment}/models", api(compare_models)),
         Mount("/static", StaticFiles(packages=[("pinnprov.ui", "static")]), name="static"),
     ]
     @contextlib.asynccontextmanager

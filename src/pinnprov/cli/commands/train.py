@@ -54,6 +54,14 @@ def run_train(args: argparse.Namespace) -> int:
         check_ensemble_args(args)
     config, extras = build_config(args)  # bad flags and files fail here, before TensorFlow loads
     data = load_data(args, extras)
+    resume = None
+    if args.resume:
+        from pinnprov.experiments.run_products import load_resume, resumed_config
+
+        if args.ensemble is not None and args.ensemble > 1:
+            raise ValueError("--resume: resumes one run, not an ensemble")
+        resume = load_resume(args.resume, args.store)
+        config = resumed_config(resume, args)
     if args.ensemble is not None and args.ensemble > 1:
         from pinnprov.experiments.ensemble_run import run_ensemble
 
@@ -67,4 +75,4 @@ def run_train(args: argparse.Namespace) -> int:
     # Steering reads commands from wherever the provenance goes: the same store or the same collector.
     steering = {key: capture_kwargs[key] for key in ("store", "otlp_endpoint", "enabled") if key in capture_kwargs}
     with open_capture(**capture_kwargs) as observers, command_source_for(**steering) as commands:
-        return train_and_report(args, config, data, observers, commands)
+        return train_and_report(args, config, data, observers, commands, resume)
