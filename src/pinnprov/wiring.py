@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from pinnprov.capture.capture_session import CaptureStats
+from pinnprov.capture.capture_settings import CaptureOptions, CaptureSettings
 from pinnprov.pinn.observer import TrainingObserver
 
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from pinnprov.capture.steering_poller import ClosingCommandSource, StoreCommandSource
     from pinnprov.pinn.observer import DatasetIdentity
 
-__all__ = ["CaptureStats", "command_source_for", "open_capture", "start_run", "store_command_source"]
+__all__ = ["CaptureOptions", "CaptureSettings", "CaptureStats", "command_source_for", "open_capture", "start_run",
+           "store_command_source"]
 
 
 def _embedded_exporter(store_url: str) -> SpanExporter:
@@ -38,45 +39,50 @@ def _embedded_exporter(store_url: str) -> SpanExporter:
 
 
 @contextmanager
-def open_capture(
-    *,
-    store: str | None = None,
-    otlp_endpoint: str | None = None,
-    capture_every: int | None = None,
-    enabled: bool | None = None,
-    service_name: str | None = None,
-    protocol: str | None = None,
-    headers: str | Mapping[str, str] | None = None,
-    schedule_delay_ms: float | None = None,
-    shutdown_timeout_s: float | None = None,
-    spool: bool | None = None,
-    spool_dir: Path | None = None,
-    export_timeout_s: float | None = None,
-    set_global: bool = False,
-    stats: CaptureStats | None = None,
-    import_tensorflow: bool = True,
-) -> Iterator[list[TrainingObserver]]:
-    """Yield the provenance observers for one training process; flush and shut them down on exit.
-
-    Precedence for every argument: explicit > environment (PINNPROV_STORE, PINNPROV_CAPTURE,
-    PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL, PINNPROV_SPOOL_DIR, OTEL_*)
-    > default (pinnprov/capture/capture_settings.py). Raises ValueError for a bad setting before anything starts.
-    `import_tensorflow=False` records TensorFlow's version and devices only if the process already loaded it.
-    """
+def _capture_observers(settings: CaptureSettings, stats: CaptureStats | None,
+                       import_tensorflow: bool) -> Iterator[list[TrainingObserver]]:
+    """The capture session's own observers (no hand-off): what the run API's worker thread calls."""
     from pinnprov.capture.capture_session import capture_session
-    from pinnprov.capture.capture_settings import capture_enabled, resolve_capture_settings
 
-    if not capture_enabled(enabled):
+    if not settings.enabled:
         yield []
         return
-    settings = resolve_capture_settings(
-        store=store, otlp_endpoint=otlp_endpoint, capture_every=capture_every, service_name=service_name,
-        protocol=protocol, headers=headers, schedule_delay_ms=schedule_delay_ms,
-        shutdown_timeout_s=shutdown_timeout_s, spool=spool, spool_dir=spool_dir, export_timeout_s=export_timeout_s,
-        set_global=set_global,
-    )
     with capture_session(settings, _embedded_exporter, stats, import_tensorflow=import_tensorflow) as observers:
         yield observers
+
+
+@contextmanager
+def open_capture(
+    settings: CaptureSettings | None = None,
+    *,
+    stats: CaptureStats | None = None,
+    import_tensorflow: bool = True,
+    **options: Unpack[CaptureOptions],
+) -> Iterator[list[TrainingObserver]]:
+    """Yield the provenance observers for one training process; deliver, flush and shut them down on exit.
+
+    `settings` is a resolved `CaptureSettings` (pinnprov.capture.capture_settings.resolve_capture_settings), or
+    give its keywords (`store=`, `otlp_endpoint=`, `capture_every=`, ... CaptureOptions): explicit > environment
+    (PINNPROV_STORE, PINNPROV_CAPTURE, PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL,
+    PINNPROV_SPOOL_DIR, OTEL_*) > default. Raises ValueError for a bad setting before anything starts.
+
+    The observer yielded is the run API's hand-off (pinnprov.capture.run_api.EventHandoff): the calling thread
+    appends each event to a queue and a worker thread builds the spans in batches, the path `start_run` takes.
+    `import_tensorflow=False` records TensorFlow's version and devices only if the process already loaded it.
+    """
+    from pinnprov.capture.capture_settings import settings_from
+    from pinnprov.capture.run_api import EventHandoff
+
+    resolved = settings_from(settings, options)
+    with _capture_observers(resolved, stats, import_tensorflow) as observers:
+        if not observers:
+            yield []
+            return
+        handoff = EventHandoff(observers)
+        try:
+            yield [handoff]
+        finally:
+            handoff.close()
 
 
 def store_command_source(store_url: str, interval_s: float | None = None) -> StoreCommandSource:
@@ -89,23 +95,21 @@ def store_command_source(store_url: str, interval_s: float | None = None) -> Sto
 
 
 def command_source_for(
+    settings: CaptureSettings | None = None,
     *,
-    store: str | None = None,
-    otlp_endpoint: str | None = None,
-    headers: str | Mapping[str, str] | None = None,
-    steering_endpoint_url: str | None = None,
-    enabled: bool | None = None,
     interval_s: float | None = None,
+    **options: Unpack[CaptureOptions],
 ) -> ClosingCommandSource:
-    """The command source matching `open_capture` called with the same arguments (see
-    pinnprov.capture.steering_poller.command_source_for): the collector over HTTP, or the store itself."""
-    from pinnprov.capture import steering_poller
+    """The command source matching `open_capture` called with the same settings (see
+    pinnprov.capture.steering_poller.command_source_from): the collector over HTTP, or the store itself.
+    `interval_s` is the polling interval (= `steering_interval_s`)."""
+    from pinnprov.capture.capture_settings import settings_from
+    from pinnprov.capture.steering_poller import command_source_from
     from pinnprov.store.steering_channel import StoreChannel
 
-    return steering_poller.command_source_for(
-        open_channel=StoreChannel, store=store, otlp_endpoint=otlp_endpoint, headers=headers,
-        steering_endpoint_url=steering_endpoint_url, enabled=enabled, interval_s=interval_s,
-    )
+    if interval_s is not None:
+        options["steering_interval_s"] = interval_s
+    return command_source_from(settings_from(settings, options), StoreChannel)
 
 
 MAX_NAME_SUFFIX = 1000
@@ -144,22 +148,10 @@ def start_run(
     experiment: str = "default",
     hyperparameters: Mapping[str, Any] | None = None,
     dataset: str | Mapping[str, Any] | DatasetIdentity | None = None,
-    store: str | None = None,
-    otlp_endpoint: str | None = None,
-    capture_every: int | None = None,
-    enabled: bool | None = None,
-    service_name: str | None = None,
-    protocol: str | None = None,
-    headers: str | Mapping[str, str] | None = None,
-    schedule_delay_ms: float | None = None,
-    shutdown_timeout_s: float | None = None,
-    spool: bool | None = None,
-    spool_dir: Path | None = None,
-    export_timeout_s: float | None = None,
     steering: bool = True,
-    steering_endpoint_url: str | None = None,
-    steering_interval_s: float | None = None,
     stats: CaptureStats | None = None,
+    settings: CaptureSettings | None = None,
+    **options: Unpack[CaptureOptions],
 ) -> Run:
     """Start recording a training run of your own loop; use the result as a context manager (see
     pinnprov.capture.run_api for what `Run` records and how it is steered):
@@ -170,36 +162,30 @@ def start_run(
                 for command in run.commands():
                     ...; command.applied()      # or command.refused("why")
 
-    Destination settings and their environment (OTEL_*, PINNPROV_*) are those of `open_capture`; steering
-    commands come from the same store or collector (`command_source_for`), unless `steering=False`. `dataset`
-    is a name or a mapping with name, sha256, source (and picks). A name the embedded store already holds gets
-    a suffix (name-2, name-3, ...; `run.name` is the one recorded). The capture is flushed and closed when the
-    run ends. Raises ValueError for a bad setting before the run starts.
+    Destination settings are `open_capture`'s: a resolved `settings=` or its keywords (`store=`,
+    `otlp_endpoint=`, ..., `steering_endpoint_url=`, `steering_interval_s=`) with their environment (OTEL_*,
+    PINNPROV_*), resolved once here and passed on. Steering commands come from the same store or collector
+    (`command_source_for`), unless `steering=False`. `dataset` is a name or a mapping with name, sha256, source
+    (and picks). A name the embedded store already holds gets a suffix (name-2, name-3, ...; `run.name` is the one
+    recorded). The capture is flushed and closed when the run ends. Raises ValueError for a bad setting before
+    the run starts.
     """
-    from pinnprov.capture.capture_settings import capture_enabled, resolve_capture_settings
+    from pinnprov.capture.capture_settings import settings_from
     from pinnprov.capture.run_api import Run, dataset_identity
+    from pinnprov.capture.steering_poller import command_source_from
     from pinnprov.pinn.runinfo import new_run_name
+    from pinnprov.store.steering_channel import StoreChannel
 
     identity = dataset_identity(dataset)  # a bad data set is refused before anything is opened
-    if name and capture_enabled(enabled):
-        written = resolve_capture_settings(store=store, otlp_endpoint=otlp_endpoint, protocol=protocol,
-                                           headers=headers, spool=False).store_url
-        if written is not None:
-            name = _free_run_name(written, name)
+    resolved = settings_from(settings, options)
+    if name and resolved.store_url is not None:
+        name = _free_run_name(resolved.store_url, name)
     stack = ExitStack()
     try:
-        observers = stack.enter_context(open_capture(
-            store=store, otlp_endpoint=otlp_endpoint, capture_every=capture_every, enabled=enabled,
-            service_name=service_name, protocol=protocol, headers=headers, schedule_delay_ms=schedule_delay_ms,
-            shutdown_timeout_s=shutdown_timeout_s, spool=spool, spool_dir=spool_dir,
-            export_timeout_s=export_timeout_s, stats=stats, import_tensorflow=False,
-        ))
+        observers = stack.enter_context(_capture_observers(resolved, stats, import_tensorflow=False))
         commands = None
         if steering and observers:
-            commands = stack.enter_context(command_source_for(
-                store=store, otlp_endpoint=otlp_endpoint, headers=headers,
-                steering_endpoint_url=steering_endpoint_url, enabled=enabled, interval_s=steering_interval_s,
-            ))
+            commands = stack.enter_context(command_source_from(resolved, StoreChannel))
         return Run(
             observers, commands, name=name or new_run_name("run", experiment), experiment=experiment,
             hyperparameters=hyperparameters, dataset=identity, on_close=stack.close,

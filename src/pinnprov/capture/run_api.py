@@ -62,7 +62,7 @@ from pinnprov.pinn.steering import CommandSource, NoCommands
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Run", "RunCommand", "dataset_identity"]
+__all__ = ["EventHandoff", "Run", "RunCommand", "dataset_identity"]
 
 DEFAULT_FLUSH_INTERVAL_S = 0.05
 _NAN = float("nan")
@@ -567,3 +567,91 @@ class Run:
                 wrapped = RunCommand(self, command)
                 self._outstanding[command.command_id] = wrapped
                 self._inbox.append(wrapped)
+
+
+class EventHandoff:
+    """The run API's hand-off for a loop that builds the observer events itself (`pinnprov train`, the Keras
+    callback with `open_capture`'s observers): each event is appended to a deque on the calling thread, and a
+    worker thread hands them to the capture's observers in batches, as `Run`'s worker does for `log_epoch`.
+
+    An observer that raises is reported once and disabled (ObserverFanout's rule), on the worker. `close()`
+    delivers what is queued and stops the worker; an event after that is delivered on the calling thread.
+    """
+
+    def __init__(self, observers: Sequence[object], flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S) -> None:
+        self._observers = list(observers)
+        self._broken: set[int] = set()
+        self._queue: deque[tuple[str, object]] = deque()
+        self._wake = threading.Event()
+        self._interval = flush_interval_s
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="pinnprov-handoff", daemon=True)
+        self._worker.start()
+
+    # TrainingObserver (and ProductObserver): a hand-off each
+    def on_run_start(self, event: RunStarted) -> None:
+        self._put("on_run_start", event, wake=True)
+
+    def on_epoch_end(self, event: EpochEnded) -> None:
+        if self._closed:
+            self._deliver("on_epoch_end", event)
+        else:
+            self._queue.append(("on_epoch_end", event))
+
+    def on_adaptation(self, event: Adapted) -> None:
+        self._put("on_adaptation", event, wake=True)
+
+    def on_run_end(self, event: RunEnded) -> None:
+        self._put("on_run_end", event, wake=True)
+
+    def on_artifact(self, event: object) -> None:
+        self._put("on_artifact", event, wake=False)
+
+    def on_model_snapshot(self, event: object) -> None:
+        self._put("on_model_snapshot", event, wake=False)
+
+    def _put(self, method: str, event: object, *, wake: bool) -> None:
+        if self._closed:
+            self._deliver(method, event)
+            return
+        self._queue.append((method, event))
+        if wake:
+            self._wake.set()
+
+    def close(self) -> None:
+        """Deliver every queued event, then stop the worker (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._worker.join()
+        self._drain()  # anything appended while the worker was finishing
+
+    def _work(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            try:
+                method, event = queue.popleft()
+            except IndexError:  # drained concurrently by close()
+                return
+            self._deliver(method, event)
+
+    def _deliver(self, method: str, event: object) -> None:
+        for index, observer in enumerate(self._observers):
+            if index in self._broken:
+                continue
+            handler = getattr(observer, method, None)
+            if handler is None:  # an optional method (ProductObserver) this observer does not have
+                continue
+            try:
+                handler(event)
+            except Exception as error:  # noqa: BLE001 - telemetry never breaks training
+                self._broken.add(index)
+                log.warning("observer %s failed in %s and is disabled: %s", type(observer).__name__, method, error)

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Protocol, Self
 
+from pinnprov.capture.capture_settings import CaptureSettings
 from pinnprov.capture.steering_worker import DEFAULT_INTERVAL_S, BackgroundSource
 from pinnprov.core.settings import parse_bool, resolve, resolve_store_url
 from pinnprov.core.steering import Acknowledgement, SteeringCommand, command_from_json
@@ -220,6 +221,24 @@ def command_source_for(
             ca_file=destination.ca_file,
         )
     return StoreCommandSource(resolve_store_url(store), open_channel, interval_s=interval)
+
+
+def command_source_from(settings: CaptureSettings, open_channel: ChannelOpener) -> ClosingCommandSource:
+    """The command source for a resolved capture configuration (the same choice as `command_source_for`): the
+    collector over HTTP with the exporter's headers and TLS, else the store the spans go to; none when capture
+    is off."""
+    if not settings.enabled:
+        return _NoCommandsClosing()
+    destination = settings.destination
+    if destination is not None:
+        return HttpCommandSource(
+            steering_endpoint(destination.endpoint, settings.steering_endpoint_url),
+            destination.headers,
+            interval_s=settings.steering_interval_s,
+            ca_file=destination.ca_file,
+        )
+    return StoreCommandSource(settings.store_url or resolve_store_url(None), open_channel,
+                              interval_s=settings.steering_interval_s)
 
 
 class _NoCommandsClosing(NoCommands):
