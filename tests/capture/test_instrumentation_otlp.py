@@ -207,8 +207,9 @@ def test_grpc_export_of_spans_and_metrics_with_headers(grpc_receiver: tuple[str,
     assert all(h.get("authorization") == "Bearer s3cret" for h in received.headers)
     resource = {kv.key: kv.value.string_value for kv in received.traces[0].resource_spans[0].resource.attributes}
     assert resource["service.name"] == "grpc-test"
-    assert received.metric_names() == {v.METRIC_EPOCH_DURATION, v.METRIC_LOSS, v.METRIC_LEARNING_RATE,
-                                       v.METRIC_EPOCHS}
+    training = {v.METRIC_EPOCH_DURATION, v.METRIC_LOSS, v.METRIC_LEARNING_RATE, v.METRIC_EPOCHS}
+    assert training | {v.METRIC_PROCESS_MEMORY, v.METRIC_HOST_MEMORY} <= received.metric_names()
+    assert received.metric_names() - training <= set(v.SYSTEM_METRICS)  # the system metrics, on by default
     (name,) = stats.destinations
     assert name.startswith("otlp+grpc") and stats.exported[name] == 7 and stats.dropped[name] == 0
 

@@ -18,21 +18,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from pinnprov.capture.capture_settings import CaptureSettings
+from pinnprov.capture.provider import RunIdGenerator
+from pinnprov.capture.system_metrics import SystemMetricsSettings, resolve_system_metrics
 from pinnprov.core.urls import redact
 from pinnprov.pinn.observer import TrainingObserver
 
 if TYPE_CHECKING:
     from pinnprov.capture.provider import DeliveryCounter
+    from pinnprov.capture.system_metrics import SystemSampler
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +99,35 @@ def _exporters(
     return exporters, metric_exporter
 
 
+def _metric_exporter(exporters: list[tuple[str, SpanExporter]], otlp_exporter: MetricExporter | None,
+                     run_id: Callable[[], str | None]) -> MetricExporter | None:
+    """Where metrics go: the embedded store's pipeline (the span exporter's, when it has one) and the OTLP
+    collector; every export carries the current run's id on its resource (pinnprov/capture/metrics_export.py)."""
+    from pinnprov.capture.metrics_export import EmbeddedMetricExporter, FanoutMetricExporter, RunResourceExporter
+
+    targets: list[MetricExporter] = []
+    for _, exporter in exporters:
+        pipeline = getattr(exporter, "pipeline", None)
+        if pipeline is not None and hasattr(pipeline, "handle_metrics"):
+            targets.append(EmbeddedMetricExporter(pipeline))
+    if otlp_exporter is not None:
+        targets.append(otlp_exporter)
+    if not targets:
+        return None
+    return RunResourceExporter(targets[0] if len(targets) == 1 else FanoutMetricExporter(targets), run_id)
+
+
 @contextmanager
 def capture_session(
     settings: CaptureSettings, open_store_exporter: StoreExporterOpener, stats: CaptureStats | None = None,
-    *, import_tensorflow: bool = True,
+    *, import_tensorflow: bool = True, system_metrics: SystemMetricsSettings | None = None,
 ) -> Iterator[list[TrainingObserver]]:
     """Yield the provenance observers for `settings`; flush and shut them down on exit, filling `stats`.
 
     `import_tensorflow=False`: the resource names TensorFlow's version and devices only if the process has
     already loaded it (a PyTorch or JAX loop does not pay for importing TensorFlow).
+    `system_metrics`: the trainer's system metrics (pinnprov/capture/system_metrics.py); None resolves them from
+    the environment (on by default, every 5 s), `SystemMetricsSettings(enabled=False)` turns them off.
     """
     from pinnprov.capture.observer import ProvenanceObserver
     from pinnprov.capture.provider import (
@@ -117,15 +141,25 @@ def capture_session(
 
     # validates the service name before anything starts
     resource = build_resource(settings.service_name, import_tensorflow=import_tensorflow)
-    exporters, metric_exporter = _exporters(settings, open_store_exporter)
+    system = system_metrics if system_metrics is not None else resolve_system_metrics()
+    exporters, otlp_metric_exporter = _exporters(settings, open_store_exporter)
+    run_ids = RunIdGenerator()  # the tracer provider's: it learns each run's id at the run's start
+    metric_exporter = _metric_exporter(exporters, otlp_metric_exporter, lambda: run_ids.run_id)
     # The counter is outermost: it sees every span the queue hands over, whatever a spool does with it.
     destinations = [(name, DeliveryCounter(_with_spool(exporter, name, settings.spool_root)))
                     for name, exporter in exporters]
     try:
         processors = [batch_processor(counter, schedule_delay_ms=settings.schedule_delay_ms)
                       for _, counter in destinations]
-        tracer_provider = build_tracer_provider(processors, resource, set_global=settings.set_global)
-        meter_provider = build_meter_provider(metric_exporter, resource, set_global=settings.set_global)
+        tracer_provider = build_tracer_provider(processors, resource, set_global=settings.set_global,
+                                                id_generator=run_ids)
+        # System metrics are sampled when the reader collects: it collects at their interval unless
+        # OTEL_METRIC_EXPORT_INTERVAL says otherwise.
+        interval_ms = system.interval_s * 1000 if system.enabled and not os.environ.get(
+            "OTEL_METRIC_EXPORT_INTERVAL") else None
+        meter_provider = build_meter_provider(metric_exporter, resource, export_interval_ms=interval_ms,
+                                              set_global=settings.set_global)
+        sampler = _start_system_metrics(meter_provider, system)
     except BaseException:  # e.g. a bad OTEL_BSP_* value: release the store and the sockets, then report it
         for _, counter in destinations:
             counter.shutdown()
@@ -139,7 +173,23 @@ def capture_session(
         yield [observer]
     finally:
         in_time = shutdown_within(tracer_provider, meter_provider, settings.shutdown_timeout_s)
+        if sampler is not None:
+            sampler.close()
         _report(observer.spans_ended, destinations, in_time, settings.shutdown_timeout_s, stats)
+
+
+def _start_system_metrics(meter_provider: Any, system: SystemMetricsSettings) -> SystemSampler | None:
+    """Register the system metrics' observable gauges (nothing without a metrics destination or when off)."""
+    if not system.enabled or not hasattr(meter_provider, "force_flush"):  # the API's no-op provider
+        return None
+    from pinnprov.capture.system_metrics import SystemSampler, register
+    from pinnprov.core import vocabulary as v
+
+    sampler = SystemSampler()
+    register(meter_provider.get_meter(v.SYSTEM_METRICS_SCOPE), sampler)
+    log.info("system metrics every %gs%s", system.interval_s,
+             "" if sampler.gpus.available else f" (no GPU metrics: {sampler.gpus.reason})")
+    return sampler
 
 
 def _report(spans_ended: int, destinations: list[tuple[str, DeliveryCounter]], in_time: bool, timeout: float,

@@ -62,12 +62,14 @@ class RunIdGenerator(IdGenerator):
 
     def __init__(self) -> None:
         self._pending = threading.local()
+        self.run_id: str | None = None  # the latest run's id (32 hex digits): metric exports carry it
 
     def use_trace_id(self, trace_id: int) -> None:
         """The next root span started on the calling thread gets `trace_id` (once)."""
         if not 0 < trace_id < 1 << 128:
             raise ValueError(f"trace id out of range: {trace_id:#x}")
         self._pending.trace_id = trace_id
+        self.run_id = f"{trace_id:032x}"
 
     def generate_trace_id(self) -> int:
         trace_id = getattr(self._pending, "trace_id", 0)
@@ -165,13 +167,14 @@ def build_tracer_provider(
     resource: Resource,
     *,
     set_global: bool = False,
+    id_generator: RunIdGenerator | None = None,
 ) -> TracerProvider:
     """A TracerProvider with a RunIdGenerator, always-on sampling and no atexit hook (we shut down ourselves)."""
     provider = TracerProvider(
         sampler=ALWAYS_ON,
         resource=resource,
         shutdown_on_exit=False,  # the SDK's atexit shutdown could block interpreter exit on a dead collector
-        id_generator=RunIdGenerator(),
+        id_generator=id_generator or RunIdGenerator(),
         span_limits=_span_limits(),
         meter_provider=metrics_api.NoOpMeterProvider(),
     )
@@ -221,7 +224,8 @@ def shutdown_within(
     """
 
     def work() -> None:
-        for provider in (tracer_provider, meter_provider):
+        # Metrics first: the embedded span exporter owns the pipeline the embedded metric exporter writes through.
+        for provider in (meter_provider, tracer_provider):
             if provider is None or not hasattr(provider, "shutdown"):
                 continue
             try:
