@@ -11,6 +11,7 @@ database client: a collector node, a notebook that only reads a store and the CL
         run_id = pinnprov.resolve_run(store, "latest")       # or a run name, an id or its prefix
         table1 = pinnprov.run_query(store, "epochs", pinnprov.QueryOptions(run_id=run_id, every=1000))
         provn = pinnprov.export_run(store, run_id, "provn")
+        found = pinnprov.lineage(store, "runs/x/velocity_pinn.npy")  # the run, data and steering behind a file
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pinnprov.core.steering import SteeringCommand
     from pinnprov.integrations.keras import ProvenanceCallback
     from pinnprov.store.access import QueryResult, Store, open_store
+    from pinnprov.store.lineage import lineage
     from pinnprov.store.prov_export import export_run
     from pinnprov.store.queries import QueryOptions, run_query
     from pinnprov.store.run_select import resolve_run
@@ -49,6 +51,8 @@ _PUBLIC: dict[str, str] = {
     "run_query": "pinnprov.store.queries",
     "resolve_run": "pinnprov.store.run_select",
     "export_run": "pinnprov.store.prov_export",
+    # lineage from a file: which run, data, settings and steering produced it
+    "lineage": "pinnprov.store.lineage",
     # steering commands (what `pinnprov steer`, the UI and alert rules send)
     "SteeringCommand": "pinnprov.core.steering",
 }
@@ -64,6 +68,7 @@ __all__ = [
     "Store",
     "__version__",
     "export_run",
+    "lineage",
     "open_capture",
     "open_store",
     "resolve_run",

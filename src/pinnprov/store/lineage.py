@@ -197,3 +197,13 @@ def to_prov_json(store: Store, lineage: Lineage) -> str:
     for _, facts in lineage.earlier:
         doc.update(build_document(store, facts.run["run_id"]))
     return serialize(doc.unified(), "json")
+
+
+def lineage(store: Store, file: Path | str) -> Lineage | None:
+    """Public API (`pinnprov.lineage`): the derivation of `file` from `store`, None when no run produced it.
+
+        with pinnprov.open_store("sqlite:///prov.db") as store:
+            found = pinnprov.lineage(store, "runs/x/velocity_pinn.npy")
+            print(found.facts.run["run_name"], found.facts.run["dataset_sha256"])
+    """
+    return lineage_of_file(store, file)
