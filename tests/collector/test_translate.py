@@ -109,9 +109,8 @@ GOOD = epoch_attributes(0, loss=1.0, bc=0.1, residual=0.2, data=0.3, lr=1e-3)
         ({v.EPOCH: -1}, "bad_attribute", v.EPOCH),
         ({v.EPOCH: 2.5}, "bad_attribute", v.EPOCH),
         ({v.EPOCH_ELAPSED: -0.1}, "bad_attribute", v.EPOCH_ELAPSED),
-        ({v.EPOCH_EXTRA_PREFIX + "rms": "x"}, "bad_attribute", "rms"),
         ({v.RUN_ID: "0" * 31 + "9"}, "bad_ids", "disagrees"),
-        ({"pinn.note": "x" * (MAX_STRING_BYTES + 1)}, "too_large", "pinn.note"),
+        ({v.LOSS_TOTAL: "x" * (MAX_STRING_BYTES + 1)}, "missing_attribute", v.LOSS_TOTAL),  # dropped: then missing
     ],
 )
 def test_bad_epoch_attributes_reject_the_span(change: dict, reason: str, needle: str) -> None:
@@ -156,13 +155,16 @@ def test_bad_ids_reject_only_that_span_and_the_rest_is_accepted() -> None:
     assert [r.epoch for r in _by_type(result.records, EpochRecord)] == [3]
 
 
-def test_oversized_resource_attribute_rejects_its_spans_only() -> None:
+def test_an_oversized_resource_attribute_costs_only_itself() -> None:
     big = sample_run(6, epochs=1)
     big.resource = {**big.resource, "pinn.blob": "y" * (MAX_STRING_BYTES + 10)}
     result = translate_traces(request_for(big, sample_run(8, epochs=1)))
-    assert {r.reason for r in result.rejected} == {"bad_resource"}
-    assert len(result.rejected) == len(build_spans(big))
-    assert {r.run_id for r in result.records} == {run_id(8)}
+    assert result.rejected == []
+    (drop,) = result.dropped
+    assert (drop.reason, drop.span_name) == ("too_large", "(resource)") and "pinn.blob" in drop.detail
+    assert {r.run_id for r in result.records} == {run_id(6), run_id(8)}
+    (start, _) = _by_type(result.records, RunStartRecord)
+    assert "pinn.blob" not in start.resource
 
 
 def test_metrics_are_translated_into_metric_records() -> None:
@@ -219,3 +221,62 @@ def test_pipeline_counts_processes_and_writes(tmp_path) -> None:
     assert pipeline.handle_traces(only_bad).status is ExportStatus.REJECTED
     pipeline.shutdown()
     assert pipeline.handle_traces(request).status is ExportStatus.RETRYABLE  # a spool keeps it
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "needle"),
+    [
+        ({v.EPOCH_EXTRA_PREFIX + "rms": "x", v.EPOCH_EXTRA_PREFIX + "ok": 2.0}, "bad_attribute", "rms"),
+        ({"pinn.note": "x" * (MAX_STRING_BYTES + 1)}, "too_large", "pinn.note"),
+        ({v.EPOCH_EXTRA_PREFIX: 1.0}, "bad_attribute", "empty name"),
+    ],
+)
+def test_a_bad_optional_epoch_attribute_costs_only_itself(change: dict, reason: str, needle: str) -> None:
+    for fast in (True, False):
+        result = translate_traces(_epoch_span_request(**{**GOOD, **change}), fast=fast)
+        (record,) = result.records
+        assert result.rejected == [] and (record.epoch, record.loss) == (0, 1.0)
+        (drop,) = result.dropped
+        assert drop.reason == reason and needle in drop.detail and drop.span_name == v.EPOCH_SPAN
+        assert dict(record.extra) == ({"ok": 2.0} if "ok" in str(change) else {})
+
+
+def test_a_bad_hyperparameter_key_costs_that_key_only(tmp_path, caplog) -> None:
+    """The run-start span with one bad hyperparameter (an empty name), one map value and a text summary metric:
+    the run keeps its name, optimizer, activation and every other hyperparameter; the drops are counted per
+    reason in the pipeline's counters (what /metrics-json shows)."""
+    spec = sample_run(5, epochs=2)
+    request = request_for(spec)
+    for span in (s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans):
+        if span.name == v.RUN_START_SPAN:
+            span.attributes.add(key=v.HYPERPARAMETER_PREFIX).value.string_value = "no name"
+            nested = span.attributes.add(key=v.HYPERPARAMETER_PREFIX + "layers").value.kvlist_value.values.add()
+            nested.key, nested.value.int_value = "tau", 3
+        if span.name == v.RUN_SPAN:
+            span.attributes.add(key=v.SUMMARY_PREFIX + "r2_text").value.string_value = "good"
+    result = translate_traces(request)
+    assert result.rejected == []
+    assert sorted(d.reason for d in result.dropped) == ["bad_attribute"] * 3
+    (start,) = _by_type(result.records, RunStartRecord)
+    assert start.run_name == spec.run_name
+    assert {"optimizer", "activation"} <= set(start.hyperparameters)
+    assert "" not in start.hyperparameters and "layers" not in start.hyperparameters
+    (end,) = _by_type(result.records, RunEndRecord)
+    assert "r2_text" not in end.summary and end.status == "completed"
+
+    sink = SqliteSink(tmp_path / "keep.db")
+    pipeline = Pipeline([sink])
+    outcome = pipeline.handle_traces(request.SerializeToString())
+    assert outcome.ok and outcome.rejected == 0
+    sink.force_flush()
+    sink.shutdown()
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "keep.db")
+    assert conn.execute("SELECT run_name, optimizer, activation FROM run").fetchone() == (
+        spec.run_name, start.hyperparameters["optimizer"], start.hyperparameters["activation"])
+    stored = {row[0] for row in conn.execute("SELECT name FROM run_hyperparameter")}
+    assert stored == set(start.hyperparameters)
+    counters = pipeline.counters.snapshot()
+    assert counters["traces.attributes.dropped"] == 3 and counters["traces.attributes.dropped.bad_attribute"] == 3
+    assert "traces.spans.rejected" not in counters

@@ -153,6 +153,27 @@ def test_fast_path_takes_every_epoch_span_a_trainer_sends() -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [
+        (v.EPOCH_EXTRA_PREFIX + "flag", AnyValue(bool_value=True)),
+        (v.EPOCH_EXTRA_PREFIX + "rms", AnyValue(string_value="x")),
+        (v.EPOCH_EXTRA_PREFIX, AnyValue(double_value=1.0)),
+        ("pinn.note", AnyValue(string_value=HUGE)),
+    ],
+)
+def test_bad_optional_attributes_go_to_the_general_path_which_drops_only_them(key: str, value: AnyValue) -> None:
+    span = _random_span(random.Random(0), 0)
+    del span.attributes[:]
+    span.trace_id, span.span_id, span.name = RUN, b"\x01" * 8, v.EPOCH_SPAN
+    span.end_time_unix_nano = span.start_time_unix_nano + 1
+    span.attributes.extend(KeyValue(key=k, value=AnyValue(double_value=1.0)) for k in KNOWN)
+    span.attributes.append(KeyValue(key=key, value=value))
+    assert epoch_record(span, RUN_HEX, "01" * 8) is None
+    result = translate_traces(_single(span))
+    assert len(result.records) == 1 and result.rejected == [] and len(result.dropped) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
         (v.LOSS_TOTAL, AnyValue(string_value="high")),
         (v.LOSS_DATA, AnyValue(bool_value=True)),
         (v.EPOCH, AnyValue(double_value=2.5)),
@@ -163,11 +184,8 @@ def test_fast_path_takes_every_epoch_span_a_trainer_sends() -> None:
         (v.RUN_ID, AnyValue(bool_value=False)),
         (v.RUN_ID, AnyValue(bytes_value=RUN_HEX.encode())),
         (v.LOSS_TOTAL, AnyValue()),
-        (v.EPOCH_EXTRA_PREFIX + "flag", AnyValue(bool_value=True)),
         (v.EPOCH_ELAPSED, AnyValue(double_value=-0.1)),
-        (v.EPOCH_EXTRA_PREFIX + "rms", AnyValue(string_value="x")),
         (v.RUN_ID, AnyValue(string_value="0" * 31 + "9")),
-        ("pinn.note", AnyValue(string_value=HUGE)),
     ],
 )
 def test_fast_path_leaves_invalid_spans_to_the_general_path(key: str, value: AnyValue) -> None:

@@ -102,8 +102,11 @@ class Pipeline:
                 "traces.spans.accepted": len(spans),
                 "traces.spans.rejected": len(translation.rejected),
                 "traces.spans.ignored": translation.ignored,
+                "traces.attributes.dropped": len(translation.dropped),
             }
         )
+        for drop in translation.dropped:  # kept spans that lost an invalid optional attribute, by reason
+            self.counters.add(f"traces.attributes.dropped.{drop.reason}")
         rejected = len(translation.rejected)
         details = [f"{r.span_name}: {r.reason}: {r.detail}" for r in translation.rejected[:3]]
         if not spans:

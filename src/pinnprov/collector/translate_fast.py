@@ -110,6 +110,8 @@ def epoch_record(span: Span, run_id: str, span_id: str) -> EpochRecord | None:
         if slot is not None:
             values[slot] = number
         elif key.startswith(_EXTRA):
+            if len(key) == _EXTRA_LEN:
+                return None  # an extra without a name: the general path drops it and says so
             extra[key[_EXTRA_LEN:]] = float(number)
         elif key == _RUN_ID:
             return None  # a number where the run id belongs
