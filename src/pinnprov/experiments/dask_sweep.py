@@ -117,7 +117,8 @@ class DaskSweep:
         Queue(ticket, client=self.client).put(1)  # type: ignore[no-untyped-call]  # exactly one execution of this attempt may train
         spec = AttemptSpec(run_name=run.run_name, experiment=self.spec.experiment,
                            train_args=tuple(run.point.train_args()), out_dir=str(self.spec.out_dir), ticket=ticket,
-                           store=self.spec.store, otlp_endpoint=self.spec.otlp_endpoint or "")
+                           store=self.spec.store, otlp_endpoint=self.spec.otlp_endpoint or "",
+                           resume_from=run.attempts[-1].run_name if retry_of and run.attempts else "")
         future = self.client.submit(run_attempt, spec, key=f"pinnprov-{run.run_name}-{uuid.uuid4().hex[:8]}",
                                     resources=self.resources, pure=False, retries=0)
         self._pending[index] = _Pending(future, ticket, retry_of)

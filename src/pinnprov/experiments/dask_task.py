@@ -42,6 +42,7 @@ class AttemptSpec:
     store: str = ""  # the driver's store: used when the worker exports nowhere else (local clusters)
     otlp_endpoint: str = ""  # explicit collector for every run (wins over the worker's own)
     environment: Mapping[str, str] = field(default_factory=dict)
+    resume_from: str = ""  # run name of the lost attempt this one repeats: resume from its last checkpoint if shared
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,21 @@ def train_command(spec: AttemptSpec, out_dir: Path, environ: Mapping[str, str]) 
     command = [sys.executable, "-m", "pinnprov", "train", *spec.train_args]
     command += ["--experiment", spec.experiment, "--run-name", spec.run_name, "--threads", "1", "--no-progress"]
     command += ["--out", str(out_dir / spec.run_name), *destination_args(spec, environ)]
+    command += resume_args(spec, out_dir)
     return command
+
+
+def resume_args(spec: AttemptSpec, out_dir: Path) -> list[str]:
+    """`--resume` from the lost attempt's last checkpoint when this worker sees it (a shared runs folder): a retry
+    then continues instead of starting again from epoch 0, and its run start records resumed_from."""
+    if not spec.resume_from:
+        return []
+    from pinnprov.pinn.checkpoints import latest_in
+
+    checkpoints = out_dir / spec.resume_from / "checkpoints"
+    if latest_in(checkpoints) is None:
+        return []
+    return ["--resume", str(checkpoints), "--resume-agent", "sweep:retry"]
 
 
 def _take_ticket(name: str) -> bool:
