@@ -50,7 +50,8 @@ def install_js_sdk() -> Path:
                                   capture_output=True, text=True, timeout=600)
             assert done.returncode == 0, f"npm ci failed: {done.stderr[-2000:]}"
             (target / ".installed").write_text("ok\n")
-    shutil.copyfile(JS_DIR / "send-run.js", target / "send-run.js")  # resolved against its node_modules
+    for script in JS_DIR.glob("*.js"):  # send-run.js, send-metrics.js: resolved against its node_modules
+        shutil.copyfile(script, target / script.name)
     return target
 
 
