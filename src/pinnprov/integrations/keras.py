@@ -4,6 +4,15 @@ The callback translates Keras' callback events into the trainer's observer event
 whatever observers `pinnprov.capture.open_capture` yields (embedded store, OTLP collector) record a Keras run
 exactly like a `pinnprov train` run:
 
+    model.fit(x, y, epochs=50, batch_size=32, callbacks=[ProvenanceCallback(store="sqlite:///runs.sqlite")])
+
+Given capture settings (`store=`, `otlp_endpoint=`, ..., the keywords of `pinnprov.start_run`, or none at all:
+the environment and defaults), the callback opens the capture and the matching steering command source when the
+first `fit` begins; they are closed (everything delivered) when the `with` block of the callback ends, when
+`close()` is called, or at exit. The settings are resolved when the callback is made, so a bad one fails before
+training. Given `observers` (from `pinnprov.open_capture`, whose observer is the run API's hand-off) it records
+into those, and steering comes from `commands=`:
+
     with open_capture(store="sqlite:///runs.sqlite") as observers, ProvenanceCallback(observers) as callback:
         model.fit(x, y, epochs=50, batch_size=32, callbacks=[callback])
 
@@ -16,7 +25,8 @@ Decisions:
   callbacks the batch size: pass it as `hyperparameters={"batch_size": 32}`.
 - A learning rate changed between epochs by another callback (ReduceLROnPlateau, LearningRateScheduler)
   is recorded as an adaptation; a LearningRateSchedule's continuous decay is not (it is a hyperparameter).
-- Steering: with `commands=` (a `pinnprov.pinn.steering.CommandSource`, e.g. `pinnprov.capture.steering_poller.
+- Steering: given capture settings, from wherever the provenance goes (`steering=False` turns it off); or
+  with `commands=` (a `pinnprov.pinn.steering.CommandSource`, e.g. `pinnprov.capture.steering_poller.
   command_source_for(store=...)`), pending commands are applied at each epoch end, after the epoch is
   reported: stop, set_lr and scale_lr apply (recorded as adaptations with the command's agent and id);
   set_weight is refused (Keras has no PINN loss weights), and so is an LR change under a
@@ -28,6 +38,7 @@ Decisions:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -35,13 +46,15 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import keras
 
+from pinnprov.capture.capture_settings import CaptureOptions, CaptureSettings, settings_from
+from pinnprov.capture.run_starter import CAPTURE_OPENERS
 from pinnprov.core.artifacts import ROLE_USER
 from pinnprov.core.fields import LOSS_COMPONENTS, LOSS_FIELDS, epoch_field, hyperparameter
 from pinnprov.core.steering import SteeringCommand
@@ -96,7 +109,7 @@ class ProvenanceCallback(keras.callbacks.Callback):
 
     def __init__(
         self,
-        observers: TrainingObserver | Sequence[TrainingObserver],
+        observers: TrainingObserver | Sequence[TrainingObserver] | None = None,
         *,
         run_name: str | None = None,
         experiment: str = "default",
@@ -104,8 +117,17 @@ class ProvenanceCallback(keras.callbacks.Callback):
         dataset: DatasetIdentity | None = None,
         loss_components: Mapping[str, str] | None = None,
         commands: CommandSource | None = None,
+        steering: bool = True,
+        settings: CaptureSettings | None = None,
+        **options: Unpack[CaptureOptions],
     ) -> None:
         super().__init__()
+        # No observers: the callback opens the capture itself, from settings resolved now (a bad one fails here).
+        if observers is not None and (settings is not None or options):
+            raise TypeError("ProvenanceCallback: pass observers or capture settings, not both")
+        self._settings = settings_from(settings, options) if observers is None else None
+        self._steering = steering
+        self._opened: ExitStack | None = None
         mapping = dict(loss_components) if loss_components is not None else {"loss": _TOTAL}
         for key, component in mapping.items():
             if component not in COMPONENTS:
@@ -113,7 +135,7 @@ class ProvenanceCallback(keras.callbacks.Callback):
         if _TOTAL not in mapping.values():
             mapping.setdefault("loss", _TOTAL)
         self._components = mapping
-        group = [observers] if isinstance(observers, TrainingObserver) else list(observers)
+        group = [] if observers is None else [observers] if isinstance(observers, TrainingObserver) else list(observers)
         self._fanout = ObserverFanout(group)
         self._run_name = run_name
         self._experiment = experiment
@@ -137,6 +159,28 @@ class ProvenanceCallback(keras.callbacks.Callback):
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if self.run_id is not None and kind is not None:
             self._end("failed", f"{kind.__name__}: {error}")
+        self.close()
+
+    def close(self) -> None:
+        """Deliver and close the capture this callback opened from capture settings (nothing otherwise)."""
+        stack, self._opened = self._opened, None
+        if stack is not None:
+            atexit.unregister(stack.close)
+            stack.close()
+
+    def _open_capture(self, settings: CaptureSettings) -> None:
+        """Open the capture and the matching command source, once, for this callback's fits."""
+        stack = ExitStack()
+        try:
+            observers = stack.enter_context(CAPTURE_OPENERS.get("open_capture")(settings))
+            if self._steering and observers and self._commands is None:
+                self._commands = stack.enter_context(CAPTURE_OPENERS.get("command_source_for")(settings))
+        except BaseException:
+            stack.close()
+            raise
+        self._fanout = ObserverFanout(observers)
+        self._opened = stack
+        atexit.register(stack.close)
 
     # --- products ---------------------------------------------------------------------------------------------
 
@@ -159,6 +203,8 @@ class ProvenanceCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         if self.run_id is not None:
             self._end("failed", "model.fit raised before on_train_end (run recorded when the next fit began)")
+        if self._settings is not None and self._opened is None:
+            self._open_capture(self._settings)
         optimizer = getattr(self.model, "optimizer", None)
         hp = self._optimizer_hyperparameters(optimizer)
         hp[HP_EPOCHS] = int(self.params.get("epochs", 0) or 0)
