@@ -7,8 +7,8 @@ How, off the training thread: the values are OpenTelemetry *observable* gauges. 
 PeriodicExportingMetricReader's thread when it collects (every `interval_s`), so the training loop never calls
 them; one sample serves all gauges of a collection. Sources: `psutil` when installed, else /proc and os.times
 (Linux); the GPUs through NVIDIA's NVML (`nvidia-ml-py`, module `pynvml`, imported lazily when the capture
-starts, never at import). Without NVML, or when it fails to initialise (no driver, no GPU), the GPU gauges are skipped with one
-logged line saying why, never an error; a GPU reading that fails later is left out of that sample.
+starts, never at import). Without NVML, or when it fails to initialise (no driver, no GPU), the GPU gauges are
+skipped with one logged line saying why, never an error; a GPU reading that fails later is left out of that sample.
 
 Settings (explicit argument > environment > default): `PINNPROV_SYSTEM_METRICS` (on), `PINNPROV_SYSTEM_METRICS_INTERVAL`
 (seconds, 5).

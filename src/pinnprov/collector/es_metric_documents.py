@@ -107,8 +107,10 @@ def metric_document(point: MetricPointRecord, timestamp: str) -> dict[str, Any]:
             doc["service"] = {"name": resource.service}
         if resource.host:
             doc["host"] = {"name": resource.host}
-    if point.labels:
-        doc["attributes"] = {key.replace(".", "_"): _dimension(value) for key, value in point.labels.items()}
+    labels = json.loads(point.attributes) if point.attributes and point.attributes != "{}" else {}
+    if labels:
+        doc["attributes"] = {key.replace(".", "_"): _dimension(value) for key, value in labels.items()
+                             if value is not None}
     if not doc["scope"]:
         del doc["scope"]
     if point.kind in ("gauge", "sum"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 ScalarValue = str | int | float | bool
 
@@ -116,10 +116,12 @@ class MetricResourceRecord:
     first_seen: float  # Unix seconds
 
 
-@dataclass(frozen=True, slots=True)
-class MetricPointRecord:
+class MetricPointRecord(NamedTuple):
     """One OTLP metric data point (gauge, sum, histogram or exponential histogram), in `metric_point`'s column
     order (the SQL row is the record's first fields as they are; pinnprov/store/write_plan.py checks it).
+
+    A NamedTuple rather than a frozen dataclass like the other records: a collector builds one per data point,
+    and a tuple is built in a sixth of the time (0.5 vs 3-4 us, measured), which is a fifth of a point's cost.
 
     point_id hashes resource, scope, metric name, kind, attributes and time: a point delivered twice is one row.
     Non-finite numbers are None here (NULL in SQL, left out in Elasticsearch).
@@ -150,7 +152,6 @@ class MetricPointRecord:
     positive_counts: str | None = None
     negative_offset: int | None = None
     negative_counts: str | None = None
-    labels: Mapping[str, ScalarValue] = field(default_factory=dict)  # the attributes as values (not a column)
     resource: MetricResourceRecord | None = None  # (not a column) for sinks that repeat it, e.g. Elasticsearch
 
 

@@ -219,8 +219,12 @@ def _epoch_rows(record: EpochRecord) -> list[Values]:
 
 
 _metric_resource_values: Callable[[MetricResourceRecord], Values] = operator.attrgetter(*METRIC_RESOURCES.columns)
-metric_point_values: Callable[[MetricPointRecord], Values] = operator.attrgetter(*METRIC_POINTS.columns)
-"""A metric point's row: its record's fields of the same names (the record is in the table's column order)."""
+_POINT_COLUMNS = len(METRIC_POINTS.columns)
+
+
+def metric_point_values(record: MetricPointRecord) -> Values:
+    """A metric point's row: the record's first fields, which are the table's columns in order (checked below)."""
+    return record[:_POINT_COLUMNS]
 
 
 PLANS: ByRecordType[RecordPlan] = ByRecordType({
@@ -239,6 +243,8 @@ PLANS: ByRecordType[RecordPlan] = ByRecordType({
 
 # The epoch hot path takes rows.epoch_values / epoch_extra_values tuples as they are: their order must be the
 # tables' (both come from the schema; this fails at import if they ever drift apart).
+if MetricPointRecord._fields[:_POINT_COLUMNS] != METRIC_POINTS.columns:
+    raise ImportError("pinnprov.store.records.MetricPointRecord's fields differ from metric_point's column order")
 if EPOCHS.columns != rows.EPOCH_VALUE_COLUMNS or EXTRAS.columns != ("run_id", "epoch", "name", "value"):
     raise ImportError("pinnprov.store.rows value order differs from the epoch tables' column order")
 _LEARNING_RATE = EPOCHS.columns.index("learning_rate")
