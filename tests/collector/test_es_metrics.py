@@ -29,7 +29,9 @@ def test_the_template_is_a_time_series_data_stream() -> None:
     assert "data_stream" in body and settings["index.mode"] == "time_series"
     fields = _fields(mappings)
     dimensions = sorted(path for path, spec in fields.items() if spec.get("time_series_dimension"))
-    assert dimensions == ["host.name", "metric.name", "resource_id", "run_id", "service.name"]
+    assert dimensions == ["attributes.hw_id", "attributes.hw_name", "attributes.hw_type",
+                          "attributes.pinn_loss_component", "attributes.system_memory_state", "host.name",
+                          "metric.name", "resource_id", "run_id", "service.name"]
     assert {path: spec.get("time_series_metric") for path, spec in fields.items() if spec.get("time_series_metric")} \
         == {"gauge": "gauge", "counter": "counter", "histogram": "histogram"}
     assert fields["histogram"]["type"] == "histogram"

@@ -215,7 +215,7 @@ def kibana() -> Iterator[Any]:
 def test_import_uploads_the_folder_as_ndjson_with_overwrite_and_xsrf(kibana: Any) -> None:
     fake = kibana()
     report = import_saved_objects(KibanaClient(fake.url, env={}))
-    assert len(report.outcomes) == 10 and not report.failed
+    assert len(report.outcomes) == 15 and not report.failed
     ((method, path, headers, body),) = fake.requests
     assert (method, path) == ("POST", "/api/saved_objects/_import?overwrite=true")
     assert headers["kbn-xsrf"] and headers["content-type"].startswith("multipart/form-data; boundary=")
@@ -230,7 +230,7 @@ def test_partial_failures_are_reported_per_object_with_exit_status_1(kibana: Any
     out = capsys.readouterr().out
     assert "FAILED lens pinnprov-lens-epoch-time (Epoch time per run): unsupported_type" in out
     assert "ok     dashboard pinnprov-dashboard-training (pinnprov: PINN training)" in out
-    assert out.strip().endswith("9 ok, 1 failed")
+    assert out.strip().endswith("14 ok, 1 failed")
     assert fake.requests[0][1].startswith("/s/team-a/api/saved_objects/_import")
 
 
@@ -245,7 +245,7 @@ def test_missing_references_name_the_missing_objects(kibana: Any, tmp_path: Any)
     report = import_saved_objects(KibanaClient(kibana().url, env={}), folder)
     failed = {o.id: o.detail for o in report.failed}
     assert failed["pinnprov-lens-total-loss"] == "missing references: index-pattern pinnprov-epochs"
-    assert len(failed) == 6  # five charts and the dashboard's controls
+    assert len(failed) == 7  # six charts and the dashboard's controls
 
 
 def test_credentials_come_from_the_environment_and_401_is_one_clear_line(

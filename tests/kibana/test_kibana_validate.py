@@ -24,7 +24,13 @@ def test_shipped_saved_objects_and_rules_are_valid() -> None:
 def test_shipped_set_has_what_the_issue_asks_for() -> None:
     objects = {obj["id"]: obj for obj in load_objects()}
     views = {o["attributes"]["title"] for o in objects.values() if o["type"] == "index-pattern"}
-    assert views == {"pinnprov-epochs", "pinnprov-runs", "pinnprov-adaptations", "pinnprov-alerts"}
+    assert views == {"pinnprov-epochs", "pinnprov-runs", "pinnprov-adaptations", "pinnprov-alerts", "pinnprov-metrics"}
+    system = objects["pinnprov-lens-system-cpu"]["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]
+    filters = {c["filter"]["query"] for layer in system.values() for c in layer["columns"].values() if "filter" in c}
+    assert filters == {'metric.name : "process.cpu.utilization"', 'metric.name : "system.cpu.utilization"',
+                       'metric.name : "hw.gpu.utilization"'}
+    histogram = objects["pinnprov-lens-epoch-duration-histogram"]["attributes"]["state"]["visualization"]
+    assert histogram["layers"][0]["seriesType"] == "bar"
     total = objects["pinnprov-lens-total-loss"]["attributes"]["state"]["visualization"]
     assert total["yLeftScale"] == "log" and total["layers"][0]["splitAccessor"] == "run"
     table = objects["pinnprov-lens-latest-loss"]["attributes"]["state"]["datasourceStates"]["formBased"]["layers"]
@@ -146,17 +152,17 @@ def test_ndjson_rewrites_only_data_view_titles_for_another_prefix() -> None:
     assert [o["type"] for o in lines][:4] == ["index-pattern"] * 4  # dependencies first
     assert lines[-1]["type"] == "dashboard"
     titles = sorted(o["attributes"]["title"] for o in lines if o["type"] == "index-pattern")
-    assert titles == ["g5k-adaptations", "g5k-alerts", "g5k-epochs", "g5k-runs"]
+    assert titles == ["g5k-adaptations", "g5k-alerts", "g5k-epochs", "g5k-metrics", "g5k-runs"]
     assert {o["id"] for o in lines} == {o["id"] for o in load_objects()}  # same ids: re-import overwrites
     assert all("_file" not in o for o in lines)
 
 
 def test_cli_validate_and_ndjson(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["kibana", "validate"]) == 0
-    assert "ok: 10 saved objects and 4 alert rules" in capsys.readouterr().out
+    assert "ok: 15 saved objects and 4 alert rules" in capsys.readouterr().out
     out = tmp_path / "objects.ndjson"
     assert main(["kibana", "ndjson", "-o", str(out), "--index-prefix", "g5k"]) == 0
-    assert len(out.read_bytes().splitlines()) == 10
+    assert len(out.read_bytes().splitlines()) == 15
     assert main(["kibana", "ndjson", "--index-prefix", "Bad Prefix"]) == 2
     assert "not a valid Elasticsearch index prefix" in capsys.readouterr().err
 
