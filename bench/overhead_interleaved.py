@@ -55,6 +55,18 @@ class Switch:
     def on_run_end(self, event: RunEnded) -> None:
         self.inner.on_run_end(event)
 
+    def on_model_snapshot(self, event: object) -> None:
+        """Model snapshots (every 1,000 epochs by default, issue 21) go through in ON segments only, like epochs."""
+        chunk = getattr(event, "epoch", 0) // self.steps
+        handler = getattr(self.inner, "on_model_snapshot", None)
+        if handler is not None and self.is_on(max(chunk - 1, 0)):
+            handler(event)
+
+    def on_artifact(self, event: object) -> None:
+        handler = getattr(self.inner, "on_artifact", None)
+        if handler is not None:
+            handler(event)
+
 
 def interleaved(epoch_s: float, seconds: float, segment_chunks: int = 4) -> dict[str, object]:
     """Train for about `seconds` with capture switched every `segment_chunks` chunks; compare chunk periods."""
