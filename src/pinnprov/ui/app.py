@@ -89,7 +89,7 @@ def _int_param(request: Request, name: str) -> int | None:
 # page -> (title, scripts after common.js, whether it draws charts); the pages share templates/layout.html
 _PAGES: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "runs": ("runs", ("runs.js",), False),
-    "run": ("run", ("charts.js", "run.js", "models.js"), True),
+    "run": ("run", ("charts.js", "run.js", "models.js", "system.js"), True),
     "compare": ("compare", ("charts.js", "compare.js", "models.js"), True),
 }
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -160,6 +160,9 @@ def create_app(config: UiConfig) -> Starlette:
                             to_epoch=_int_param(request, "to"), after=_int_param(request, "after"),
                             points=_int_param(request, "points"))
 
+    def system(request: Request, store: Any) -> Any:
+        return reads.system_series(store, run_id(request, store))
+
     def table1(request: Request, store: Any) -> Any:
         return reads.table1(store, run_id(request, store), every=_int_param(request, "every"),
                             last=_int_param(request, "last"))
@@ -223,6 +226,7 @@ def create_app(config: UiConfig) -> Starlette:
         Route("/api/runs", api(runs)),
         Route("/api/runs/{run}", api(run)),
         Route("/api/runs/{run}/series", api(series)),
+        Route("/api/runs/{run}/system", api(system)),
         Route("/api/runs/{run}/table1", api(table1)),
         Route("/api/runs/{run}/prov", prov),
         Route("/api/runs/{run}/steer", steer_endpoint, methods=["POST"]),

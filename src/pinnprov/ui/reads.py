@@ -166,3 +166,31 @@ def compare(store: Any, experiment: str, *, points: int | None = None) -> dict[s
         "table2": table(query(store, "latest", experiment=experiment)),
         "table3": table(query(store, "lr", experiment=experiment)),
     }
+
+
+SYSTEM_FRACTIONS = {
+    "process.cpu.utilization": "process CPU", "system.cpu.utilization": "host CPU",
+    "system.memory.utilization": "host memory", "hw.gpu.utilization": "GPU",
+}
+"""The trainers' system metrics (pinnprov/capture/system_metrics.py) that are fractions, drawn on one axis in %."""
+
+
+def system_series(store: Any, run_id: str) -> dict[str, Any]:
+    """The run page's system chart: every fraction-valued system metric of the run on the epoch axis (a point's
+    `position`: its epoch plus the elapsed part of it), one series per metric and GPU, aligned for the chart."""
+    result = query(store, "metric_epochs", run_id=run_id)
+    by_series: dict[str, dict[float, float]] = {}
+    for row in records(result):
+        label = SYSTEM_FRACTIONS.get(row["name"])
+        if label is None or row["position"] is None or row["value"] is None:
+            continue
+        if row["name"] == "hw.gpu.utilization":
+            import json
+
+            label = f"GPU {json.loads(row['attributes'] or '{}').get('hw.id', '?')}"
+        by_series.setdefault(label, {})[float(row["position"])] = 100.0 * float(row["value"])
+    positions = sorted({x for values in by_series.values() for x in values})
+    labels = sorted(by_series, key=lambda name: (list(SYSTEM_FRACTIONS.values()).index(name)
+                                                 if name in SYSTEM_FRACTIONS.values() else len(SYSTEM_FRACTIONS), name))
+    return {"run_id": run_id, "unit": "%", "x": positions, "series": [
+        {"label": label, "values": [by_series[label].get(x) for x in positions]} for label in labels]}
