@@ -13,6 +13,11 @@ segment's mean chunk period over the mean of its two OFF neighbours; `ratio_quar
 how much of the result is the machine's noise.
 
     .venv/bin/python bench/overhead_interleaved.py --seconds 120
+
+`--system-metrics`: capture stays on throughout and the trainer's *system metrics* (pinnprov/capture/system_metrics.py)
+are switched instead: in OFF segments the sampler answers with an empty sample (no /proc, psutil or NVML reading,
+no points), so `ratio` is what sampling and exporting the system metrics costs the training thread. `--interval`
+sets their period (default 1 s, five times the default rate, to make any cost visible).
 """
 
 from __future__ import annotations
@@ -68,8 +73,36 @@ class Switch:
             handler(event)
 
 
-def interleaved(epoch_s: float, seconds: float, segment_chunks: int = 4) -> dict[str, object]:
-    """Train for about `seconds` with capture switched every `segment_chunks` chunks; compare chunk periods."""
+class SystemSwitch(Switch):
+    """Forwards every epoch; switches the system metrics' sampling on and off by segment instead."""
+
+    sampling = True
+
+    def on_epoch_end(self, event: EpochEnded) -> None:
+        chunk, index = divmod(event.epoch, self.steps)
+        if index == 0:
+            self.chunk_starts.append(event.started_at)
+            SystemSwitch.sampling = self.is_on(chunk)
+        self.inner.on_epoch_end(event)
+
+
+def _switchable_sampler() -> None:
+    """OFF segments: the sampler reads nothing and the gauges observe nothing."""
+    from pinnprov.capture import system_metrics
+
+    read = system_metrics.SystemSampler._read
+
+    def switched(self: system_metrics.SystemSampler) -> system_metrics.Sample:
+        return read(self) if SystemSwitch.sampling else system_metrics.Sample()
+
+    system_metrics.SystemSampler._read = switched  # type: ignore[method-assign]
+
+
+def interleaved(epoch_s: float, seconds: float, segment_chunks: int = 4, system: bool = False,
+                interval_s: float = 1.0) -> dict[str, object]:
+    """Train for about `seconds` with capture switched every `segment_chunks` chunks; compare chunk periods.
+
+    `system`: capture always on, the system metrics (every `interval_s`) switched instead."""
     from pinnprov.pinn.benchmark import crosshole_benchmark
     from pinnprov.pinn.config import TrainConfig
     from pinnprov.pinn.trainer import configure_threads, train
@@ -82,8 +115,11 @@ def interleaved(epoch_s: float, seconds: float, segment_chunks: int = 4) -> dict
     config = base.replace(epochs=epochs, threads=1, stopping="none", run_name=f"interleaved-{os.getpid()}")
     stats = CaptureStats()
     load_before = [round(x, 2) for x in os.getloadavg()]
+    if system:
+        _switchable_sampler()
+        os.environ["PINNPROV_SYSTEM_METRICS"], os.environ["PINNPROV_SYSTEM_METRICS_INTERVAL"] = "1", str(interval_s)
     with tempfile.TemporaryDirectory() as tmp, open_capture(store=f"{tmp}/i.sqlite", stats=stats) as (observer,):
-        switch = Switch(observer, config.steps_per_call, segment_chunks)
+        switch = (SystemSwitch if system else Switch)(observer, config.steps_per_call, segment_chunks)
         began = time.perf_counter()
         train(config, crosshole_benchmark(), [switch])
         trained = time.perf_counter() - began
@@ -102,7 +138,8 @@ def interleaved(epoch_s: float, seconds: float, segment_chunks: int = 4) -> dict
     quartiles = statistics.quantiles(local, n=4) if len(local) >= 2 else [float("nan")] * 3
     on, off = statistics.median(periods[True]), statistics.median(periods[False])
     return {
-        "bench": "overhead_interleaved", "ratio": round(statistics.median(local), 4),
+        "bench": "overhead_interleaved", "switched": f"system metrics every {interval_s:g} s" if system else "capture",
+        "ratio": round(statistics.median(local), 4),
         "overhead_percent": round((statistics.median(local) - 1) * 100, 2),
         "ratio_quartiles": [round(quartiles[0], 4), round(quartiles[2], 4)], "segment_pairs": len(local),
         "ratio_of_medians": round(on / off, 4),
@@ -119,9 +156,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="training seconds (default 120)")
     parser.add_argument("--epoch-s", type=float, default=0.02, help="expected seconds per epoch, to size the run")
     parser.add_argument("--segment-chunks", type=int, default=4)
+    parser.add_argument("--system-metrics", action="store_true", help="switch the system metrics, not capture")
+    parser.add_argument("--interval", type=float, default=1.0, help="system metrics period in s (default 1)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    print(json.dumps(interleaved(args.epoch_s, args.seconds, args.segment_chunks)), flush=True)
+    print(json.dumps(interleaved(args.epoch_s, args.seconds, args.segment_chunks, args.system_metrics,
+                                 args.interval)), flush=True)
 
 
 if __name__ == "__main__":
