@@ -63,7 +63,7 @@ from pinnprov.pinn.steering import CommandSource, NoCommands
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EventHandoff", "Run", "RunCommand", "dataset_identity"]
+__all__ = ["EventHandoff", "Run", "RunCommand", "dataset_identity", "deliver_epochs"]
 
 DEFAULT_FLUSH_INTERVAL_S = 0.05
 _NAN = float("nan")
@@ -229,6 +229,9 @@ class Run:
             raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
         group = [observers] if isinstance(observers, TrainingObserver) else list(observers)
         self._fanout = ObserverFanout(group)
+        self._observers = group  # epochs go to these in batches (deliver_epochs), isolated like the fanout
+        self._broken: set[int] = set()
+        self._epochs: list[EpochEnded] = []  # built by the worker, not yet delivered
         self._source: CommandSource = commands if commands is not None else NoCommands()
         self._on_close = on_close
         self._interval = flush_interval_s
@@ -448,7 +451,9 @@ class Run:
             tag = item[0]
             if tag == _EPOCH:
                 self._epoch(item)
-            elif tag == _ADAPT:
+                continue
+            self._flush_epochs()  # the epochs before this event reach the observers first
+            if tag == _ADAPT:
                 _, parameter, old, new, agent, reason, command_id, epoch, at = item
                 self._adapt(parameter, old, new, agent, reason, command_id, epoch, at)
             elif tag == _ACK:
@@ -462,7 +467,14 @@ class Run:
                         numbers[str(key)] = number
                 self._fanout.on_run_end(RunEnded(status, time.time(), self.epochs_logged, error, numbers))
                 return True
+        self._flush_epochs()
         return False
+
+    def _flush_epochs(self) -> None:
+        """Hand the epochs built since the last flush to the observers, as one batch where they take one."""
+        if self._epochs:
+            batch, self._epochs = self._epochs, []
+            deliver_epochs(self._observers, self._broken, batch)
 
     def _drop(self, name: str, value: object) -> None:
         self.dropped += 1
@@ -516,7 +528,7 @@ class Run:
             self._last_lr = lr
         self._last_epoch = number
         self.epochs_logged += 1
-        self._fanout.on_epoch_end(EpochEnded(
+        self._epochs.append(EpochEnded(
             epoch=number, started_at=started, ended_at=ended, elapsed_s=ended - started,
             loss=self._number("loss", loss), loss_bc=self._number("loss_bc", loss_bc),
             loss_residual=self._number("loss_residual", loss_residual),
@@ -588,6 +600,25 @@ class Run:
                 self._inbox.append(wrapped)
 
 
+def deliver_epochs(observers: Sequence[object], broken: set[int], events: list[EpochEnded]) -> None:
+    """`events` to each observer: in one `on_epochs_end` call where it has one (ProvenanceObserver), else one
+    `on_epoch_end` each. An observer that raises is reported once and disabled (index added to `broken`)."""
+    for index, observer in enumerate(observers):
+        if index in broken:
+            continue
+        try:
+            batch = getattr(observer, "on_epochs_end", None)
+            if batch is not None:
+                batch(events)
+            else:
+                single = observer.on_epoch_end  # type: ignore[attr-defined]
+                for event in events:
+                    single(event)
+        except Exception as error:  # noqa: BLE001 - telemetry never breaks training
+            broken.add(index)
+            log.warning("observer %s failed in on_epoch_end and is disabled: %s", type(observer).__name__, error)
+
+
 class EventHandoff:
     """The run API's hand-off for a loop that builds the observer events itself (`pinnprov train`, the Keras
     callback with `open_capture`'s observers): each event is appended to a deque on the calling thread, and a
@@ -655,12 +686,21 @@ class EventHandoff:
 
     def _drain(self) -> None:
         queue = self._queue
+        epochs: list[EpochEnded] = []
         while queue:
             try:
                 method, event = queue.popleft()
             except IndexError:  # drained concurrently by close()
-                return
+                break
+            if method == "on_epoch_end":
+                epochs.append(event)  # type: ignore[arg-type]
+                continue
+            if epochs:
+                deliver_epochs(self._observers, self._broken, epochs)
+                epochs = []
             self._deliver(method, event)
+        if epochs:
+            deliver_epochs(self._observers, self._broken, epochs)
 
     def _deliver(self, method: str, event: object) -> None:
         for index, observer in enumerate(self._observers):
