@@ -21,11 +21,11 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from pinnprov.capture.fast_encode import encode_spans_fast
 from pinnprov.core.export_status import ExportStatus
 
 _log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class EmbeddedExporter(SpanExporter):
             if self._shut:
                 return SpanExportResult.FAILURE
             try:
-                request = encode_spans(spans)
+                request = encode_spans_fast(spans)  # = encode_spans(spans), at a fraction of the CPU
             except Exception as error:  # noqa: BLE001 - the SDK's own spans always encode; be safe anyway
                 self._warn("could not encode %d span(s) as OTLP: %s", len(spans), error)
                 return SpanExportResult.FAILURE
