@@ -147,8 +147,8 @@ def pinnprov_read(name: str, store_url: str, **settings: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def collector(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A real `pinnprov collector` on loopback (ports chosen by the OS); yields its gRPC endpoint and process."""
+def collector(workdir: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen[bytes]]]:
+    """A real `pinnprov collector` on loopback (ports chosen by the OS); yields its endpoints and process."""
     ready = workdir / "ready.json"
     command = [sys.executable, "-m", "pinnprov", "collector", "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint",
                "127.0.0.1:0", "--store", f"sqlite:///{workdir / 'collector.db'}", "--spool-dir",
@@ -162,7 +162,7 @@ def collector(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
                 raise RuntimeError(f"collector did not start: {(workdir / 'collector.log').read_text()[-2000:]}")
             time.sleep(0.05)
         endpoints = json.loads(ready.read_text())
-        yield endpoints["grpc"], process
+        yield endpoints, process
     finally:
         process.terminate()
         process.wait(60)
@@ -263,15 +263,15 @@ def main() -> None:
             results["pinnprov-sqlite"] = result
             print(json.dumps(result), flush=True)
         if "pinnprov-collector" in wanted:
-            with collector(tmp) as (endpoint, process):
+            with collector(tmp) as (endpoints, process):
                 url = f"sqlite:///{tmp / 'collector.db'}"
+                remote = {"otlp_endpoint": endpoints["grpc"], "steering_endpoint_url": endpoints["http"]}
                 before = _process_cpu_s(process.pid)
-                result = pinnprov_run("pinnprov-collector", args.epochs, epoch_s, base_us, url,
-                                      otlp_endpoint=endpoint)
+                result = pinnprov_run("pinnprov-collector", args.epochs, epoch_s, base_us, url, **remote)
                 result["collector_cpu_us_per_epoch"] = round((_process_cpu_s(process.pid) - before) / args.epochs
                                                              * 1e6, 1)
                 if not args.no_read:
-                    result.update(pinnprov_read("pinnprov-collector", url, otlp_endpoint=endpoint))
+                    result.update(pinnprov_read("pinnprov-collector", url, **remote))
             results["pinnprov-collector"] = result
             print(json.dumps(result), flush=True)
         for name, synchronous in (("mlflow-sync", True), ("mlflow-async", False)):
