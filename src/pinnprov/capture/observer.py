@@ -229,8 +229,7 @@ class ProvenanceObserver:
             at = _ns(event.at)
             self._tracer.start_span(v.SNAPSHOT_SPAN, self._context_of(event.run_id), attributes=attributes,
                                     start_time=at).end(at)
-            self.spans_ended += 1
-            self._flush_soon()
+            self.spans_ended += 1  # no prompt flush: it travels with the next scheduled export (under a second)
         except Exception as error:  # noqa: BLE001
             self._failed("on_model_snapshot", error)
 
