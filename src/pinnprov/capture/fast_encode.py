@@ -59,7 +59,7 @@ def _any_value(value: object) -> bytes | None:
     """An AnyValue's bytes for a scalar; None for anything else (the generic encoder takes the span)."""
     kind = type(value)
     if kind is float:
-        return b"\x21" + _DOUBLE(value)  # type: ignore[arg-type]
+        return b"\x21" + _DOUBLE(value)
     if kind is int:
         return b"\x18" + _varint(value)  # type: ignore[arg-type]
     if kind is str:
@@ -133,7 +133,7 @@ def encode_spans_fast(spans: Sequence[ReadableSpan]) -> ExportTraceServiceReques
     by_resource: dict[Any, list[bytes]] = {}
     for resource, scope, encoded_spans in groups.values():
         head = ScopeSpans(scope=_encode_instrumentation_scope(scope),
-                          schema_url=scope.schema_url if scope else None).SerializeToString()
+                          schema_url=scope.schema_url if scope else "").SerializeToString()
         body = b"".join(b"\x12" + _varint(len(item)) + item for item in encoded_spans)
         by_resource.setdefault(resource, []).append(_field(0x12, head + body))
     request = b"".join(
@@ -141,4 +141,6 @@ def encode_spans_fast(spans: Sequence[ReadableSpan]) -> ExportTraceServiceReques
                                    schema_url=resource.schema_url).SerializeToString() + b"".join(scopes))
         for resource, scopes in by_resource.items()
     )
-    return ExportTraceServiceRequest.FromString(request)
+    parsed = ExportTraceServiceRequest()
+    parsed.ParseFromString(request)
+    return parsed

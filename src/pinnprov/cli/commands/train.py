@@ -70,9 +70,11 @@ def run_train(args: argparse.Namespace) -> int:
     from pinnprov.pinn.trainer import configure_threads
 
     configure_threads(config.threads)  # before any TensorFlow op runs
+    from pinnprov.capture.capture_settings import resolve_capture_settings
     from pinnprov.wiring import command_source_for, open_capture
 
-    # Steering reads commands from wherever the provenance goes: the same store or the same collector.
-    steering = {key: capture_kwargs[key] for key in ("store", "otlp_endpoint", "enabled") if key in capture_kwargs}
-    with open_capture(**capture_kwargs) as observers, command_source_for(**steering) as commands:
+    # One resolved settings object: steering reads commands from wherever the provenance goes (the same store or
+    # the same collector), and the observers are the run API's hand-off (pinnprov.capture.run_api.EventHandoff).
+    settings = resolve_capture_settings(**capture_kwargs)
+    with open_capture(settings) as observers, command_source_for(settings) as commands:
         return train_and_report(args, config, data, observers, commands, resume)
