@@ -10,7 +10,9 @@ ingest figure of bench/ingest.py in the same run (so the two can be compared on 
   records) and of one SQLite transaction writing them.
 - ingest: bench/ingest.py's epoch-span figure (spans_per_s), same senders and requests.
 
-Usage: python bench/metrics_ingest.py [--senders 4] [--requests 40] [--skip-spans]
+`--kinds scalar` sends gauge and sum points only (half each), what trainers mostly send.
+
+Usage: python bench/metrics_ingest.py [--senders 4] [--requests 40] [--kinds mixed|scalar] [--skip-spans]
 """
 
 from __future__ import annotations
@@ -37,14 +39,20 @@ POINTS_PER_REQUEST = 1000
 T0 = time.time_ns()
 
 
+KINDS = "mixed"
+"""mixed: a quarter each of gauge, sum, histogram and exponential histogram points; scalar: half gauge, half sum
+points (what trainers mostly send: the loss and learning-rate gauges, counters, the system metrics)."""
+
+
 def build_request(sender: int, index: int) -> bytes:
-    """One request of POINTS_PER_REQUEST points of every kind, all at this request's own time."""
+    """One request of POINTS_PER_REQUEST points (KINDS), all at this request's own time."""
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
     from opentelemetry.proto.metrics.v1 import metrics_pb2
 
     from pinnprov.core import vocabulary as v
 
     quarter = POINTS_PER_REQUEST // 4
+    scalar = KINDS == "scalar"
     now = T0 + (sender * 1_000_000 + index) * 1_000_000
     request = ExportMetricsServiceRequest()
     resource = request.resource_metrics.add()
@@ -62,11 +70,13 @@ def build_request(sender: int, index: int) -> bytes:
     histogram.histogram.aggregation_temporality = cumulative
     exponential = scope.metrics.add(name="pinn.step.duration", unit="s")
     exponential.exponential_histogram.aggregation_temporality = cumulative
-    for k in range(quarter):
+    for k in range(2 * quarter if scalar else quarter):
         point = gauge.gauge.data_points.add(time_unix_nano=now, as_double=1.0 / (k + 1))
         point.attributes.add(key=v.LOSS_COMPONENT).value.string_value = f"c{k}"
         point = total.sum.data_points.add(time_unix_nano=now, start_time_unix_nano=T0, as_int=index + k)
         point.attributes.add(key="worker").value.int_value = k
+        if scalar:
+            continue
         point = histogram.histogram.data_points.add(time_unix_nano=now, start_time_unix_nano=T0, count=15,
                                                      sum=3.75, min=0.1, max=0.5)
         point.explicit_bounds.extend([0.005 * 2**b for b in range(15)])
@@ -77,6 +87,8 @@ def build_request(sender: int, index: int) -> bytes:
         point.positive.offset = -20
         point.positive.bucket_counts.extend([1, 2, 3, 4])
         point.attributes.add(key="worker").value.int_value = k
+    if scalar:
+        del scope.metrics[2:]
     return request.SerializeToString()
 
 
@@ -134,7 +146,8 @@ def bench_metrics_ingest(workdir: Path, senders: int, count: int) -> dict:
         ended = time.time()
         started = min(r["started"] for r in collected)
         stored = _points(db)
-        return {"bench": "metrics_ingest", "sink": "sqlite", "points_per_s": round(stored / (ended - started)),
+        return {"bench": "metrics_ingest", "kinds": KINDS, "sink": "sqlite",
+                "points_per_s": round(stored / (ended - started)),
                 "collector_cpu_us_per_point": round(_cpu_s(proc.pid) / max(stored, 1) * 1e6, 1),
                 "acked_points_per_s": round(expected / (max(r["ended"] for r in collected) - started)),
                 "points": stored, "expected": expected, "senders": senders, "points_per_request": POINTS_PER_REQUEST,
@@ -167,7 +180,7 @@ def bench_micro(workdir: Path, repeats: int = 9) -> dict:
         conn.execute("COMMIT")
         write.append((time.thread_time() - begin) / POINTS_PER_REQUEST * 1e6)
     conn.close()
-    return {"bench": "metrics_micro", "translate_us_per_point": round(statistics.median(translate), 2),
+    return {"bench": "metrics_micro", "kinds": KINDS, "translate_us_per_point": round(statistics.median(translate), 2),
             "sqlite_us_per_point": round(statistics.median(write), 2), "points_per_request": POINTS_PER_REQUEST}
 
 
@@ -176,7 +189,11 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--requests", type=int, default=40, help="requests per sender (1,000 points; 512 spans)")
     parser.add_argument("--skip-spans", action="store_true", help="no epoch-span ingest figure")
+    parser.add_argument("--kinds", choices=("mixed", "scalar"), default="mixed",
+                        help="mixed: all four kinds (default); scalar: gauges and sums only")
     args = parser.parse_args()
+    global KINDS
+    KINDS = args.kinds
     with tempfile.TemporaryDirectory(prefix="pinnprov-metrics-ingest-") as tmp:
         workdir = Path(tmp)
         print(json.dumps(bench_metrics_ingest(workdir, args.senders, args.requests)), flush=True)

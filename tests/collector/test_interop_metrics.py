@@ -91,7 +91,10 @@ def test_javascript_metrics_only_client_is_stored_and_queryable(js_sdk: Path, co
     wait_for(lambda: rows(collector.store, "SELECT COUNT(*) FROM metric_point WHERE run_id = ?", (run_id,))
              == [(POINTS,)], what=f"{POINTS} metric points of {run_id}")
     assert_js_metrics_stored(f"sqlite:///{collector.store}", run_id)
-    assert collector.metrics()["refused"] == before
+    health = collector.metrics()
+    assert health["refused"] == before
+    pipeline = next(iter(health["sinks"].values()))["pipeline"]  # what /metrics-json shows per sink
+    assert pipeline["metrics.points.accepted"] >= POINTS and "metrics.rejected" not in pipeline
     from pinnprov.cli.main import main
 
     capsys.readouterr()

@@ -6,9 +6,9 @@ metrics belong to the run, so they are stored with it (tables `metric_resource`,
 
 - The run: `pinn.run.id` of the data point, else of its resource (the trainer's MeterProvider resource carries
   it). A point without one is kept under its resource (`run_id` NULL); a malformed run id is dropped from the point
-  (counted with its reason, see `DroppedAttribute`) and the point is kept.
-- Identity: `point_id` hashes resource, scope, metric name, kind, attributes and time, so a re-delivered request
-  writes nothing new (sinks insert a known key as a no-op).
+  (counted with its reason, `MetricsResult.dropped`) and the point is kept.
+- Identity: `point_id` is the time and a hash of resource, scope, metric name, kind and attributes, so a
+  re-delivered request writes nothing new (sinks insert a known key as a no-op).
 - Validation per point, lenient per request: a metric without a name or data, a point without a time, or
   unreadable attributes reject that metric or point (counted, logged at a limited rate); the rest is kept.
   Summary points (a legacy kind no OTel SDK produces for pinnprov's instruments) are ignored and counted.
@@ -192,8 +192,10 @@ def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: 
             text = _json(attrs) if attrs else "{}"
         else:
             row_head, text = head, "{}"
-        point_id = hashlib.blake2b(f"{key_prefix}{text}\x00{nanos}".encode("utf-8", "surrogatepass"),
-                                   digest_size=16).hexdigest()
+        # Time first, then a hash of the rest: keys arrive nearly in order, so SQLite appends to the primary-key
+        # index instead of dirtying a random page per point (a fully random key cost about a third more CPU).
+        point_id = f"{nanos:016x}" + hashlib.blake2b(f"{key_prefix}{text}".encode("utf-8", "surrogatepass"),
+                                                     digest_size=8).hexdigest()
         started = point.start_time_unix_nano / 1e9 if point.start_time_unix_nano else None
         if stored == "gauge" or stored == "sum":
             number = point.WhichOneof("value")
