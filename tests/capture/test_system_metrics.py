@@ -183,3 +183,21 @@ def test_the_switch_turns_them_off(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         observer.on_run_end(RunEnded("completed", time.time(), 1))
     names = {row[0] for row in sqlite3.connect(db).execute("SELECT DISTINCT name FROM metric_point")}
     assert v.METRIC_LOSS in names and not names & (HOST_METRICS | GPU_METRICS)
+
+
+def test_the_capture_settings_carry_the_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`open_capture(system_metrics=False)`, `start_run(...)` and the integrations take it like every capture
+    keyword: explicit > PINNPROV_SYSTEM_METRICS[_INTERVAL] > on, every 5 s."""
+    from pinnprov.capture.capture_settings import CAPTURE_OPTION_NAMES, resolve_capture_settings
+
+    monkeypatch.delenv("PINNPROV_SYSTEM_METRICS", raising=False)
+    monkeypatch.delenv("PINNPROV_SYSTEM_METRICS_INTERVAL", raising=False)
+    assert {"system_metrics", "system_metrics_interval_s"} <= CAPTURE_OPTION_NAMES
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    settings = resolve_capture_settings(store=store)
+    assert (settings.system_metrics, settings.system_metrics_interval_s) == (True, 5.0)
+    monkeypatch.setenv("PINNPROV_SYSTEM_METRICS_INTERVAL", "2.5")
+    assert resolve_capture_settings(store=store).system_metrics_interval_s == 2.5
+    assert resolve_capture_settings(store=store, system_metrics=False).system_metrics is False
+    with pytest.raises(ValueError, match="system_metrics_interval_s"):
+        resolve_capture_settings(store=store, system_metrics_interval_s=-1)

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from pinnprov.capture.capture_settings import CaptureSettings
 from pinnprov.capture.provider import RunIdGenerator
-from pinnprov.capture.system_metrics import SystemMetricsSettings, resolve_system_metrics
+from pinnprov.capture.system_metrics import SystemMetricsSettings
 from pinnprov.core.urls import redact
 from pinnprov.pinn.observer import TrainingObserver
 
@@ -126,8 +126,8 @@ def capture_session(
 
     `import_tensorflow=False`: the resource names TensorFlow's version and devices only if the process has
     already loaded it (a PyTorch or JAX loop does not pay for importing TensorFlow).
-    `system_metrics`: the trainer's system metrics (pinnprov/capture/system_metrics.py); None resolves them from
-    the environment (on by default, every 5 s), `SystemMetricsSettings(enabled=False)` turns them off.
+    `system_metrics`: overrides the settings' `system_metrics` / `system_metrics_interval_s` (the trainer's system
+    metrics, pinnprov/capture/system_metrics.py; on by default, every 5 s).
     """
     from pinnprov.capture.observer import ProvenanceObserver
     from pinnprov.capture.provider import (
@@ -141,7 +141,8 @@ def capture_session(
 
     # validates the service name before anything starts
     resource = build_resource(settings.service_name, import_tensorflow=import_tensorflow)
-    system = system_metrics if system_metrics is not None else resolve_system_metrics()
+    system = system_metrics if system_metrics is not None else SystemMetricsSettings(
+        settings.system_metrics, settings.system_metrics_interval_s)
     exporters, otlp_metric_exporter = _exporters(settings, open_store_exporter)
     run_ids = RunIdGenerator()  # the tracer provider's: it learns each run's id at the run's start
     metric_exporter = _metric_exporter(exporters, otlp_metric_exporter, lambda: run_ids.run_id)

@@ -52,6 +52,8 @@ class CaptureSettings:
     enabled: bool = True  # False: no capture at all (PINNPROV_CAPTURE=0); nothing else was resolved
     steering_endpoint_url: str | None = None  # the collector's /v1/steering base, if not derived from the endpoint
     steering_interval_s: float = DEFAULT_STEERING_INTERVAL_S  # how often steering commands are polled
+    system_metrics: bool = True  # the trainer's CPU, memory and GPU metrics (capture/system_metrics.py)
+    system_metrics_interval_s: float = 5.0  # their sampling period
 
 
 class CaptureOptions(TypedDict, total=False):
@@ -73,6 +75,8 @@ class CaptureOptions(TypedDict, total=False):
     set_global: bool
     steering_endpoint_url: str | None
     steering_interval_s: float | None
+    system_metrics: bool | None
+    system_metrics_interval_s: float | None
 
 
 CAPTURE_OPTION_NAMES = frozenset(CaptureOptions.__annotations__)
@@ -115,6 +119,8 @@ def resolve_capture_settings(
     enabled: bool | None = None,
     steering_endpoint_url: str | None = None,
     steering_interval_s: float | None = None,
+    system_metrics: bool | None = None,
+    system_metrics_interval_s: float | None = None,
 ) -> CaptureSettings:
     """Resolve every capture setting by precedence; ValueError naming the setting for a bad one.
 
@@ -128,6 +134,9 @@ def resolve_capture_settings(
     if not interval > 0:
         raise ValueError(f"steering_interval_s: steering poll interval must be > 0 seconds, got {interval!r}")
     every = parse_capture_every(capture_every)
+    from pinnprov.capture.system_metrics import resolve_system_metrics
+
+    system = resolve_system_metrics(system_metrics, system_metrics_interval_s)  # PINNPROV_SYSTEM_METRICS[_INTERVAL]
     destination = resolve_destination(otlp_endpoint, protocol=protocol, headers=headers)
     if store is None and destination is None:
         store = resolve_store_url(None)  # $PINNPROV_STORE, else the default SQLite file
@@ -144,7 +153,7 @@ def resolve_capture_settings(
         spool_root = Path(spool_dir).expanduser() if spool_dir is not None else default_spool_dir()
     return CaptureSettings(every, store, destination, timeout, spool_root, _export_timeout(export_timeout_s),
                            service_name, protocol, schedule_delay_ms, set_global, True, steering_endpoint_url,
-                           interval)
+                           interval, system.enabled, system.interval_s)
 
 
 def settings_from(settings: CaptureSettings | None, options: Mapping[str, object]) -> CaptureSettings:
