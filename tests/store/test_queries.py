@@ -226,5 +226,6 @@ def test_run_selection(store_path: Path) -> None:
         with pytest.raises(ValueError, match="needs a run"):
             run_query(store, "epochs", QueryOptions())
     assert sorted(QUERIES.names()) == [
-        "adaptations", "epoch_buckets", "epochs", "hyperparameters", "latest", "lr", "run", "runs", "summary"
+        "adaptations", "epoch_buckets", "epochs", "hyperparameters", "latest", "lr", "metric_epochs", "metrics", "run",
+        "runs", "summary"
     ]

@@ -250,7 +250,7 @@ def _metrics(options: QueryOptions) -> tuple[str, QueryParams]:
 
 def _metric_epochs(options: QueryOptions) -> tuple[str, QueryParams]:
     """One run's metric points with where they fall on the epoch axis: `epoch` is the last stored epoch that had
-    started by the point's time and `position` the point's place on the axis, epoch + the elapsed fraction of it
+    started by the point's time and `epoch_at` the point's place on the axis, epoch + the elapsed fraction of it
     (capped at the next epoch). What the UI draws under the loss. Histograms give their mean (sum / count); points
     before the first epoch have no epoch."""
     where = ["p.run_id = :run_id"]
@@ -261,7 +261,7 @@ SELECT p.at, p."name", p.unit, p.attributes,
        CASE WHEN p.hist_count > 0 THEN p.hist_sum / p.hist_count ELSE p."value" END AS "value",
        e."epoch",
        e."epoch" + CASE WHEN e.ended_at > e.started_at AND p.at < e.ended_at
-                        THEN (p.at - e.started_at) / (e.ended_at - e.started_at) ELSE 1.0 END AS position
+                        THEN (p.at - e.started_at) / (e.ended_at - e.started_at) ELSE 1.0 END AS epoch_at
 FROM metric_point p LEFT JOIN epoch_metric e ON e.run_id = p.run_id AND e."epoch" = (
   SELECT MAX(f."epoch") FROM epoch_metric f WHERE f.run_id = p.run_id AND f.started_at <= p.at)
 WHERE {" AND ".join(where)}

@@ -177,18 +177,18 @@ SYSTEM_FRACTIONS = {
 
 def system_series(store: Any, run_id: str) -> dict[str, Any]:
     """The run page's system chart: every fraction-valued system metric of the run on the epoch axis (a point's
-    `position`: its epoch plus the elapsed part of it), one series per metric and GPU, aligned for the chart."""
+    `epoch_at`: its epoch plus the elapsed part of it), one series per metric and GPU, aligned for the chart."""
     result = query(store, "metric_epochs", run_id=run_id)
     by_series: dict[str, dict[float, float]] = {}
     for row in records(result):
         label = SYSTEM_FRACTIONS.get(row["name"])
-        if label is None or row["position"] is None or row["value"] is None:
+        if label is None or row["epoch_at"] is None or row["value"] is None:
             continue
         if row["name"] == "hw.gpu.utilization":
             import json
 
             label = f"GPU {json.loads(row['attributes'] or '{}').get('hw.id', '?')}"
-        by_series.setdefault(label, {})[float(row["position"])] = 100.0 * float(row["value"])
+        by_series.setdefault(label, {})[float(row["epoch_at"])] = 100.0 * float(row["value"])
     positions = sorted({x for values in by_series.values() for x in values})
     labels = sorted(by_series, key=lambda name: (list(SYSTEM_FRACTIONS.values()).index(name)
                                                  if name in SYSTEM_FRACTIONS.values() else len(SYSTEM_FRACTIONS), name))
