@@ -189,6 +189,10 @@ ADAPTATIONS = TableWrite("adaptation", "adaptation", _all("adaptation", Merge.KE
 ALERTS = TableWrite("alert", "alert", _all("alert", Merge.KEEP))
 METRIC_RESOURCES = TableWrite("metric_resource", "metric_resource", _all("metric_resource", Merge.KEEP))
 METRIC_POINTS = TableWrite("metric_point", "metric_point", _all("metric_point", Merge.KEEP))
+METRIC_SCALARS = TableWrite("metric_scalar", "metric_point", {column.name: Merge.KEEP for column in
+                            TABLES_BY_NAME["metric_point"].columns[1:TABLES_BY_NAME["metric_point"].columns.index(
+                                TABLES_BY_NAME["metric_point"].column("value")) + 1]})
+"""Gauge and sum points: the columns up to `value` only (the histogram columns stay NULL), half the values to bind."""
 ARTIFACTS = TableWrite("artifact", "artifact", _all("artifact", Merge.KEEP))
 SNAPSHOTS = TableWrite("model_snapshot", "model_snapshot", _all("model_snapshot", Merge.KEEP))
 RUN_RELATIONS = TableWrite("run_relation", "run_relation", _all("run_relation", Merge.KEEP))
@@ -196,7 +200,7 @@ RUN_RELATIONS = TableWrite("run_relation", "run_relation", _all("run_relation", 
 RUN_WRITES = (RUN_START, RUN_END)
 """Writes of `run` rows that apply record by record, in batch order (then the counters, once per batch)."""
 LOADS = (HYPERPARAMETERS, RESOURCES, SUMMARIES, EPOCHS, EXTRAS, ADAPTATIONS, ALERTS, METRIC_RESOURCES, METRIC_POINTS,
-         ARTIFACTS, SNAPSHOTS, RUN_RELATIONS)
+         METRIC_SCALARS, ARTIFACTS, SNAPSHOTS, RUN_RELATIONS)
 """Writes loaded in bulk, in this order, after the run writes and before the counters."""
 
 RowsOf = Callable[[Any], list[Row] | list[Values]]
@@ -220,6 +224,8 @@ def _epoch_rows(record: EpochRecord) -> list[Values]:
 
 _metric_resource_values: Callable[[MetricResourceRecord], Values] = operator.attrgetter(*METRIC_RESOURCES.columns)
 _POINT_COLUMNS = len(METRIC_POINTS.columns)
+_SCALAR_COLUMNS = len(METRIC_SCALARS.columns)
+_HIST_COUNT = METRIC_POINTS.columns.index("hist_count")
 
 
 def metric_point_values(record: MetricPointRecord) -> Values:
@@ -243,7 +249,8 @@ PLANS: ByRecordType[RecordPlan] = ByRecordType({
 
 # The epoch hot path takes rows.epoch_values / epoch_extra_values tuples as they are: their order must be the
 # tables' (both come from the schema; this fails at import if they ever drift apart).
-if MetricPointRecord._fields[:_POINT_COLUMNS] != METRIC_POINTS.columns:
+if MetricPointRecord._fields[:_POINT_COLUMNS] != METRIC_POINTS.columns or METRIC_SCALARS.columns != \
+        METRIC_POINTS.columns[:_SCALAR_COLUMNS]:
     raise ImportError("pinnprov.store.records.MetricPointRecord's fields differ from metric_point's column order")
 if EPOCHS.columns != rows.EPOCH_VALUE_COLUMNS or EXTRAS.columns != ("run_id", "epoch", "name", "value"):
     raise ImportError("pinnprov.store.rows value order differs from the epoch tables' column order")
@@ -285,12 +292,15 @@ def collect(records: Iterable[ProvRecord], *, fast: bool = True) -> Batch:
     same values; tests compare the two)."""
     batch = Batch()
     loads, counts = batch.loads, batch.epoch_counts
-    epochs, extras, points = loads[EPOCHS], loads[EXTRAS], loads[METRIC_POINTS]
+    epochs, extras, points, scalars = loads[EPOCHS], loads[EXTRAS], loads[METRIC_POINTS], loads[METRIC_SCALARS]
     epoch_values, extra_values = ((rows.epoch_values, rows.epoch_extra_values) if fast
                                   else (_epoch_values_general, _extra_values_general))
     for record in records:
-        if type(record) is MetricPointRecord:  # the metrics hot path
-            points.append(metric_point_values(record))
+        if type(record) is MetricPointRecord:  # the metrics hot path: gauges and sums bind half the columns
+            if record[_HIST_COUNT] is None and fast:
+                scalars.append(record[:_SCALAR_COLUMNS])
+            else:
+                points.append(metric_point_values(record))
             continue
         if type(record) is EpochRecord:  # the hot path: PLANS[EpochRecord] without the generic loop
             values = epoch_values(record)
