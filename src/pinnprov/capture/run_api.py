@@ -600,6 +600,9 @@ class Run:
                 self._inbox.append(wrapped)
 
 
+_SLICE = 16  # epochs per on_epochs_end call: the worker releases the GIL between slices
+
+
 def deliver_epochs(observers: Sequence[object], broken: set[int], events: list[EpochEnded]) -> None:
     """`events` to each observer: in one `on_epochs_end` call where it has one (ProvenanceObserver), else one
     `on_epoch_end` each. An observer that raises is reported once and disabled (index added to `broken`)."""
@@ -609,7 +612,9 @@ def deliver_epochs(observers: Sequence[object], broken: set[int], events: list[E
         try:
             batch = getattr(observer, "on_epochs_end", None)
             if batch is not None:
-                batch(events)
+                for start in range(0, len(events), _SLICE):
+                    batch(events[start:start + _SLICE])
+                    time.sleep(0)  # let the training thread take the GIL between slices, not after 5 ms
             else:
                 single = observer.on_epoch_end  # type: ignore[attr-defined]
                 for event in events:
