@@ -169,6 +169,7 @@ def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: 
     # The hot loop (bench/metrics_ingest.py): positional records, one encoder, bounds encoded once per metric.
     head = (resource_id, resource_run, name, unit, stored, temporality, monotonic, scope)
     bounds_text: dict[tuple[float, ...], str] = {}
+    no_histogram = (None,) * _HISTOGRAM_FIELDS + (resource,)
     for point in data.data_points:
         nanos = point.time_unix_nano
         if not nanos:
@@ -201,8 +202,9 @@ def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: 
             number = point.WhichOneof("value")
             value = None if number is None or point.flags & _NO_RECORDED_VALUE else (
                 float(point.as_int) if number == "as_int" else _finite(point.as_double))
-            records.append(MetricPointRecord(point_id, *row_head, started, nanos / 1e9, text, value,
-                                             resource=resource))
+            # tuple.__new__ skips the NamedTuple's argument handling: a fifth of the cost of a point's record
+            records.append(_new(MetricPointRecord, (point_id, *row_head, started, nanos / 1e9, text, value,
+                                                    *no_histogram)))
         elif stored == "histogram":
             total, low, high = _stats(point)
             bounds = tuple(point.explicit_bounds)
@@ -220,6 +222,11 @@ def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: 
                 _numbers(point.positive.bucket_counts), int(point.negative.offset),
                 _numbers(point.negative.bucket_counts), resource=resource))
         result.accepted += 1
+
+
+_new = tuple.__new__
+_HISTOGRAM_FIELDS = len(MetricPointRecord._fields) - MetricPointRecord._fields.index("hist_count") - 1
+"""The fields after `value` but `resource`: None in gauge and sum points."""
 
 
 def _numbers(values: Iterable[float | int]) -> str:
