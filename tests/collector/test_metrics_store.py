@@ -168,3 +168,21 @@ def test_the_cli_lists_and_runs_the_metrics_query(tmp_path: Path, capsys: pytest
     assert len(rows) == 1 and rows[0]["value"] == pytest.approx(0.001 * 0.9**2)
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM metric_point").fetchone() == (8,)
+
+
+def test_attributes_beyond_scalars_take_the_general_reader() -> None:
+    """Arrays and maps are kept as JSON; an oversized string refuses its point, as for spans."""
+    from pinnprov.collector.otlp_values import MAX_STRING_BYTES
+
+    request = sdk_request("cumulative")
+    points = request.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points
+    array = points[0].attributes.add(key="layers").value.array_value.values
+    array.add().int_value, array.add().int_value = 20, 20
+    points[1].attributes.add(key="note").value.string_value = "x" * (MAX_STRING_BYTES + 1)
+    result = translate_metrics(request)
+    assert [r.reason for r in result.rejected] == ["bad_attribute"] and result.accepted == 7
+    first = next(r for r in result.records if isinstance(r, MetricPointRecord))
+    assert json.loads(first.attributes)["layers"] == [20, 20]
+    again = translate_metrics(request)  # the same series: the same ids (the id cache changes nothing)
+    assert [r.point_id for r in again.records if isinstance(r, MetricPointRecord)] == [
+        r.point_id for r in result.records if isinstance(r, MetricPointRecord)]

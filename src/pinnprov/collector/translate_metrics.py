@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 from opentelemetry.sdk.resources import HOST_NAME, SERVICE_NAME
 
-from pinnprov.collector.otlp_values import AttributeProblem, Plain, attributes
+from pinnprov.collector.otlp_values import MAX_ATTRIBUTES, MAX_STRING_BYTES, AttributeProblem, Plain, attributes
 from pinnprov.core import vocabulary as v
 from pinnprov.store.records import MetricPointRecord, MetricResourceRecord, ProvRecord
 
@@ -176,11 +176,13 @@ def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: 
             result.rejected.append(MetricProblem("bad_time", name, "data point without time_unix_nano"))
             continue
         if point.attributes:
-            try:
-                attrs = attributes(point.attributes)
-            except AttributeProblem as error:
-                result.rejected.append(MetricProblem("bad_attribute", name, str(error)))
-                continue
+            attrs = _flat_attributes(point.attributes)
+            if attrs is None:  # arrays, maps, bytes, long strings, many attributes: the general reader decides
+                try:
+                    attrs = attributes(point.attributes)
+                except AttributeProblem as error:
+                    result.rejected.append(MetricProblem("bad_attribute", name, str(error)))
+                    continue
             row_head = head
             own = attrs.get(v.RUN_ID)
             if own is not None:
@@ -195,8 +197,14 @@ def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: 
             row_head, text = head, "{}"
         # Time first, then a hash of the rest: keys arrive nearly in order, so SQLite appends to the primary-key
         # index instead of dirtying a random page per point (a fully random key cost about a third more CPU).
-        point_id = f"{nanos:016x}" + hashlib.blake2b(f"{key_prefix}{text}".encode("utf-8", "surrogatepass"),
-                                                     digest_size=8).hexdigest()
+        series = f"{key_prefix}{text}"
+        digest = _SERIES_IDS.get(series)
+        if digest is None:
+            if len(_SERIES_IDS) >= _MAX_SERIES_IDS:
+                _SERIES_IDS.clear()
+            digest = _SERIES_IDS[series] = hashlib.blake2b(series.encode("utf-8", "surrogatepass"),
+                                                           digest_size=8).hexdigest()
+        point_id = f"{nanos:016x}{digest}"
         started = point.start_time_unix_nano / 1e9 if point.start_time_unix_nano else None
         if stored == "gauge" or stored == "sum":
             number = point.WhichOneof("value")
@@ -225,6 +233,36 @@ def _metric(metric: Metric, scope: str, resource: MetricResourceRecord, result: 
 
 
 _new = tuple.__new__
+_SERIES_IDS: dict[str, str] = {}
+"""Series (resource, scope, metric, kind, attributes) -> the hash in its points' ids: a series sends a point per
+export, and a dictionary lookup costs a fraction of the hash. Cleared when full (it is only a cache)."""
+_MAX_SERIES_IDS = 100_000
+_SHORT_STRING = MAX_STRING_BYTES // 4  # this many characters are at most MAX_STRING_BYTES in UTF-8
+
+
+def _flat_attributes(pairs: Any) -> dict[str, Plain] | None:
+    """Scalar attributes (string, integer, double, boolean) read directly; None for anything else, which
+    `otlp_values.attributes` reads (and refuses) as for spans."""
+    if len(pairs) > MAX_ATTRIBUTES:
+        return None
+    result: dict[str, Plain] = {}
+    for pair in pairs:
+        value = pair.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            text = value.string_value
+            if len(text) > _SHORT_STRING:
+                return None
+            result[pair.key] = text
+        elif kind == "int_value":
+            result[pair.key] = value.int_value
+        elif kind == "double_value":
+            result[pair.key] = value.double_value
+        elif kind == "bool_value":
+            result[pair.key] = value.bool_value
+        else:
+            return None
+    return result
 _HISTOGRAM_FIELDS = len(MetricPointRecord._fields) - MetricPointRecord._fields.index("hist_count") - 1
 """The fields after `value` but `resource`: None in gauge and sum points."""
 
