@@ -97,6 +97,10 @@ def test_train_products_lineage_and_resume(capsys, tmp_path: Path, store_url: st
     entities = json.loads(document)["entity"]
     mine = [e for e in entities.values() if e.get("pinnprov:sha256") == sha256_file(copy)]
     assert mine and mine[0]["pinnprov:role"] == "velocity_grid"
+    code, provn, err = cli(capsys, "export-prov", "prod-first", "--store", store_url, "--format", "provn")
+    assert code == 0, err
+    assert "pinnprov:Artifact" in provn and "pinnprov:ModelSnapshot" in provn and sha256_file(copy) in provn
+    assert "wasGeneratedBy(ppid:artifact/" in provn and "wasDerivedFrom(ppid:artifact/" in provn
     stranger = tmp_path / "stranger.txt"
     stranger.write_text("no run made me\n")
     code, text, err = cli(capsys, "lineage", str(stranger), "--store", store_url)

@@ -52,9 +52,11 @@ def training(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         log.close()
 
 
-def _models(driver: Any) -> dict[str, str]:
-    canvases = driver.find_elements("css selector", "#model-panels canvas")
-    return {c.get_attribute("data-kind"): c.get_attribute("data-epoch") for c in canvases}
+def _models(driver: Any, panels: str = "model-panels") -> dict[str, str]:
+    """kind -> epoch of the drawn models, read in one script (the page may replace its canvases meanwhile)."""
+    return dict(driver.execute_script(
+        "return Array.from(document.querySelectorAll(`#${arguments[0]} canvas`))"
+        ".map((c) => [c.dataset.kind, c.dataset.epoch]);", panels))
 
 
 def test_the_model_forms_live_in_the_browser(training: dict[str, Any], tmp_path: Path) -> None:
@@ -84,9 +86,7 @@ def test_the_model_forms_live_in_the_browser(training: dict[str, Any], tmp_path:
         driver.get(f"{ui.base}/compare/{EXPERIMENT}")
         wait_for(lambda: driver.find_element("id", "compare-models").get_attribute("data-models") == "1",
                  timeout_s=30, what="the compare page's models")
-        kinds = [c.get_attribute("data-kind") for c in
-                 driver.find_elements("css selector", "#compare-model-panels canvas")]
-        assert kinds == ["exact", "pinn"]
+        assert sorted(_models(driver, "compare-model-panels")) == ["exact", "pinn"]
         assert console_errors(driver) == []
     finally:
         driver.quit()

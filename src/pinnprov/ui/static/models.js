@@ -56,7 +56,7 @@
     const section = document.getElementById("models");
     const slider = document.getElementById("model-epoch");
     let follow = true;
-    let shown = null;
+    let shown = null;  // the snapshots drawn (their ids), so an unchanged answer is not redrawn
 
     async function refresh() {
       const epochs = (await PP.api(`/api/runs/${PP.enc(PP.subject)}/models?epoch=-1`)).epochs;
@@ -66,8 +66,9 @@
       slider.dataset.epochs = epochs.join(",");
       if (follow) slider.value = slider.max;
       const epoch = epochs[Number(slider.value)];
-      if (epoch === shown && !follow) return true;
       const data = await PP.api(`/api/runs/${PP.enc(PP.subject)}/models?epoch=${epoch}`);
+      const key = [data.pinn, data.pygimli, data.exact].map((m) => (m ? m.snapshot_id : "")).join("|");
+      if (key === shown) return true;  // nothing new: keep the canvases (no flicker, no redraw)
       const panels = [];
       if (data.exact) panels.push([data.exact, "exact model"]);
       if (data.pygimli) panels.push([data.pygimli, "PyGIMLi"]);
@@ -77,7 +78,7 @@
       document.getElementById("model-epoch-label").textContent = String(epoch);
       document.getElementById("model-follow").hidden = !follow;
       section.dataset.epoch = String(epoch);
-      shown = epoch;
+      shown = key;
       return true;
     }
 
