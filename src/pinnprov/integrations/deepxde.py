@@ -42,8 +42,8 @@ import deepxde as dde
 
 from pinnprov.capture.capture_settings import CaptureOptions, CaptureSettings, settings_from
 from pinnprov.capture.run_api import Run, RunCommand
-from pinnprov.capture.run_starter import start_run
 from pinnprov.core.fields import hyperparameter
+from pinnprov.wiring import start_run
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,6 @@ from typing import Any, Unpack
 import keras
 
 from pinnprov.capture.capture_settings import CaptureOptions, CaptureSettings, settings_from
-from pinnprov.capture.run_starter import CAPTURE_OPENERS
 from pinnprov.core.artifacts import ROLE_USER
 from pinnprov.core.fields import LOSS_COMPONENTS, LOSS_FIELDS, epoch_field, hyperparameter
 from pinnprov.core.steering import SteeringCommand
@@ -170,11 +169,13 @@ class ProvenanceCallback(keras.callbacks.Callback):
 
     def _open_capture(self, settings: CaptureSettings) -> None:
         """Open the capture and the matching command source, once, for this callback's fits."""
+        from pinnprov.wiring import command_source_for, open_capture
+
         stack = ExitStack()
         try:
-            observers = stack.enter_context(CAPTURE_OPENERS.get("open_capture")(settings))
+            observers = stack.enter_context(open_capture(settings))
             if self._steering and observers and self._commands is None:
-                self._commands = stack.enter_context(CAPTURE_OPENERS.get("command_source_for")(settings))
+                self._commands = stack.enter_context(command_source_for(settings))
         except BaseException:
             stack.close()
             raise
