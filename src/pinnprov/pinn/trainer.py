@@ -8,7 +8,6 @@ steering commands, and asks the data-only stopping rule whether to stop.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pinnprov.core.artifacts import ROLE_CHECKPOINT
+from pinnprov.core.artifacts import sha256_file
 from pinnprov.pinn import checkpoints as ckpt
 from pinnprov.pinn.config import TrainConfig
 from pinnprov.pinn.dataset import TraveltimeData
@@ -34,7 +33,7 @@ from pinnprov.pinn.observer import (
     RunStatus,
     TrainingObserver,
 )
-from pinnprov.pinn.products import DEFAULT_SNAPSHOT_EVERY, artifact_event, snapshot_event
+from pinnprov.pinn.products import DEFAULT_SNAPSHOT_EVERY, RunProducts
 from pinnprov.pinn.runinfo import new_run_id, new_run_name
 from pinnprov.pinn.scoring import Scored, score
 from pinnprov.pinn.steering import CommandSource, NoCommands
@@ -123,7 +122,7 @@ def train(
                              f"not on {data.identity().sha256} ({data.identity().name})")
         started -= float(resume.meta.get("seconds", 0.0))  # the time budget counts the earlier run's time too
         resumed = Resumption(run_id=resume.run_id, epoch=resume.epochs,
-                             checkpoint_sha256=ckpt_sha256(resume.path), agent=resumed_by[0] or "trainer",
+                             checkpoint_sha256=sha256_file(resume.path), agent=resumed_by[0] or "trainer",
                              reason=resumed_by[1] or f"resumed from {resume.path.name}")
         hyperparameters["run.resumed_from"] = resume.run_id
     tf.random.set_seed(config.seed)
@@ -149,7 +148,8 @@ def train(
         replay.reported_lr = float(resume.meta.get("reported_lr", replay.reported_lr))
         rule.load_state(dict(resume.meta.get("rule", {})))
         best = resume.best
-    products = _Products(fanout, run_id, config, data, problem, started, snapshot_every, checkpoints, replay.epochs)
+    products = RunProducts(fanout, run_id, config, data, problem, started, snapshot_every, checkpoints,
+                           replay.epochs)
     try:
         products.exact_model()
         chunk = make_chunk(problem, "xla" if config.jit_compile else "graph")
@@ -210,89 +210,6 @@ def train(
         velocity=problem.velocity_m_s, hyperparameters=hyperparameters, history=replay.history(),
         stop_reason=stop_reason, noise_estimate=noise, artifacts=products.written,
     )
-
-
-def ckpt_sha256(path: Path) -> str:
-    from pinnprov.core.artifacts import sha256_file
-
-    return sha256_file(path)
-
-
-class _Products:
-    """The trainer's products during a run: checkpoints, model snapshots and the final networks, each reported."""
-
-    def __init__(self, fanout: ObserverFanout, run_id: str, config: TrainConfig, data: TraveltimeData,
-                 problem: object, started: float, snapshot_every: int, policy: ckpt.CheckpointPolicy | None,
-                 epochs: int) -> None:
-        from pinnprov.pinn.scoring import grid_for
-
-        self.fanout, self.run_id, self.config, self.data, self.problem = fanout, run_id, config, data, problem
-        self.started = started
-        self.every = snapshot_every if fanout.wants_snapshots else 0
-        self.policy = policy if policy is not None and policy.enabled else None
-        self.clock = ckpt.CheckpointClock(self.policy, epochs) if self.policy is not None else None
-        self.grid_x, self.grid_z = grid_for(data)
-        self.written: list[tuple[str, Path]] = []
-        self._last_snapshot = epochs
-        self._last_values = b""
-        self._last_checkpoint = -1
-
-    def exact_model(self) -> None:
-        """The exact model of a synthetic data set, sent once for display beside the PINN's (never to select)."""
-        from pinnprov.pinn.scoring import true_model
-
-        exact = true_model(self.data)
-        if self.every and exact is not None:
-            self.fanout.on_model_snapshot(snapshot_event(self.run_id, 0, self.grid_x, self.grid_z,
-                                                         exact(self.grid_x, self.grid_z), kind="exact"))
-
-    def snapshot(self, epoch: int, values: np.ndarray | None = None) -> None:
-        if not self.every:
-            return
-        if values is None:
-            values = self.problem.velocity_m_s(self.grid_x, self.grid_z)  # type: ignore[attr-defined]
-        event = snapshot_event(self.run_id, epoch, self.grid_x, self.grid_z, values)
-        if epoch == self._last_snapshot and event.values == self._last_values:
-            return  # the final model is the one just sent (no hold-out selection moved it)
-        self.fanout.on_model_snapshot(event)
-        self._last_snapshot, self._last_values = epoch, event.values
-
-    def chunk_done(self, replay: EventReplay, rule: object, best: list[np.ndarray] | None) -> None:
-        if self.every and replay.epochs // self.every > self._last_snapshot // self.every:
-            self.snapshot(replay.epochs)
-        if self.clock is not None and self.clock.due(replay.epochs):
-            self.checkpoint(replay, rule, best)
-
-    def checkpoint(self, replay: EventReplay, rule: object, best: list[np.ndarray] | None, *,
-                   final: bool = False) -> None:
-        if self.policy is None or replay.epochs == self._last_checkpoint or replay.epochs == 0:
-            return
-        meta = {"run_id": self.run_id, "epochs": replay.epochs, "reported_lr": replay.reported_lr,
-                "rule": rule.state() if hasattr(rule, "state") else {}, "seconds": time.time() - self.started,
-                "config": dataclasses.asdict(self.config), "dataset_sha256": self.data.identity().sha256,
-                "final": final}
-        path = ckpt.save(self.policy.directory / ckpt.file_name(replay.epochs), self.problem,  # type: ignore[arg-type]
-                         meta, best)
-        ckpt.prune(self.policy.directory, self.policy.keep)
-        self._last_checkpoint = replay.epochs
-        if self.clock is not None:
-            self.clock.taken(replay.epochs)
-        self._report(path, ROLE_CHECKPOINT, replay.epochs)
-
-    def networks(self, directory: Path, epoch: int) -> None:
-        from pinnprov.pinn.keras_export import save_networks
-
-        try:
-            written = save_networks(self.problem, directory)  # type: ignore[arg-type]
-        except Exception as error:  # noqa: BLE001 - saving a copy of the networks never fails the run
-            log.warning("could not save the networks to %s: %s: %s", directory, type(error).__name__, error)
-            return
-        for role, path in written:
-            self._report(path, role, epoch)
-
-    def _report(self, path: Path, role: str, epoch: int) -> None:
-        self.written.append((role, path))
-        self.fanout.on_artifact(artifact_event(self.run_id, path, role, epoch))
 
 
 def _summary(scored: Scored, problem: object, replay: EventReplay, started: float) -> dict[str, float]:
