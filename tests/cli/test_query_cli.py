@@ -136,7 +136,8 @@ def test_env_store_and_runs_command(
     code, out, _ = cli(capsys, "runs", "--format", "json", "--limit", "2")
     assert code == 0 and [r["run_name"] for r in json.loads(out)] == ["run-002", "other-run"]
     code, _, err = cli(capsys, "query")
-    names = "adaptations, epoch_buckets, epochs, hyperparameters, latest, lr, metric_epochs, metrics, run, runs, summary"
+    names = ("adaptations, epoch_buckets, epochs, hyperparameters, latest, lr, metric_epochs, metrics, run, runs, "
+             "summary")
     assert code == 2 and f"name a query ({names}) or give --sql" in err
     code, _, err = cli(capsys, "query", "epochs", "--every", "0")
     assert code == 2 and "--every must be >= 1" in err
