@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from pinnprov.capture.observer import ProvenanceObserver
 from pinnprov.capture.provider import build_tracer_provider
-from pinnprov.capture.run_api import EventHandoff, deliver_epochs
+from pinnprov.capture.run_api import EventHandoff
 from pinnprov.core import vocabulary as v
-from pinnprov.pinn.observer import DatasetIdentity, EpochEnded, RunEnded, RunStarted
+from pinnprov.pinn.observer import DatasetIdentity, EpochEnded, ObserverFanout, RunEnded, RunStarted
 
 DATASET = DatasetIdentity(name="d", sha256="", picks=0, source="")
 
@@ -101,8 +101,10 @@ def test_the_hand_off_keeps_the_order_and_isolates_a_failing_observer() -> None:
     assert plain.seen[-1] == ("epoch", 50)
 
 
-def test_deliver_epochs_disables_an_observer_that_raises() -> None:
-    broken_set: set[int] = set()
-    good = _Plain()
-    deliver_epochs([_Broken(), good], broken_set, [_epoch(0), _epoch(1)])
-    assert broken_set == {0} and good.seen == [("epoch", 0), ("epoch", 1)]
+def test_deliver_epochs_disables_an_observer_that_raises_for_every_later_event() -> None:
+    broken, good = _Broken(), _Plain()
+    fanout = ObserverFanout([broken, good])  # type: ignore[list-item]
+    fanout.deliver_epochs([_epoch(0), _epoch(1)])
+    fanout.on_run_end(RunEnded("completed", 1.0, 2, None, {}))
+    assert good.seen == [("epoch", 0), ("epoch", 1), ("end", 0)]
+    assert broken.seen == []  # disabled by its failed epochs: one isolation rule for every event

@@ -63,7 +63,7 @@ from pinnprov.pinn.steering import CommandSource, NoCommands
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EventHandoff", "Run", "RunCommand", "dataset_identity", "deliver_epochs"]
+__all__ = ["EventHandoff", "Run", "RunCommand", "dataset_identity"]
 
 DEFAULT_FLUSH_INTERVAL_S = 0.05
 _NAN = float("nan")
@@ -228,9 +228,7 @@ class Run:
         if not flush_interval_s > 0:
             raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
         group = [observers] if isinstance(observers, TrainingObserver) else list(observers)
-        self._fanout = ObserverFanout(group)
-        self._observers = group  # epochs go to these in batches (deliver_epochs), isolated like the fanout
-        self._broken: set[int] = set()
+        self._fanout = ObserverFanout(group)  # one isolation rule for every event, epochs in batches included
         self._epochs: list[EpochEnded] = []  # built by the worker, not yet delivered
         self._source: CommandSource = commands if commands is not None else NoCommands()
         self._on_close = on_close
@@ -474,7 +472,7 @@ class Run:
         """Hand the epochs built since the last flush to the observers, as one batch where they take one."""
         if self._epochs:
             batch, self._epochs = self._epochs, []
-            deliver_epochs(self._observers, self._broken, batch)
+            self._fanout.deliver_epochs(batch, _SLICE)
 
     def _drop(self, name: str, value: object) -> None:
         self.dropped += 1
@@ -603,27 +601,6 @@ class Run:
 _SLICE = 16  # epochs per on_epochs_end call: the worker releases the GIL between slices
 
 
-def deliver_epochs(observers: Sequence[object], broken: set[int], events: list[EpochEnded]) -> None:
-    """`events` to each observer: in one `on_epochs_end` call where it has one (ProvenanceObserver), else one
-    `on_epoch_end` each. An observer that raises is reported once and disabled (index added to `broken`)."""
-    for index, observer in enumerate(observers):
-        if index in broken:
-            continue
-        try:
-            batch = getattr(observer, "on_epochs_end", None)
-            if batch is not None:
-                for start in range(0, len(events), _SLICE):
-                    batch(events[start:start + _SLICE])
-                    time.sleep(0)  # let the training thread take the GIL between slices, not after 5 ms
-            else:
-                single = observer.on_epoch_end  # type: ignore[attr-defined]
-                for event in events:
-                    single(event)
-        except Exception as error:  # noqa: BLE001 - telemetry never breaks training
-            broken.add(index)
-            log.warning("observer %s failed in on_epoch_end and is disabled: %s", type(observer).__name__, error)
-
-
 class EventHandoff:
     """The run API's hand-off for a loop that builds the observer events itself (`pinnprov train`, the Keras
     callback with `open_capture`'s observers): each event is appended to a deque on the calling thread, and a
@@ -634,8 +611,7 @@ class EventHandoff:
     """
 
     def __init__(self, observers: Sequence[object], flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S) -> None:
-        self._observers = list(observers)
-        self._broken: set[int] = set()
+        self._fanout = ObserverFanout(list(observers))  # type: ignore[arg-type]  # optional methods are looked up
         self._queue: deque[tuple[str, object]] = deque()
         self._wake = threading.Event()
         self._interval = flush_interval_s
@@ -701,21 +677,11 @@ class EventHandoff:
                 epochs.append(event)  # type: ignore[arg-type]
                 continue
             if epochs:
-                deliver_epochs(self._observers, self._broken, epochs)
+                self._fanout.deliver_epochs(epochs, _SLICE)
                 epochs = []
             self._deliver(method, event)
         if epochs:
-            deliver_epochs(self._observers, self._broken, epochs)
+            self._fanout.deliver_epochs(epochs, _SLICE)
 
     def _deliver(self, method: str, event: object) -> None:
-        for index, observer in enumerate(self._observers):
-            if index in self._broken:
-                continue
-            handler = getattr(observer, method, None)
-            if handler is None:  # an optional method (ProductObserver) this observer does not have
-                continue
-            try:
-                handler(event)
-            except Exception as error:  # noqa: BLE001 - telemetry never breaks training
-                self._broken.add(index)
-                log.warning("observer %s failed in %s and is disabled: %s", type(observer).__name__, method, error)
+        self._fanout.deliver(method, event)

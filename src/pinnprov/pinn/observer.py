@@ -7,9 +7,13 @@ may keep them, send them to another thread or serialise them without touching Te
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 HyperparameterValue = str | int | float | bool
 RunStatus = Literal["completed", "stopped", "failed"]
@@ -164,40 +168,62 @@ class ObserverFanout:
         self._observers = list(observers)
         self._broken: set[int] = set()
 
-    def _call(self, method: str, event: object) -> None:
+    def deliver(self, method: str, event: object) -> None:
+        """`event` to each observer's `method` (skipped where an observer lacks an optional one, e.g. the
+        ProductObserver methods)."""
         for index, observer in enumerate(self._observers):
             if index in self._broken:
                 continue
             handler = getattr(observer, method, None)
-            if handler is None:  # an optional method (ProductObserver) this observer does not have
+            if handler is None:
                 continue
             try:
                 handler(event)
             except Exception as error:  # noqa: BLE001 - isolation is the point
-                self._broken.add(index)
-                import logging
+                self._disable(index, method, error)
 
-                logging.getLogger(__name__).warning(
-                    "observer %s failed in %s and is disabled: %s", type(observer).__name__, method, error
-                )
+    def deliver_epochs(self, events: Sequence[EpochEnded], slice_size: int = 16) -> None:
+        """Several epochs at once: in `on_epochs_end` calls of `slice_size` epochs where an observer has that batch
+        method (the capture's observer), else one `on_epoch_end` each. Between slices the thread yields (sleep(0)),
+        so a training thread waiting for the GIL gets it at once instead of after the interpreter's switch
+        interval (5 ms)."""
+        for index, observer in enumerate(self._observers):
+            if index in self._broken:
+                continue
+            try:
+                batch = getattr(observer, "on_epochs_end", None)
+                if batch is not None:
+                    for start in range(0, len(events), slice_size):
+                        batch(events[start:start + slice_size])
+                        time.sleep(0)
+                else:
+                    for event in events:
+                        observer.on_epoch_end(event)
+            except Exception as error:  # noqa: BLE001 - isolation is the point
+                self._disable(index, "on_epoch_end", error)
+
+    def _disable(self, index: int, method: str, error: Exception) -> None:
+        self._broken.add(index)
+        log.warning("observer %s failed in %s and is disabled: %s", type(self._observers[index]).__name__, method,
+                    error)
 
     def on_run_start(self, event: RunStarted) -> None:
-        self._call("on_run_start", event)
+        self.deliver("on_run_start", event)
 
     def on_epoch_end(self, event: EpochEnded) -> None:
-        self._call("on_epoch_end", event)
+        self.deliver("on_epoch_end", event)
 
     def on_adaptation(self, event: Adapted) -> None:
-        self._call("on_adaptation", event)
+        self.deliver("on_adaptation", event)
 
     def on_run_end(self, event: RunEnded) -> None:
-        self._call("on_run_end", event)
+        self.deliver("on_run_end", event)
 
     def on_artifact(self, event: ArtifactWritten) -> None:
-        self._call("on_artifact", event)
+        self.deliver("on_artifact", event)
 
     def on_model_snapshot(self, event: ModelSnapshot) -> None:
-        self._call("on_model_snapshot", event)
+        self.deliver("on_model_snapshot", event)
 
     @property
     def wants_snapshots(self) -> bool:
