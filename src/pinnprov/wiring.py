@@ -66,12 +66,12 @@ def open_capture(
     (PINNPROV_STORE, PINNPROV_CAPTURE, PINNPROV_CAPTURE_EVERY, PINNPROV_CAPTURE_SHUTDOWN_TIMEOUT, PINNPROV_SPOOL,
     PINNPROV_SPOOL_DIR, OTEL_*) > default. Raises ValueError for a bad setting before anything starts.
 
-    The observer yielded is the run API's hand-off (pinnprov.capture.run_api.EventHandoff): the calling thread
+    The observer yielded is the run API's hand-off (pinnprov.capture.event_handoff.EventHandoff): the calling thread
     appends each event to a queue and a worker thread builds the spans in batches, the path `start_run` takes.
     `import_tensorflow=False` records TensorFlow's version and devices only if the process already loaded it.
     """
     from pinnprov.capture.capture_settings import settings_from
-    from pinnprov.capture.run_api import EventHandoff
+    from pinnprov.capture.event_handoff import EventHandoff
 
     resolved = settings_from(settings, options)
     with _capture_observers(resolved, stats, import_tensorflow) as observers:

@@ -14,9 +14,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from pinnprov.capture.event_handoff import EventHandoff
 from pinnprov.capture.observer import ProvenanceObserver
 from pinnprov.capture.provider import build_tracer_provider
-from pinnprov.capture.run_api import EventHandoff
 from pinnprov.core import vocabulary as v
 from pinnprov.pinn.observer import DatasetIdentity, EpochEnded, ObserverFanout, RunEnded, RunStarted
 

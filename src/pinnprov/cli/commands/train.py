@@ -74,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     from pinnprov.wiring import command_source_for, open_capture
 
     # One resolved settings object: steering reads commands from wherever the provenance goes (the same store or
-    # the same collector), and the observers are the run API's hand-off (pinnprov.capture.run_api.EventHandoff).
+    # the same collector), and the observers are the run API's hand-off (pinnprov.capture.event_handoff.EventHandoff).
     settings = resolve_capture_settings(**capture_kwargs)
     with open_capture(settings) as observers, command_source_for(settings) as commands:
         return train_and_report(args, config, data, observers, commands, resume)
