@@ -105,3 +105,24 @@ def test_holdout_stopping_works_from_flags_alone(capsys: pytest.CaptureFixture[s
     assert result["hyperparameters"]["stopping.holdout_fraction"] == 0.1
     code, _, err = run_cli(capsys, *flags, "--stopping", "holdout", "--holdout-fraction", "1.5")
     assert code == 2 and "holdout_fraction: must be in [0, 1)" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("switch", [False, True])
+def test_no_system_metrics_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                switch: bool) -> None:
+    """System metrics are on by default; `--no-system-metrics` turns them off for this run (the loss gauges stay)."""
+    import sqlite3
+
+    from pinnprov.core import vocabulary as v
+
+    monkeypatch.delenv("PINNPROV_SYSTEM_METRICS", raising=False)
+    monkeypatch.setenv("PINNPROV_SYSTEM_METRICS_INTERVAL", "0.2")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    db = tmp_path / "prov.db"
+    argv = [a for a in FAST if a != "--no-capture"] + ["--epochs", "400", "--out", str(tmp_path / "run"),
+                                                       "--store", f"sqlite:///{db}"]
+    code, _, err = run_cli(capsys, *argv, *(["--no-system-metrics"] if switch else []))
+    assert code == 0, err
+    names = {row[0] for row in sqlite3.connect(db).execute("SELECT DISTINCT name FROM metric_point")}
+    assert v.METRIC_LOSS in names
+    assert (v.METRIC_PROCESS_CPU in names) is not switch

@@ -82,6 +82,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     capture.add_argument("--otlp-endpoint", metavar="URL", help="send OTLP to a collector instead")
     capture.add_argument("--capture-every", type=int, metavar="K", help="capture every K-th epoch")
     capture.add_argument("--no-capture", action="store_true", help="train without provenance capture")
+    capture.add_argument("--no-system-metrics", action="store_true",
+                         help="no CPU, memory and GPU metrics of the trainer (default: sampled every 5 s, "
+                              "PINNPROV_SYSTEM_METRICS=0 also turns them off)")
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

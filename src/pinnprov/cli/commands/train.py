@@ -38,6 +38,8 @@ def _validate_capture_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.capture_every is not None and args.capture_every < 1:
         raise ValueError(f"--capture-every: must be at least 1 (got {args.capture_every})")
     kwargs: dict[str, Any] = {"enabled": not args.no_capture}
+    if args.no_system_metrics:
+        kwargs["system_metrics"] = False
     for key in ("store", "otlp_endpoint", "capture_every"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
