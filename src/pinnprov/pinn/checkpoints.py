@@ -191,6 +191,29 @@ def restore(problem: Problem, checkpoint: Checkpoint) -> None:
         variable.assign(value)
 
 
+def warm_start(problem: Problem, checkpoint: Checkpoint) -> None:
+    """Start from a checkpoint's networks (and prior background) only: a fresh optimiser, schedule and step count.
+
+    What an RML member needs (pinnprov/pinn/perturbation.py): it optimises its own perturbed problem from the
+    unperturbed run's answer, so its loss weights, optimiser state and learning rate stay its own. The parameters the
+    run reported (its `best` ones, when a hold-out chose them) are taken over the last ones.
+    """
+    names = {id(variable): name for name, variable in state_variables(problem).items()}
+    best = checkpoint.best
+    if best is not None and len(best) == len(problem.variables):
+        values = list(best)
+    else:
+        try:
+            values = [checkpoint.arrays[names[id(variable)]] for variable in problem.variables]
+        except KeyError as missing:
+            raise ValueError(f"warm start: {checkpoint.path}: no variable {missing} for this configuration") from None
+    for variable, value in zip(problem.variables, values, strict=True):
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(f"warm start: {checkpoint.path}: a variable has shape {value.shape}, this configuration "
+                             f"needs {tuple(variable.shape)}")
+        variable.assign(value)
+
+
 def latest_in(directory: Path) -> Path | None:
     """The checkpoint with the most epochs in `directory` (names carry zero-padded epochs), or None."""
     files = sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []

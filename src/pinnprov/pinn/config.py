@@ -14,6 +14,7 @@ from typing import Any
 
 from pinnprov.core.fields import HYPERPARAMETERS
 from pinnprov.pinn.observer import HyperparameterValue
+from pinnprov.pinn.perturbation import Perturbation
 from pinnprov.pinn.stopping import DEFAULT_HOLDOUT_FRACTION
 from pinnprov.pinn.stopping import RULES as STOPPING_RULES
 
@@ -84,6 +85,12 @@ class TrainConfig:
     convergence_window: int = 2000  # epochs per window of the converged rule
     convergence_tolerance: float = 0.01  # stop when the last window's median loss is < 1 % below the one before
     time_budget_s: float = 900.0  # stop after this many wall seconds (0 = no limit)
+    # randomized maximum likelihood: one ensemble member's draw (pinnprov/pinn/perturbation.py); seed 0 = none
+    perturb_seed: int = 0
+    perturb_picks_s: float = 0.0  # std of the noise added to every pick (s)
+    perturb_prior: float = 0.0  # std of the random field added to the prior's background (share of v0)
+    perturb_prior_length: float = 0.3  # its correlation length (share of the domain's half-width L)
+    perturb_prior_weight: float = 0.0  # log-std of the factor on the prior's weight
     # execution
     seed: int = 1234
     steps_per_call: int = 100  # K optimiser steps per compiled call; observers/steering polled in between
@@ -118,6 +125,11 @@ class TrainConfig:
         if self.stopping == "holdout" and self.holdout_fraction == 0:
             return DEFAULT_HOLDOUT_FRACTION
         return self.holdout_fraction
+
+    @property
+    def perturbation(self) -> Perturbation:
+        return Perturbation(self.perturb_seed, self.perturb_picks_s, self.perturb_prior, self.perturb_prior_length,
+                            self.perturb_prior_weight)
 
     @property
     def velocity_activation_name(self) -> str:
@@ -212,4 +224,8 @@ def _validate(config: TrainConfig) -> None:
     require(config.time_budget_s >= 0, "time_budget_s", "must be >= 0")
     require(config.steps_per_call >= 1, "steps_per_call", "must be at least 1")
     require(0 <= config.threads <= 1024, "threads", "must be in [0, 1024]")
+    require(config.perturb_seed >= 0, "perturb_seed", "must be >= 0 (0 = an unperturbed run)")
+    for key in ("perturb_picks_s", "perturb_prior", "perturb_prior_weight"):
+        require(0 <= getattr(config, key) < float("inf"), key, "must be finite and >= 0")
+    require(config.perturb_prior_length > 0, "perturb_prior_length", "must be > 0")
     require(bool(config.experiment.strip()), "experiment", "must not be empty")

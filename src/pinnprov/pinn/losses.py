@@ -42,7 +42,8 @@ class PinnLoss(tf.Module):
 
     def __init__(self, tau: TauNetwork, velocity: VelocityNetwork, weights: LossWeights, *, residual_form: str,
                  data_loss: str, sources: np.ndarray, receivers: np.ndarray, times_hat: np.ndarray,
-                 time_scale_s: float, regularizer: str = "none", regularizer_beta: float = 0.1) -> None:
+                 time_scale_s: float, regularizer: str = "none", regularizer_beta: float = 0.1,
+                 prior_field: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
         super().__init__(name="pinn_loss")
         self.tau, self.velocity, self.weights = tau, velocity, weights
         self._form = RESIDUAL_FORMS.get(residual_form)
@@ -52,6 +53,9 @@ class PinnLoss(tf.Module):
         # background velocity of the support regulariser (nondimensional); trains only when it is used
         self.reference = tf.Variable(1.0, dtype=tf.float32, trainable=regularizer in USES_REFERENCE,
                                      name="v_reference")
+        # an RML member's draw of the background (pinnprov/pinn/perturbation.py): r + delta(x) instead of r
+        self._field = None if prior_field is None else (
+            tf.constant(prior_field[0], tf.float32), tf.constant(prior_field[1], tf.float32), float(prior_field[2]))
         self.sources = tf.constant(sources, tf.float32)
         self.receivers = tf.constant(receivers, tf.float32)
         self.distances = tf.norm(self.receivers - self.sources, axis=1)
@@ -89,7 +93,7 @@ class PinnLoss(tf.Module):
         regularizer = tf.zeros([], tf.float32)
         if self.weights.regularised:
             grad_v = tape.gradient(velocity_all, xr_all)[:n]
-            regularizer = self._regularizer(velocity, grad_v, self._beta, self.reference)
+            regularizer = self._regularizer(velocity, grad_v, self._beta, self.background(xr))
             del tape
 
         w = self.weights
@@ -100,6 +104,13 @@ class PinnLoss(tf.Module):
             "data_rms_s": data_rms_s, "regularizer": regularizer,
             "objective": objective,
         }
+
+    def background(self, points: tf.Tensor) -> tf.Tensor:
+        """The prior's background at `points`: the trained scalar r, plus this member's random field if it has one."""
+        if self._field is None:
+            return self.reference
+        frequencies, phases, amplitude = self._field
+        return self.reference + amplitude * tf.reduce_sum(tf.cos(tf.matmul(points, frequencies) + phases), axis=1)
 
     def data_rms_s(self, sources: tf.Tensor, receivers: tf.Tensor, times_hat: tf.Tensor) -> float:
         """RMS traveltime misfit in seconds on any picks (e.g. held-out ones)."""

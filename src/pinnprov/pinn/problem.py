@@ -54,7 +54,9 @@ class Problem:
         self.split = Split.make(data.picks, config.held_out_fraction, config.seed)
         sources = self.scaling.points(data.sources)
         receivers = self.scaling.points(data.receivers)
-        times_hat = (data.traveltimes / self.scaling.time_s).astype(np.float32)
+        perturbation = config.perturbation
+        self.prior_weight_factor = perturbation.weight_factor()
+        times_hat = (perturbation.perturbed_times(data.traveltimes) / self.scaling.time_s).astype(np.float32)
         train = self.split.train
         pair_sources, pair_receivers, pair_times = sources[train], receivers[train], times_hat[train]
         shots = sources
@@ -65,12 +67,13 @@ class Problem:
             pair_times = np.concatenate([pair_times, pair_times])
             shots = np.concatenate([sources, receivers])
         self.weights = LossWeights(config.weight_residual, config.weight_boundary, config.weight_data,
-                                   config.weight_regularizer, regularized=config.regularizer != "none")
+                                   config.weight_regularizer * self.prior_weight_factor,
+                                   regularized=config.regularizer != "none")
         self.loss = PinnLoss(
             self.tau, self.velocity, self.weights, residual_form=config.residual_form, data_loss=config.data_loss,
             regularizer=config.regularizer, regularizer_beta=config.regularizer_beta,
             sources=pair_sources, receivers=pair_receivers, times_hat=pair_times,
-            time_scale_s=self.scaling.time_s,
+            time_scale_s=self.scaling.time_s, prior_field=perturbation.field_features(),
         )
         held = self.split.holdout
         self.holdout = (tf.constant(sources[held]), tf.constant(receivers[held]), tf.constant(times_hat[held]))

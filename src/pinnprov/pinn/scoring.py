@@ -38,7 +38,7 @@ def true_model(data: TraveltimeData) -> model_suite.VelocityField | None:
     if is_benchmark(data):
         return benchmark.true_velocity
     suite_case = model_suite.suite_case_of(data)
-    if suite_case is not None and data.domain == benchmark.DOMAIN:
+    if suite_case is not None and data.domain == suite_case.domain:
         return suite_case.true_velocity
     return None
 
@@ -46,8 +46,15 @@ def true_model(data: TraveltimeData) -> model_suite.VelocityField | None:
 def grid_for(data: TraveltimeData, cells: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """The 0.625 m scoring grid for synthetic data, else cell centres over a domain (`cells` on the longer side)."""
     if true_model(data) is not None:
-        return benchmark.score_grid()
+        return score_cells(data.domain)
     return cell_centres(data.domain, cells)
+
+
+def score_cells(domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of the whole 0.625 m cells from the domain's top-left corner (on the benchmark: its 44 x 32 grid)."""
+    size = benchmark.SCORE_CELL_M
+    nx, nz = int(domain.width / size + 1e-9), int(domain.depth / size + 1e-9)
+    return np.meshgrid(domain.x_min + (np.arange(nx) + 0.5) * size, domain.z_min + (np.arange(nz) + 0.5) * size)
 
 
 def cell_centres(domain: Domain, cells: int) -> tuple[np.ndarray, np.ndarray]:

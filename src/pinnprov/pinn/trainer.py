@@ -88,13 +88,15 @@ def train(
     resumed_by: tuple[str, str] = ("", ""),
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
     networks_dir: Path | None = None,
+    warm_start: ckpt.Checkpoint | None = None,
 ) -> TrainResult:
     """Train the inverse FEE PINN on `data`; events go to `observers`, steering comes from `commands`.
 
     `checkpoints` writes checkpoints (pinnprov/pinn/checkpoints.py); `resume` continues from one as a new run
     (`resumed_by`: agent and reason recorded with the relation); every `snapshot_every` epochs the velocity model
     on the scoring grid goes to observers that take snapshots; `networks_dir` receives tau and v in Keras format.
-    Checkpoints and networks are reported to observers as ArtifactWritten events.
+    Checkpoints and networks are reported to observers as ArtifactWritten events. `warm_start` starts the networks
+    from a checkpoint's (an RML ensemble member from the unperturbed run's answer) with this run's own optimiser.
     """
     configure_threads(config.threads)
     import tensorflow as tf
@@ -125,12 +127,22 @@ def train(
                              checkpoint_sha256=sha256_file(resume.path), agent=resumed_by[0] or "trainer",
                              reason=resumed_by[1] or f"resumed from {resume.path.name}")
         hyperparameters["run.resumed_from"] = resume.run_id
+    if warm_start is not None:
+        if resume is not None:
+            raise ValueError("warm start: a resumed run continues its own checkpoint, it cannot also warm-start")
+        if warm_start.meta.get("dataset_sha256") != data.identity().sha256:
+            raise ValueError(f"warm start: {warm_start.path} was trained on another data set")
+        hyperparameters["run.warm_start_from"] = warm_start.run_id
     tf.random.set_seed(config.seed)
     problem = Problem(config, data)
+    if warm_start is not None:
+        ckpt.warm_start(problem, warm_start)
     hyperparameters.update({"network.velocity.min_m_s": problem.v_min_m_s,
                             "network.velocity.max_m_s": problem.v_max_m_s,
                             "scaling.length_m": problem.scaling.length_m,
                             "scaling.velocity_m_s": problem.scaling.velocity_m_s})
+    if config.perturbation.active:
+        hyperparameters["rml.prior_weight_factor"] = problem.prior_weight_factor
     fanout.on_run_start(RunStarted(run_id=run_id, run_name=run_name, experiment=config.experiment,
                                    started_at=time.time(), hyperparameters=hyperparameters, dataset=data.identity(),
                                    resumed=resumed))
