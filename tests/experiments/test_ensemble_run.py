@@ -38,9 +38,9 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> dict:
     config.write_text(json.dumps(TINY))
     db = root / "prov.db"
     done = subprocess.run(
-        [sys.executable, "-m", "pinnprov", "train", "--ensemble", "2", "--config", str(config), "--epochs", "40",
-         "--no-jit", "--experiment", "ens", "--run-name", "ens-a", "--out", str(root / "out"),
-         "--store", f"sqlite:///{db}"],
+        [sys.executable, "-m", "pinnprov", "train", "--ensemble", "2", "--ensemble-method", "seeds", "--config",
+         str(config), "--epochs", "40", "--no-jit", "--experiment", "ens", "--run-name", "ens-a", "--out",
+         str(root / "out"), "--store", f"sqlite:///{db}"],
         capture_output=True, text=True, env=_env(), timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -95,6 +95,76 @@ def test_the_ensemble_is_a_run_its_members_are_member_of(ensemble: dict) -> None
     assert listed.returncode == 0 and "ens-a " in listed.stdout and "ens-a-seed12" in listed.stdout
 
 
+# --- the RML ensemble (the default method): the ordinary run, then perturbed members warm-started from it ------
+@pytest.fixture(scope="module")
+def rml(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("rml")
+    config = root / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    db = root / "prov.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "pinnprov", "train", "--ensemble", "3", "--config", str(config), "--epochs", "40",
+         "--no-jit", "--experiment", "ens", "--run-name", "ens-r", "--out", str(root / "out"),
+         "--store", f"sqlite:///{db}", "--perturb-prior", "0.2"],
+        capture_output=True, text=True, env=_env(), timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return {"out": root / "out", "db": db, "stdout": done.stdout,
+            "document": json.loads((root / "out" / "ensemble.json").read_text())}
+
+
+@pytest.mark.slow
+def test_rml_members_perturb_picks_and_prior_and_start_from_the_ordinary_run(rml: dict) -> None:
+    from pinnprov.experiments.ensemble import student_t_quantile
+
+    db, document, out = rml["db"], rml["document"], rml["out"]
+    assert document["method"] == "rml" and document["plan"]["prior"] == 0.2
+    names = [m["run_name"] for m in document["members"]]
+    assert names == ["ens-r-m0", "ens-r-m1", "ens-r-m2"]
+    ids = {m["run_name"]: m["run_id"] for m in document["members"]}
+    hyper = {name: dict(rows(db, "SELECT name, value FROM run_hyperparameter WHERE run_id = ?", (run_id,)))
+             for name, run_id in ids.items()}
+    assert hyper["ens-r-m0"]["rml.seed"] == "0" and "run.warm_start_from" not in hyper["ens-r-m0"]
+    perturbed = [hyper[f"ens-r-m{k}"] for k in (1, 2)]
+    assert len({h["rml.seed"] for h in perturbed}) == 2 and all(h["rml.seed"] != "0" for h in perturbed)
+    sigma = document["picks_sigma"]["s"]
+    assert sigma > 0 and "misfit" in document["picks_sigma"]["source"]  # no noise stated, no repeated pairs
+    for h in perturbed:
+        assert float(h["rml.picks_s"]) == pytest.approx(sigma) and float(h["rml.prior"]) == 0.2
+        assert h["run.warm_start_from"] == ids["ens-r-m0"] and float(h["lr.initial"]) == pytest.approx(1e-3)
+    grids = np.stack([np.load(out / name / "velocity_pinn.npy") for name in names])
+    mean, std = grids.mean(axis=0), grids.std(axis=0, ddof=1)
+    half = student_t_quantile(0.95, 2) * np.sqrt(1 + 1 / 3) * std
+    np.testing.assert_allclose(np.load(out / "velocity_p05.npy"), mean - half, rtol=1e-9)
+    np.testing.assert_allclose(np.load(out / "velocity_p95.npy"), mean + half, rtol=1e-9)
+    truth = true_velocity(*score_grid())
+    inside = np.mean((truth >= mean - half) & (truth <= mean + half))
+    assert document["interval"]["coverage"] == pytest.approx(inside)
+    ensemble_id = document["ensemble_run_id"]
+    ensemble_hyper = dict(rows(db, "SELECT name, value FROM run_hyperparameter WHERE run_id = ?", (ensemble_id,)))
+    assert ensemble_hyper["ensemble.method"] == "rml" and float(ensemble_hyper["ensemble.rml.prior"]) == 0.2
+    summary = dict(rows(db, "SELECT name, value FROM run_summary WHERE run_id = ?", (ensemble_id,)))
+    assert summary["ensemble.coverage90"] == pytest.approx(inside)
+    assert summary["ensemble.picks_sigma_s"] == pytest.approx(sigma)
+    kinds = {kind for (kind,) in rows(db, "SELECT kind FROM model_snapshot WHERE run_id = ?", (ensemble_id,))}
+    assert {"mean", "std", "p05", "p95", "exact"} <= kinds
+    assert "90 % interval covers" in rml["stdout"] and "perturb the picks by" in rml["stdout"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--ensemble-method", "seeds", "--perturb-prior", "0.1"], "--perturb-prior: only with --ensemble-method rml"),
+    (["--perturb-seed", "3"], "--perturb-seed: set per member by --ensemble"),
+    (["--checkpoint-every", "off"], "members start from the first run's checkpoint"),
+])
+def test_ensemble_flags_it_cannot_honour_are_refused_in_one_line(tmp_path: Path, flags: list[str],
+                                                                  message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pinnprov", "train", "--ensemble", "2", *flags, "--store",
+                           f"sqlite:///{tmp_path / 'prov.db'}"], capture_output=True, text=True, env=_env(),
+                          timeout=120)
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "prov.db").exists()
+
+
 # --- the combination on member folders written here --------------------------------------------------------
 def _member(root: Path, seed: int, grid: np.ndarray, status: str = "completed", grid_x: np.ndarray | None = None
             ) -> Member:
@@ -121,7 +191,8 @@ def test_combine_scores_the_mean_and_the_std_against_the_truth(tmp_path: Path) -
                                                                                                    truth))
     written = write_outputs(tmp_path / "out", result, data, {"ensemble_name": "e"})
     assert {path.name for path in written} == {"velocity_mean.npy", "velocity_std.npy", "grid_x.npy", "grid_z.npy",
-                                               "velocity_true.npy", "comparison.png", "ensemble.json"}
+                                               "velocity_true.npy", "velocity_p05.npy", "velocity_p95.npy",
+                                               "comparison.png", "ensemble.json"}
     document = json.loads((tmp_path / "out" / "ensemble.json").read_text())
     assert [m["used"] for m in document["members"]] == [True, True, True, False]
     assert result.summary()["ensemble.members"] == 3.0

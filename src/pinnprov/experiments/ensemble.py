@@ -100,7 +100,7 @@ def student_t_quantile(probability: float, dof: int) -> float:
     """Quantile of Student's t with `dof` degrees of freedom (Hill's 1970 expansion about the normal quantile).
 
     Within 0.004 of the exact value for dof >= 3 up to probability 0.975 (a 95 % two-sided interval) and within 0.01
-    for dof >= 4 up to 0.995; dof 1 and 2 have closed forms. Pure Python, so this module needs no SciPy.
+    for dof >= 5 up to 0.995; dof 1 and 2 have closed forms. Pure Python, so this module needs no SciPy.
     """
     if not 0 < probability < 1:
         raise ValueError(f"probability must be in (0, 1), got {probability!r}")

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from pinnprov.experiments.ensemble import INTERVAL_LEVEL, SPREAD_INFLATION
+
 USABLE = ("completed", "stopped")  # a member stopped by a rule or a user still wrote its model
 
 
@@ -56,6 +58,10 @@ class EnsembleResult:
     r2: float | None = None
     rmse_m_s: float | None = None
     skill: float | None = None  # Spearman(std, |mean - truth|)
+    low: np.ndarray | None = None  # the 90 % interval (pinnprov/experiments/ensemble.py `interval`)
+    high: np.ndarray | None = None
+    coverage: float | None = None  # share of cells whose truth lies in it
+    noise: tuple[float, str] | None = None  # (pick sigma, where it came from) of an RML ensemble
     baseline: Any = None
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
 
@@ -63,12 +69,23 @@ class EnsembleResult:
     def used(self) -> list[Member]:
         return [member for member in self.members if member.usable]
 
+    def grids(self) -> dict[str, np.ndarray]:
+        """The ensemble's models by kind, as the store keeps them (mean, std, p05, p95; exact, pygimli when known)."""
+        kinds: dict[str, np.ndarray | None] = {
+            "mean": self.mean, "std": self.std, "p05": self.low, "p95": self.high, "exact": self.truth,
+            "pygimli": None if self.baseline is None else self.baseline.velocity_grid,
+        }
+        return {kind: grid for kind, grid in kinds.items() if grid is not None}
+
     def summary(self) -> dict[str, float]:
         """The ensemble's run_summary rows (NaN and unknown values left out)."""
         values: dict[str, float | None] = {
             "r2": self.r2, "rmse_m_s": self.rmse_m_s, "ensemble.members": float(len(self.used)),
             "ensemble.std_mean_m_s": _finite_mean(self.std), "ensemble.std_max_m_s": _finite_max(self.std),
-            "ensemble.std_error_spearman": self.skill,
+            "ensemble.std_error_spearman": self.skill, "ensemble.coverage90": self.coverage,
+            "ensemble.interval90_width_mean_m_s": None if self.low is None or self.high is None
+            else _finite_mean(self.high - self.low),
+            "ensemble.picks_sigma_s": None if self.noise is None else self.noise[0],
         }
         return {name: float(value) for name, value in values.items() if value is not None and math.isfinite(value)}
 
@@ -82,9 +99,11 @@ def member_from_folder(run_name: str, seed: int, status: str, out: Path, run_id:
     return Member(run_name=run_name, seed=seed, status=status, out=out, run_id=run_id, error=error)
 
 
-def combine(members: list[Member], data: Any, baseline: Any = None) -> EnsembleResult:
-    """Mean and std over the usable members; with a known true model, every R² and the std's skill."""
-    from pinnprov.experiments.ensemble import ensemble_stats, uncertainty_skill
+def combine(members: list[Member], data: Any, baseline: Any = None,
+            noise: tuple[float, str] | None = None) -> EnsembleResult:
+    """Mean, std and 90 % interval over the usable members; with a known true model, every R², the std's skill and
+    the interval's coverage."""
+    from pinnprov.experiments.ensemble import coverage, ensemble_stats, interval, uncertainty_skill
     from pinnprov.pinn.metrics import r2, rmse
     from pinnprov.pinn.scoring import true_model
 
@@ -99,7 +118,9 @@ def combine(members: list[Member], data: Any, baseline: Any = None) -> EnsembleR
             raise EnsembleError(f"member {member.run_name} was sampled on another grid than {used[0].run_name}")
         grids.append(np.load(member.out / "velocity_pinn.npy"))
     mean, std = ensemble_stats(grids)
-    result = EnsembleResult(members=members, grid_x=grid_x, grid_z=grid_z, mean=mean, std=std, baseline=baseline)
+    low, high = interval(mean, std, len(grids))
+    result = EnsembleResult(members=members, grid_x=grid_x, grid_z=grid_z, mean=mean, std=std, low=low, high=high,
+                            noise=noise, baseline=baseline)
     exact = true_model(data)
     if exact is not None:
         truth = np.asarray(exact(grid_x, grid_z), dtype=np.float64)
@@ -109,6 +130,8 @@ def combine(members: list[Member], data: Any, baseline: Any = None) -> EnsembleR
         result.r2, result.rmse_m_s = _or_none(lambda: r2(mean, truth)), _or_none(lambda: rmse(mean, truth))
         skill = uncertainty_skill(std, np.abs(mean - truth))
         result.skill = skill if math.isfinite(skill) else None
+        covered = coverage(low, high, truth)
+        result.coverage = covered if math.isfinite(covered) else None
     return result
 
 
@@ -119,12 +142,16 @@ def write_outputs(out: Path, result: EnsembleResult, data: Any, identity: dict[s
     out.mkdir(parents=True, exist_ok=True)
     arrays = {"velocity_mean.npy": result.mean, "velocity_std.npy": result.std, "grid_x.npy": result.grid_x,
               "grid_z.npy": result.grid_z}
+    if result.low is not None and result.high is not None:
+        arrays.update({"velocity_p05.npy": result.low, "velocity_p95.npy": result.high})
     if result.truth is not None:
         arrays["velocity_true.npy"] = result.truth
     if result.baseline is not None:
         arrays["velocity_pygimli.npy"] = result.baseline.velocity_grid
     written = [atomic_npy(out / name, array) for name, array in arrays.items()]
-    result.files = {name: sha256_of(out / name) for name in ("velocity_mean.npy", "velocity_std.npy")}
+    result.files = {name: sha256_of(out / name) for name in ("velocity_mean.npy", "velocity_std.npy",
+                                                             "velocity_p05.npy", "velocity_p95.npy")
+                    if name in arrays}
     written.append(figure(out / "comparison.png", result, data))
     document = {**identity, **ensemble_document(result), "dataset": data.identity().__dict__}
     written.append(atomic_text(out / "ensemble.json", json.dumps(document, indent=2, default=json_default) + "\n"))
@@ -144,6 +171,9 @@ def ensemble_document(result: EnsembleResult) -> dict[str, Any]:
         "mean": {"r2": result.r2, "rmse_m_s": result.rmse_m_s},
         "std": {"mean_m_s": _finite_mean(result.std), "max_m_s": _finite_max(result.std),
                 "error_spearman": result.skill},
+        "interval": {"level": INTERVAL_LEVEL, "inflation": SPREAD_INFLATION, "coverage": result.coverage,
+                     "files": ["velocity_p05.npy", "velocity_p95.npy"]},
+        **({"picks_sigma": {"s": result.noise[0], "source": result.noise[1]}} if result.noise else {}),
         "files": {name: {"sha256": digest} for name, digest in result.files.items()},
     }
     if result.baseline is not None:

@@ -25,7 +25,9 @@ FLAG_FIELDS = {
     "w_boundary": "weight_boundary", "w_data": "weight_data", "seed": "seed", "experiment": "experiment",
     "run_name": "run_name", "threads": "threads", "lbfgs_steps": "lbfgs_steps", "noise_level": "noise_level_s",
     "collocation": "collocation_count", "jit": "jit_compile", "stopping": "stopping",
-    "time_budget": "time_budget_s", "holdout_fraction": "holdout_fraction",
+    "time_budget": "time_budget_s", "holdout_fraction": "holdout_fraction", "perturb_seed": "perturb_seed",
+    "perturb_picks": "perturb_picks_s", "perturb_prior": "perturb_prior",
+    "perturb_prior_length": "perturb_prior_length", "perturb_prior_weight": "perturb_prior_weight",
 }
 # keys a config file may hold besides TrainConfig fields
 FILE_ONLY_KEYS = ("data", "domain")
@@ -58,6 +60,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--threads", type=int, help="TensorFlow threads (1 is fastest for small nets)")
     model.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                        help="XLA-compile the train step (default on)")
+    member = parser.add_argument_group("RML ensemble member (set per member by --ensemble; see pinn/perturbation.py)")
+    member.add_argument("--perturb-seed", type=int, help="seed of this member's draws (default 0: unperturbed)")
+    member.add_argument("--perturb-picks", type=float, metavar="SECONDS", help="std of the noise added to each pick")
+    member.add_argument("--perturb-prior", type=float, metavar="SHARE",
+                        help="std of the random field added to the prior's background (share of the velocity scale)")
+    member.add_argument("--perturb-prior-length", type=float, metavar="SHARE",
+                        help="its correlation length (share of half the domain's longer side)")
+    member.add_argument("--perturb-prior-weight", type=float, metavar="LOGSTD",
+                        help="log-std of the factor on the prior's weight")
+    member.add_argument("--warm-start", type=Path, metavar="CHECKPOINT",
+                        help="start the networks from a checkpoint file or folder (with a fresh optimiser)")
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, metavar="CSV", help="picks with header sx,sz,rx,rz,t (m, s)")
     data.add_argument("--domain", metavar="X0,X1,Z0,Z1", help="domain of --data in metres")
@@ -170,9 +183,17 @@ def train_and_report(args: argparse.Namespace, config: Any, data: Any, observers
     snapshot_every = DEFAULT_SNAPSHOT_EVERY if getattr(args, "snapshot_every", None) is None else args.snapshot_every
     if snapshot_every < 0:
         raise ValueError(f"--snapshot-every: must be >= 0 (got {snapshot_every})")
+    warm_start = None
+    if getattr(args, "warm_start", None) is not None:
+        from pinnprov.pinn.checkpoints import load
+
+        try:
+            warm_start = load(args.warm_start)
+        except ValueError as error:
+            raise ValueError(f"--warm-start: {str(error).removeprefix('resume: ')}") from None
     result = train(config, data, [*observers, *progress], commands, checkpoints=checkpoint_policy(args, out),
                    resume=resume, resumed_by=resumed_by(args), snapshot_every=snapshot_every,
-                   networks_dir=out / "networks")
+                   networks_dir=out / "networks", warm_start=warm_start)
     baseline = run_baseline(data) if args.with_baseline else None
     written = write_outputs(out, config, data, result, baseline)
     report_outputs(observers, result, written, baseline)

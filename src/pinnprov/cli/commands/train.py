@@ -5,10 +5,12 @@ tuned defaults (flags, config and outputs: pinnprov/experiments/training.py). Ca
 pinnprov.capture.open_capture, and steering reads commands from wherever the provenance goes. TensorFlow is
 imported only when the command runs, so other commands start fast.
 
-With --ensemble N the same configuration is trained from seeds seed .. seed+N-1 as parallel `pinnprov train`
-processes into one store (the sweep machinery), and the per-cell mean and standard deviation of their velocity
-models are written to --out with Figure 2's std panel; the ensemble is recorded in the store as a run of its own
-that its members are `member_of` (pinnprov/experiments/ensemble_run.py).
+With --ensemble N the problem is trained N times as `pinnprov train` processes into one store (the sweep machinery):
+by default as a randomized-maximum-likelihood ensemble (the ordinary run, then N - 1 members that fit perturbed picks
+under a perturbed prior, warm-started from it; pinnprov/pinn/rml_plan.py), or with --ensemble-method seeds from
+seeds seed .. seed+N-1. The per-cell mean, standard deviation and 90 % interval of their velocity models are written
+to --out with Figure 2's uncertainty panel; the ensemble is recorded in the store as a run of its own that its
+members are `member_of` (pinnprov/experiments/ensemble_run.py).
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ def register(subparsers: Subparsers) -> None:
     # Here, not in add_train_arguments: sweeps pass train's flags through, and an ensemble is not a sweep axis.
     uncertainty = parser.add_argument_group("uncertainty")
     uncertainty.add_argument("--ensemble", type=int, metavar="N",
-                             help="train N members (seeds seed..seed+N-1) in parallel and write their mean and "
-                                  "per-cell std (default 1: a single run)")
+                             help="train N members and write their mean, per-cell std and 90 %% interval "
+                                  "(default 1: a single run)")
+    uncertainty.add_argument("--ensemble-method", choices=("rml", "seeds"), default="rml",
+                             help="rml (default): perturbed picks and prior, calibrated spread; seeds: the same "
+                                  "problem from N seeds (a spread that is not an error bar)")
     parser.set_defaults(handler=run_train)
 
 
