@@ -57,12 +57,26 @@ def snapshot(span: Span, run_id: str, span_id: str, attrs: Mapping[str, Plain]) 
         raise Rejected("bad_attribute", f"{v.SNAPSHOT_VALUES} is not base64") from None
     if len(raw) != 4 * nx * nz:
         raise Rejected("bad_attribute", f"{v.SNAPSHOT_VALUES} holds {len(raw)} bytes, expected {4 * nx * nz}")
-    return ModelSnapshotRecord(
+    return snapshot_record(
         run_id=run_id, record_id=span_id, epoch=_epoch(attrs), at=at,
         kind=get_str(attrs, v.SNAPSHOT_KIND) or "pinn", nx=nx, nz=nz,
         x_min=get_float(attrs, v.SNAPSHOT_X_MIN), x_max=get_float(attrs, v.SNAPSHOT_X_MAX),
-        z_min=get_float(attrs, v.SNAPSHOT_Z_MIN), z_max=get_float(attrs, v.SNAPSHOT_Z_MAX),
-        sha256=hashlib.sha256(raw).hexdigest(), grid_f32=text,
+        z_min=get_float(attrs, v.SNAPSHOT_Z_MIN), z_max=get_float(attrs, v.SNAPSHOT_Z_MAX), raw=raw, text=text,
+    )
+
+
+def snapshot_record(*, run_id: str, record_id: str, epoch: int, at: float, kind: str, nx: int, nz: int,
+                    x_min: float, x_max: float, z_min: float, z_max: float, raw: bytes,
+                    text: str | None = None) -> ModelSnapshotRecord:
+    """The record of a snapshot's float32 bytes `raw` (nz * nx, little-endian, row-major): its SHA-256 and its
+    base64 `text` (as it travelled in the span, kept verbatim; encoded here when the bytes come from a driver that
+    writes its records directly, as an ensemble's mean and spread do)."""
+    if len(raw) != 4 * nx * nz:
+        raise ValueError(f"snapshot holds {len(raw)} bytes, expected {4 * nx * nz} for {nx} x {nz} cells")
+    return ModelSnapshotRecord(
+        run_id=run_id, record_id=record_id, epoch=epoch, at=at, kind=kind, nx=nx, nz=nz, x_min=x_min, x_max=x_max,
+        z_min=z_min, z_max=z_max, sha256=hashlib.sha256(raw).hexdigest(),
+        grid_f32=base64.b64encode(raw).decode("ascii") if text is None else text,
     )
 
 

@@ -205,11 +205,12 @@ METRIC_TABLES: tuple[Table, ...] = (
     Table(
         "model_snapshot",
         (
-            _id("snapshot_id", "span id of its pinn.model.snapshot span", nullable=False),
+            _id("snapshot_id", "span id of its pinn.model.snapshot span (an ensemble's: from run, kind and epoch)",
+                nullable=False),
             RUN_ID,
             _int("epoch"),
             _time("at"),
-            Column("kind", "string", 16, doc="pinn | pygimli | exact"),
+            Column("kind", "string", 16, doc="pinn | pygimli | exact | an ensemble's mean | std | p05 | p95"),
             _int("nx"),
             _int("nz"),
             _num("x_min", "centre of the first cell, m"),
@@ -221,7 +222,8 @@ METRIC_TABLES: tuple[Table, ...] = (
         ),
         ("snapshot_id",),
         indexes=(Index("model_snapshot_run_idx", ("run_id", "epoch")),),
-        doc="The velocity model on its scoring grid during training (and the baseline's and exact model).",
+        doc="The velocity model on its scoring grid during training (and the baseline's and exact model); an "
+            "ensemble's mean, std and 90 % interval bounds (see pinnprov/store/snapshots.py).",
         since=6,
     ),
 )

@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pinnprov.store.base import Store
 
+ENSEMBLE_KINDS = ("mean", "std", "p05", "p95")
+"""An ensemble run's models (`pinnprov train --ensemble N`): the per-cell mean of its members, their std, and the
+bounds of the 90 % interval (p05, p95). Only the mean is a velocity model; std and p95 - p05 are spreads (m/s)."""
+ENSEMBLE_MODEL_KINDS = (*ENSEMBLE_KINDS, "exact", "pygimli")
+"""The kinds an ensemble run may store: its own, and the comparison models a trainer's run may also have."""
+
 _COLUMNS = ("snapshot_id", "run_id", "epoch", "at", "kind", "nx", "nz", "x_min", "x_max", "z_min", "z_max", "sha256",
             "grid_f32")
 _SELECT = "SELECT " + ", ".join(f'"{c}"' for c in _COLUMNS) + " FROM model_snapshot"
@@ -41,9 +47,19 @@ def snapshot(store: Store, run_id: str, kind: str = "pinn", epoch: int | None = 
 
 def run_models(store: Store, run_id: str, epoch: int | None = None) -> dict[str, Any]:
     """What the run page shows: the PINN model at `epoch` (default latest), the epochs to slide over, and the
-    baseline and exact models when the run has them."""
-    return {"epochs": epochs(store, run_id), "pinn": snapshot(store, run_id, "pinn", epoch),
-            "pygimli": snapshot(store, run_id, "pygimli"), "exact": snapshot(store, run_id, "exact")}
+    baseline and exact models when the run has them.
+
+    An ensemble's run has no PINN model but a mean: then `epochs` are those of its mean and `ensemble` maps each of
+    ENSEMBLE_KINDS to its snapshot at `epoch` (or None). An ordinary run's answer has no `ensemble` key."""
+    pinn_epochs = epochs(store, run_id)
+    models = {"epochs": pinn_epochs, "pinn": snapshot(store, run_id, "pinn", epoch),
+              "pygimli": snapshot(store, run_id, "pygimli"), "exact": snapshot(store, run_id, "exact")}
+    if not pinn_epochs:
+        mean_epochs = epochs(store, run_id, "mean")
+        if mean_epochs:
+            models["epochs"] = mean_epochs
+            models["ensemble"] = {kind: snapshot(store, run_id, kind, epoch) for kind in ENSEMBLE_KINDS}
+    return models
 
 
 def experiment_models(store: Store, experiment: str) -> dict[str, Any]:
