@@ -176,6 +176,8 @@ def main() -> int:
     parser.add_argument("--ensemble", type=int, default=0, metavar="N", help="RML ensembles of N per case and seed")
     parser.add_argument("--rml", action="append", default=[], metavar="KEY=VALUE", help="RmlPlan override")
     parser.add_argument("--inflation", type=float, help="interval inflation c (default: the module's)")
+    parser.add_argument("--pilots", type=Path, metavar="JSONL",
+                        help="reuse the ordinary runs of an earlier --ensemble output (same --out): members only")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # CASE:METHOD:SEED, run in this process
     parser.add_argument("--sigma", type=float, default=0.0, help=argparse.SUPPRESS)  # an RML member's pick noise
     args = parser.parse_args()
@@ -211,6 +213,11 @@ def main() -> int:
         jobs = [(name, "pygimli", 0) for name in names if "pygimli" in methods]
         jobs += [(name, "pinn", seed) for name in names for seed in seeds if "pinn" in methods or args.ensemble]
         lines: list[dict[str, Any]] = []
+        if args.pilots:
+            earlier = [json.loads(text) for text in args.pilots.read_text().splitlines() if text.startswith("{")]
+            lines = [line for line in earlier if line.get("bench") == "accuracy" and line["method"] == "pinn"
+                     and (line["case"], "pinn", line["seed"]) in jobs]
+            jobs = [job for job in jobs if job[1] != "pinn"]
         with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
             for line in pool.map(lambda job: spawn(job, args.set, args.out), jobs):
                 line["split"] = split
