@@ -24,12 +24,13 @@ def test_member_configs_draw_distinct_nonzero_perturbations_from_the_plan() -> N
         assert member.perturbation.active
         assert (member.perturb_picks_s, member.perturb_prior, member.perturb_prior_length,
                 member.perturb_prior_weight) == (3e-5, 0.15, 0.25, 0.4)
-        assert member.lr_initial == 5e-4
-        assert member.epochs == 8000
+        assert member.lr_initial == 5e-4 and member.lr_decay_rate == plan.member_decay_rate
+        assert member.epochs == 8000 and member.stopping == "none"  # a fixed, annealed schedule
         # everything else is the base run's
         assert member.replace(seed=BASE.seed, perturb_seed=0, perturb_picks_s=0.0, perturb_prior=0.0,
                               perturb_prior_length=BASE.perturb_prior_length, perturb_prior_weight=0.0,
-                              lr_initial=BASE.lr_initial, epochs=BASE.epochs) == BASE
+                              lr_initial=BASE.lr_initial, epochs=BASE.epochs, lr_decay_rate=BASE.lr_decay_rate,
+                              stopping=BASE.stopping) == BASE
     assert not BASE.perturbation.active  # member 0 is the unperturbed base run itself
 
 
