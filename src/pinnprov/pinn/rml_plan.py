@@ -31,9 +31,9 @@ class RmlPlan:
     """The sizes of an RML ensemble's draws and how its members train (see pinnprov/pinn/perturbation.py)."""
 
     members: int
-    prior: float = 0.1  # std of the background's random field, a share of v0
+    prior: float = 0.02  # std of the background's random field, a share of v0 (0.1 and 0.03 tried: see the docs)
     prior_length: float = 0.3  # its correlation length, a share of L
-    prior_weight: float = 0.5  # log-std of the prior weight's factor
+    prior_weight: float = 1.0  # log-std of the prior weight's factor
     member_lr: float = 1e-3  # a member's initial learning rate (the unperturbed run starts at the config's)
     member_decay_rate: float = 0.6  # per decay period of the config: a member anneals within its few steps
     member_epochs: int = 8000  # a member's steps: fixed (no stopping rule), so it ends annealed and its cost is known
