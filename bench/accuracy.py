@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -298,6 +299,9 @@ def rml_lines(lines: list[dict[str, Any]], out: Path, size: int, inflation: floa
             "std_median_m_s": round(float(np.median(std)), 1), "error_median_m_s": round(float(np.median(error)), 1),
             "needed_inflation": round(needed_inflation(mean, std, truth, len(files)), 3),
             "cpu_single_runs": round(sum(seconds) / seconds[0], 2), "cost_measure": cost,
+            # `pinnprov train --ensemble` on 2 cores: the ordinary run, then the members two at a time
+            "wall_single_runs_2_cores": round((seconds[0] + math.ceil(len(members) / 2) * float(np.median(
+                seconds[1:]))) / seconds[0], 2) if members else None,
             "member_epochs_median": float(np.median([m["epochs"] for m in members])) if members else None,
         })
     return result
