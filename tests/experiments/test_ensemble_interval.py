@@ -66,11 +66,11 @@ def test_t_quantile_rejects_bad_arguments(probability: float, dof: int) -> None:
 # --- interval --------------------------------------------------------------------------------------------------
 def test_interval_is_mean_plus_minus_t_sqrt_one_plus_one_over_n_std() -> None:
     mean, std = np.array([2000.0, 1500.0, 3000.0]), np.array([10.0, 0.0, 40.0])
-    low, high = interval(mean, std, members=2, level=0.95)  # t_{0.975, 1} = 12.706
+    low, high = interval(mean, std, members=2, level=0.95, inflation=1.0)  # t_{0.975, 1} = 12.706
     half = 12.706205 * math.sqrt(1.5) * std
     np.testing.assert_allclose(low, mean - half, rtol=1e-6)
     np.testing.assert_allclose(high, mean + half, rtol=1e-6)
-    low8, high8 = interval(mean, std, members=8)  # default level 0.9: t_{0.95, 7} = 1.895
+    low8, high8 = interval(mean, std, members=8, inflation=1.0)  # default level 0.9: t_{0.95, 7} = 1.895
     assert INTERVAL_LEVEL == 0.9
     np.testing.assert_allclose(high8 - mean, 1.895 * math.sqrt(9 / 8) * std, rtol=1e-3)
     np.testing.assert_allclose(mean - low8, high8 - mean)
@@ -79,16 +79,17 @@ def test_interval_is_mean_plus_minus_t_sqrt_one_plus_one_over_n_std() -> None:
 
 def test_interval_width_scales_with_inflation_and_std_and_orders_by_level() -> None:
     mean, std = np.zeros(4), np.array([1.0, 2.0, 5.0, 0.5])
-    low, high = interval(mean, std, members=8)
+    low, high = interval(mean, std, members=8, inflation=1.0)
     width = high - low
     np.testing.assert_allclose(width / std, width[0])  # proportional to the std
     for c in (0.5, 1.7, 3.0):
         inflated_low, inflated_high = interval(mean, std, members=8, inflation=c)
         np.testing.assert_allclose(inflated_high - inflated_low, c * width, rtol=1e-12)
-    widths = [np.subtract(*reversed(interval(mean, std, 8, level=p)))[0] for p in (0.5, 0.8, 0.9, 0.95, 0.99)]
+    widths = [np.subtract(*reversed(interval(mean, std, 8, level=p, inflation=1.0)))[0]
+              for p in (0.5, 0.8, 0.9, 0.95, 0.99)]
     assert np.all(np.diff(widths) > 0)
     # more members: a better known std, a narrower interval at the same level
-    assert np.subtract(*reversed(interval(mean, std, 20)))[0] < width[0]
+    assert np.subtract(*reversed(interval(mean, std, 20, inflation=1.0)))[0] < width[0]
 
 
 @pytest.mark.parametrize(("members", "level", "inflation", "message"), [
@@ -143,9 +144,18 @@ def test_t_prediction_interval_covers_its_level_with_eight_members(level: float)
     """
     grids, truth = synthetic_ensemble(100_000, 8, seed=int(level * 100))
     mean, std = ensemble_stats(grids)
-    low, high = interval(mean, std, members=8, level=level)
+    low, high = interval(mean, std, members=8, level=level, inflation=1.0)
     covered = coverage(low, high, truth)
     assert covered == pytest.approx(level, abs=0.01)
     # an inflated interval over-covers, a deflated one under-covers
     assert coverage(*interval(mean, std, members=8, level=level, inflation=1.5), truth) > covered + 0.03
     assert coverage(*interval(mean, std, members=8, level=level, inflation=0.7), truth) < covered - 0.03
+
+
+def test_the_default_interval_is_inflated_by_the_tuning_chosen_factor() -> None:
+    from pinnprov.experiments.ensemble import SPREAD_INFLATION
+
+    mean, std = np.array([2000.0]), np.array([10.0])
+    plain = np.subtract(*reversed(interval(mean, std, 8, inflation=1.0)))[0]
+    default = np.subtract(*reversed(interval(mean, std, 8)))[0]
+    assert SPREAD_INFLATION > 1.0 and default == pytest.approx(SPREAD_INFLATION * plain)

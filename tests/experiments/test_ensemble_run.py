@@ -115,7 +115,7 @@ def rml(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.mark.slow
 def test_rml_members_perturb_picks_and_prior_and_start_from_the_ordinary_run(rml: dict) -> None:
-    from pinnprov.experiments.ensemble import student_t_quantile
+    from pinnprov.experiments.ensemble import SPREAD_INFLATION, student_t_quantile
 
     db, document, out = rml["db"], rml["document"], rml["out"]
     assert document["method"] == "rml" and document["plan"]["prior"] == 0.2
@@ -134,7 +134,7 @@ def test_rml_members_perturb_picks_and_prior_and_start_from_the_ordinary_run(rml
         assert h["run.warm_start_from"] == ids["ens-r-m0"] and float(h["lr.initial"]) == pytest.approx(1e-3)
     grids = np.stack([np.load(out / name / "velocity_pinn.npy") for name in names])
     mean, std = grids.mean(axis=0), grids.std(axis=0, ddof=1)
-    half = student_t_quantile(0.95, 2) * np.sqrt(1 + 1 / 3) * std
+    half = SPREAD_INFLATION * student_t_quantile(0.95, 2) * np.sqrt(1 + 1 / 3) * std
     np.testing.assert_allclose(np.load(out / "velocity_p05.npy"), mean - half, rtol=1e-9)
     np.testing.assert_allclose(np.load(out / "velocity_p95.npy"), mean + half, rtol=1e-9)
     truth = true_velocity(*score_grid())
