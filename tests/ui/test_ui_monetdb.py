@@ -33,6 +33,20 @@ def _free_port() -> int:
     raise AssertionError(f"no free port in {PORTS}")
 
 
+def _start(folder: Path) -> str:
+    """Start the bundled server on a free port; a start that fails (seen once on a loaded machine: the port was
+    taken between the probe and the bind) is retried on the next free port, and the last failure is reported."""
+    errors = []
+    for _ in range(3):
+        done = subprocess.run([str(SERVE), "start", str(folder), str(_free_port())], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode == 0:
+            return done.stdout.strip().splitlines()[-1]
+        errors.append((done.stdout + done.stderr).strip()[-500:])
+        subprocess.run([str(SERVE), "stop", str(folder)], check=False, capture_output=True, timeout=60)
+    raise AssertionError(f"MonetDB did not start: {errors[-1]}")
+
+
 @pytest.fixture(scope="module")
 def monetdb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from pinnprov.collector.pipeline import Pipeline
@@ -40,8 +54,7 @@ def monetdb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     folder = tmp_path_factory.mktemp("monetdb")
     assert SERVE is not None
-    url = subprocess.run([str(SERVE), "start", str(folder), str(_free_port())], check=True, capture_output=True,
-                         text=True, timeout=120).stdout.strip().splitlines()[-1]
+    url = _start(folder)
     try:
         pipeline = Pipeline([open_sink(url)])
         try:
