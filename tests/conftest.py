@@ -1,3 +1,3 @@
 """Shared pytest setup."""
 
-pytest_plugins = ["monetdb_server"]  # a real MonetDB for the MonetDB tests (tests/monetdb_server.py)
+pytest_plugins = ["monetdb_server", "store_urls"]  # a real MonetDB for the MonetDB tests; store_url over both dialects

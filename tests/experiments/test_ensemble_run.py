@@ -31,21 +31,25 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def ensemble(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("ensemble")
+def _train_ensemble(root: Path, name: str, *flags: str) -> dict:
+    """`pinnprov train --ensemble ...` on the tiny config into root/prov.db and root/out; its outputs."""
     config = root / "tiny.json"
     config.write_text(json.dumps(TINY))
     db = root / "prov.db"
     done = subprocess.run(
-        [sys.executable, "-m", "pinnprov", "train", "--ensemble", "2", "--ensemble-method", "seeds", "--config",
-         str(config), "--epochs", "40", "--no-jit", "--experiment", "ens", "--run-name", "ens-a", "--out",
-         str(root / "out"), "--store", f"sqlite:///{db}"],
+        [sys.executable, "-m", "pinnprov", "train", *flags, "--config", str(config), "--epochs", "40", "--no-jit",
+         "--experiment", "ens", "--run-name", name, "--out", str(root / "out"), "--store", f"sqlite:///{db}"],
         capture_output=True, text=True, env=_env(), timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {"out": root / "out", "db": db, "stdout": done.stdout,
             "document": json.loads((root / "out" / "ensemble.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return _train_ensemble(tmp_path_factory.mktemp("ensemble"), "ens-a", "--ensemble", "2", "--ensemble-method",
+                           "seeds")
 
 
 @pytest.mark.slow
@@ -98,19 +102,7 @@ def test_the_ensemble_is_a_run_its_members_are_member_of(ensemble: dict) -> None
 # --- the RML ensemble (the default method): the ordinary run, then perturbed members warm-started from it ------
 @pytest.fixture(scope="module")
 def rml(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("rml")
-    config = root / "tiny.json"
-    config.write_text(json.dumps(TINY))
-    db = root / "prov.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "pinnprov", "train", "--ensemble", "3", "--config", str(config), "--epochs", "40",
-         "--no-jit", "--experiment", "ens", "--run-name", "ens-r", "--out", str(root / "out"),
-         "--store", f"sqlite:///{db}", "--perturb-prior", "0.2"],
-        capture_output=True, text=True, env=_env(), timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return {"out": root / "out", "db": db, "stdout": done.stdout,
-            "document": json.loads((root / "out" / "ensemble.json").read_text())}
+    return _train_ensemble(tmp_path_factory.mktemp("rml"), "ens-r", "--ensemble", "3", "--perturb-prior", "0.2")
 
 
 @pytest.mark.slow

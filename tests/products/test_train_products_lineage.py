@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_urls import rows
 
 from pinnprov.cli import main
 from pinnprov.core.artifacts import path_of_uri, sha256_file
-from pinnprov.store.access import open_store
 
 SMALL = {"tau_layers": 2, "tau_units": 12, "velocity_layers": 2, "velocity_units": 12, "regularizer": "none",
          "steps_per_call": 10}
@@ -29,18 +29,6 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         code = int(exit_.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def rows(url: str, sql: str, **params: object) -> list[tuple]:
-    with open_store(url) as store:
-        return [tuple(row) for row in store.execute(sql, params).rows]
-
-
-@pytest.fixture(params=["sqlite", "monetdb"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'prov.db'}"
-    return str(request.getfixturevalue("monetdb_url"))
 
 
 def test_train_products_lineage_and_resume(capsys, tmp_path: Path, store_url: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_urls import rows
 
 from pinnprov.cli import main
 from pinnprov.experiments.ensemble_record import EnsembleRecord, snapshot_id
@@ -20,18 +21,6 @@ from pinnprov.store.access import open_store
 from pinnprov.store.snapshots import ENSEMBLE_KINDS, run_models
 
 NZ, NX = 3, 4
-
-
-def rows(url: str, sql: str, **params: object) -> list[tuple]:
-    with open_store(url) as store:
-        return [tuple(row) for row in store.execute(sql, params).rows]
-
-
-@pytest.fixture(params=["sqlite", "monetdb"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'prov.db'}"
-    return str(request.getfixturevalue("monetdb_url"))
 
 
 def _grids() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
