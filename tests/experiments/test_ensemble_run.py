@@ -124,6 +124,8 @@ def test_rml_members_perturb_picks_and_prior_and_start_from_the_ordinary_run(rml
     for h in perturbed:
         assert float(h["rml.picks_s"]) == pytest.approx(sigma) and float(h["rml.prior"]) == 0.2
         assert h["run.warm_start_from"] == ids["ens-r-m0"] and float(h["lr.initial"]) == pytest.approx(1e-3)
+        # the plan's annealed schedule reaches the member processes: decay per period, fixed steps, no stopping rule
+        assert float(h["lr.decay_rate"]) == pytest.approx(0.6) and h["stopping.rule"] == "none"
     grids = np.stack([np.load(out / name / "velocity_pinn.npy") for name in names])
     mean, std = grids.mean(axis=0), grids.std(axis=0, ddof=1)
     half = SPREAD_INFLATION * student_t_quantile(0.95, 2) * np.sqrt(1 + 1 / 3) * std

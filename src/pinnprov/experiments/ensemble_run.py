@@ -73,9 +73,13 @@ def check_ensemble_args(args: argparse.Namespace) -> None:
         given = [flag for flag in PLAN_FLAGS if getattr(args, flag, None) is not None]
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')}: only with --ensemble-method rml")
-    if getattr(args, "ensemble_method", "rml") == "rml" and str(getattr(args, "checkpoint_every", "") or "").strip() \
-            .lower() in ("0", "off", "none", "no"):
-        raise ValueError("--checkpoint-every off: an RML ensemble's members start from the first run's checkpoint")
+    every = getattr(args, "checkpoint_every", None)
+    if getattr(args, "ensemble_method", "rml") == "rml" and every is not None:
+        from pinnprov.pinn.checkpoints import CheckpointPolicy
+
+        if not CheckpointPolicy.parse(Path("."), every).enabled:
+            raise ValueError(f"--checkpoint-every {every}: an RML ensemble's members start from the first run's "
+                             "checkpoint")
     for flag in ("perturb_seed", "perturb_picks", "warm_start"):
         if getattr(args, flag, None) is not None:
             raise ValueError(f"--{flag.replace('_', '-')}: set per member by --ensemble, not by hand")
@@ -209,16 +213,25 @@ def _sweep(spec: EnsembleSpec, points: list[GridPoint], runs: list[Any]) -> list
 
 
 def _member_points(plan: Any, config: Any, sigma: float, checkpoints: Path, fixed: tuple[str, ...]) -> list[GridPoint]:
+    """Members 1 .. N-1 as train flags: every config value the plan changes, as its flag (training.FLAG_FIELDS), and
+    the warm start."""
+    from pinnprov.experiments.training import FLAG_FIELDS
+
+    # the first run's config: the --perturb-* flags given with --ensemble went to the plan, not to that run
+    defaults = type(config)()
+    first = config.replace(**{key: getattr(defaults, key) for key in FLAG_FIELDS.values()
+                              if key.startswith("perturb_")})
     points: list[GridPoint] = []
     for k in range(1, plan.members):
-        member = plan.member_config(config, k, sigma)
-        values = (("member", str(k)), ("seed", str(member.seed)), ("perturb-seed", str(member.perturb_seed)),
-                  ("perturb-picks", repr(member.perturb_picks_s)), ("perturb-prior", repr(member.perturb_prior)),
-                  ("perturb-prior-length", repr(member.perturb_prior_length)),
-                  ("perturb-prior-weight", repr(member.perturb_prior_weight)), ("lr", repr(member.lr_initial)),
-                  ("epochs", str(member.epochs)), ("warm-start", str(checkpoints)))
-        points.append(MemberPoint(values, fixed))
+        member = plan.member_config(first, k, sigma)
+        changed = tuple((flag.replace("_", "-"), _flag_value(getattr(member, key)))
+                        for flag, key in FLAG_FIELDS.items() if getattr(member, key) != getattr(first, key))
+        points.append(MemberPoint((("member", str(k)), *changed, ("warm-start", str(checkpoints))), fixed))
     return points
+
+
+def _flag_value(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _picks_sigma(config: Any, data: Any, pilot_out: Path) -> tuple[float, str]:
